@@ -1,0 +1,87 @@
+"""Shared mechanics of every attack: input checks, the padding mask, and the output checks.
+
+As in AutoAttack, an attack's output is checked every time: no NaN, and ||delta|| <= eps. A
+failed check is a bug in the attack, not a user error, so it raises RuntimeError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nsr_tune.errors import ConfigError
+
+# Relative slack for the norm check: float32 projection is exact to a few ulps.
+_NORM_TOL = 1e-5
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    x_adv: torch.Tensor  # (B, 1, L)
+    broken: torch.Tensor  # (B,) bool: misclassified at x_adv
+
+
+def padding_mask(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """(B, 1, L) float mask: 1 on a beat's true samples, 0 on its zero padding."""
+    if lengths is None:
+        return torch.ones_like(x)
+    positions = torch.arange(x.shape[-1], device=x.device)  # (L,)
+    return (positions[None, :] < lengths.to(x.device)[:, None]).to(x.dtype).unsqueeze(1)  # (B, 1, L)
+
+
+class Attack:
+    """Base class: subclasses implement `forward(x, y, mask, generator) -> AttackResult`."""
+
+    norm: str = "linf"
+
+    def __init__(
+        self, model: nn.Module, *, eps: float, clamp: bool = False, respect_padding: bool = True
+    ) -> None:
+        if not (isinstance(eps, (int, float)) and eps > 0):
+            raise ConfigError(f"eps: must be a positive number, got {eps!r}")
+        self.model = model
+        self.eps = float(eps)
+        self.clamp = clamp
+        self.respect_padding = respect_padding
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None
+    ) -> AttackResult:
+        raise NotImplementedError
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        lengths: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> AttackResult:
+        if x.dim() != 3 or y.shape != (x.shape[0],):
+            raise ConfigError(
+                f"x, y: expected shapes (B, C, L) and (B,), got {tuple(x.shape)} and {tuple(y.shape)}"
+            )
+        mask = padding_mask(x, lengths if self.respect_padding else None)
+        result = self.forward(x.detach(), y, mask, generator)
+        self._check(x, result.x_adv, mask)
+        return result
+
+    def _delta_norm(self, delta: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B,)
+        flat = delta.flatten(1)
+        return flat.abs().amax(dim=1) if self.norm == "linf" else flat.norm(dim=1)
+
+    def _check(self, x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor) -> None:
+        if torch.isnan(x_adv).any():
+            raise RuntimeError(f"{type(self).__name__} produced NaN adversarial beats")
+        if len(x) == 0:
+            return
+        delta = x_adv - x
+        worst = self._delta_norm(delta).max().item()
+        if worst > self.eps * (1 + _NORM_TOL) + 1e-7:
+            raise RuntimeError(
+                f"{type(self).__name__}: ||delta||_{self.norm} = {worst:.6g} exceeds eps = {self.eps}"
+            )
+        if (delta * (1 - mask)).abs().max().item() > 0:
+            raise RuntimeError(f"{type(self).__name__} perturbed the zero padding of a beat")

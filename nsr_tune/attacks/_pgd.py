@@ -1,0 +1,197 @@
+"""Projected gradient descent (Madry et al. 2018), written once for every norm.
+
+The norm enters only through a `Projection`: where a random start is drawn, which ascent
+direction a gradient gives, and how a perturbation is pulled back into the eps-ball. L-inf and
+L2 PGD are the same loop with a different projection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nsr_tune.attacks._base import Attack, AttackResult
+from nsr_tune.errors import ConfigError
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (B, C), y (B,)) -> (B,)
+
+
+def ce_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(z, y, reduction="none")
+
+
+def margin_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """max_{j != y} z_j - z_y: positive exactly when the beat is misclassified.
+
+    It does not saturate the way CE does on the small, MSE-trained logits of the NSR loss.
+    """
+    z_y = z.gather(1, y[:, None]).squeeze(1)  # (B,)
+    others = z.masked_fill(F.one_hot(y, z.shape[1]).bool(), float("-inf"))
+    return others.amax(dim=1) - z_y
+
+
+LOSSES: dict[str, LossFn] = {"ce": ce_loss, "margin": margin_loss}
+
+
+class Projection:
+    name: str
+
+    def random(self, like: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def ascent(self, grad: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def project(self, delta: torch.Tensor, eps: float) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class LinfBall(Projection):
+    name = "linf"
+
+    def random(self, like: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
+        u = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        return (2 * u - 1) * eps  # uniform in the cube
+
+    def ascent(self, grad: torch.Tensor) -> torch.Tensor:
+        return grad.sign()
+
+    def project(self, delta: torch.Tensor, eps: float) -> torch.Tensor:
+        return delta.clamp(-eps, eps)
+
+
+class L2Ball(Projection):
+    name = "l2"
+
+    def random(self, like: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
+        g = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        r = torch.rand((like.shape[0], 1, 1), generator=generator, device=like.device, dtype=like.dtype)
+        return g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1) * r * eps
+
+    def ascent(self, grad: torch.Tensor) -> torch.Tensor:
+        return grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
+
+    def project(self, delta: torch.Tensor, eps: float) -> torch.Tensor:
+        norms = delta.flatten(1).norm(dim=1).view(-1, 1, 1)  # (B, 1, 1)
+        return delta * (eps / norms.clamp_min(eps))  # shrink only what lies outside the ball
+
+
+PROJECTIONS: dict[str, Projection] = {"linf": LinfBall(), "l2": L2Ball()}
+
+
+class PGD(Attack):
+    """PGD with random start, restarts, several losses, and per-sample early exit.
+
+    A beat counts as broken if any (loss, restart) run misclassifies it at any iterate; its
+    adversarial beat is the first iterate that did. Each run attacks only the beats that are
+    still unbroken. With `early_exit`, a broken beat leaves the batch at once, which saves its
+    forward and backward passes; the result is the same as without it.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        eps: float,
+        norm: str = "linf",
+        steps: int = 100,
+        step_size: float | None = None,
+        restarts: int = 1,
+        loss: str = "worst",
+        random_start: bool = True,
+        early_exit: bool = True,
+        clamp: bool = False,
+        respect_padding: bool = True,
+    ) -> None:
+        super().__init__(model, eps=eps, clamp=clamp, respect_padding=respect_padding)
+        if norm not in PROJECTIONS:
+            raise ConfigError(f"norm: must be one of {', '.join(PROJECTIONS)}, got {norm!r}")
+        if not (isinstance(steps, int) and steps > 0):
+            raise ConfigError(f"steps: must be a positive integer, got {steps!r}")
+        if not (isinstance(restarts, int) and restarts > 0):
+            raise ConfigError(f"restarts: must be a positive integer, got {restarts!r}")
+        if loss not in (*LOSSES, "worst"):
+            raise ConfigError(f"loss: must be ce, margin or worst, got {loss!r}")
+        if step_size is not None and not step_size > 0:
+            raise ConfigError(f"step_size: must be positive, got {step_size!r}")
+        self.norm = norm
+        self.projection = PROJECTIONS[norm]
+        self.steps = steps
+        # 2.5 * eps / steps lets a run cross the ball 2.5 times (Madry et al.'s choice).
+        self.step_size = float(step_size) if step_size is not None else 2.5 * self.eps / steps
+        self.restarts = restarts
+        self.losses = list(LOSSES.values()) if loss == "worst" else [LOSSES[loss]]
+        self.random_start = random_start
+        self.early_exit = early_exit
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None
+    ) -> AttackResult:
+        x_adv = x.clone()
+        with torch.no_grad():
+            broken = self.model(x).argmax(dim=1) != y  # (B,) already wrong on clean input
+        for loss_fn in self.losses:
+            for _ in range(self.restarts):
+                todo = torch.nonzero(~broken).squeeze(1)
+                if todo.numel() == 0:
+                    return AttackResult(x_adv, broken)
+                adv, hit, _ = self._run(x[todo], y[todo], mask[todo], loss_fn, generator)
+                x_adv[todo[hit]] = adv[hit]
+                broken[todo[hit]] = True
+        return AttackResult(x_adv, broken)
+
+    def _run(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mask: torch.Tensor,
+        loss_fn: LossFn,
+        gen: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One PGD run: (first fooling iterate per beat, which beats were fooled, last iterate)."""
+        proj, eps = self.projection, self.eps
+        delta = torch.zeros_like(x)
+        if self.random_start:
+            delta = proj.project(proj.random(x, eps, gen) * mask, eps)
+        delta = self._clamped(x, delta)
+        fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        x_best = x.clone()
+        active = torch.arange(len(x), device=x.device)  # beats still being attacked
+        for step in range(self.steps + 1):
+            xa = (x[active] + delta[active]).requires_grad_(step < self.steps)
+            with torch.enable_grad():
+                z = self.model(xa)  # (A, C)
+                # The logits at this iterate tell which beats it fools, so early exit costs
+                # no extra forward pass.
+                hit = (z.argmax(dim=1) != y[active]) & ~fooled[active]
+                x_best[active[hit]] = xa.detach()[hit]
+                fooled[active[hit]] = True
+                if step == self.steps:
+                    break
+                (grad,) = torch.autograd.grad(loss_fn(z, y[active]).sum(), xa)
+            keep = ~fooled[active] if self.early_exit else torch.ones_like(hit)
+            active, grad = active[keep], grad[keep]
+            if active.numel() == 0:
+                break
+            m = mask[active]
+            d = delta[active] + self.step_size * proj.ascent(grad * m)
+            delta[active] = self._clamped(x[active], proj.project(d * m, eps))
+        return x_best, fooled, x + delta
+
+    def last_iterate(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        mask: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The final PGD iterate of the first loss, for adversarial training (no early exit)."""
+        return self._run(x.detach(), y, mask, self.losses[0], generator)[2].detach()
+
+    def _clamped(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        # Clamping x + delta to [0, 1] keeps delta in the ball: it only moves entries toward 0.
+        return (x + delta).clamp(0.0, 1.0) - x if self.clamp else delta

@@ -1,0 +1,91 @@
+"""Model and checkpoint files: written atomically, read with `torch.load(weights_only=True)`.
+
+`weights_only=True` never unpickles arbitrary objects, so a file from someone else cannot run
+code; a file that is not ours is refused with a CheckpointError that names it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nsr_tune.config import TrialConfig
+from nsr_tune.errors import CheckpointError, ConfigError
+from nsr_tune.models import build_model
+from nsr_tune.trial import CHECKPOINT_FORMAT
+
+__all__ = ["MODEL_FORMAT", "load_checkpoint", "load_model_file", "save_model_file", "save_state"]
+
+MODEL_FORMAT = "nsr-tune/model/1"
+
+
+def save_state(path: str | Path, state: Mapping[str, Any]) -> Path:
+    """torch.save to a temp file beside `path`, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(dict(state), f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _load(path: str | Path, expected: str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not an nsr-tune file, or damaged ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict) or state.get("format") != expected:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path}: expected an nsr-tune file of format {expected!r}, found {found!r}")
+    return state
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A training checkpoint for `run_trial(resume=...)`."""
+    return _load(path, CHECKPOINT_FORMAT)
+
+
+def save_model_file(path: str | Path, *, config: TrialConfig, model: nn.Module | Mapping[str, Any]) -> Path:
+    state = model.state_dict() if isinstance(model, nn.Module) else model
+    return save_state(
+        path,
+        {
+            "format": MODEL_FORMAT,
+            "config": config.to_dict(),
+            "model_state": {k: v.detach().cpu() for k, v in state.items()},
+        },
+    )
+
+
+def load_model_file(path: str | Path) -> tuple[TrialConfig, nn.Module]:
+    """Rebuild the model saved by `save_model_file` (or taken from a training checkpoint)."""
+    path = Path(path)
+    try:
+        state = _load(path, MODEL_FORMAT)
+    except CheckpointError:
+        state = _load(path, CHECKPOINT_FORMAT)
+    try:
+        config = TrialConfig.from_dict(state["config"])
+    except (KeyError, ConfigError, TypeError) as e:
+        raise CheckpointError(f"{path}: its config is unreadable: {e}") from e
+    model = build_model(config.model.name, config.model.knobs)
+    try:
+        model.load_state_dict(state["model_state"])
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: its weights do not fit model {config.model.name!r}: {e}") from e
+    return config, model.eval()

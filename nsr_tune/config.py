@@ -1,0 +1,258 @@
+"""Frozen configuration of one trial.
+
+A trial is fully described by one `TrialConfig`. Every field is checked when the object is
+built, so a bad value fails before any data is read or any model is trained, and the error
+names the field. `TrialConfig.to_dict` / `TrialConfig.from_dict` give the plain-data form that
+goes into checkpoints, model files, Ray Tune configs and MLflow params.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from nsr_tune.errors import ConfigError
+
+__all__ = [
+    "SPLITS",
+    "DataConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "OptimConfig",
+    "TrialConfig",
+]
+
+SPLITS = ("inter", "intra")
+NORMS = ("linf", "l2")
+ATTACK_LOSSES = ("worst", "ce", "margin")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+BALANCE = ("balanced", "none")
+# The paper's L-inf noise levels, in units of the [0, 1]-normalised beat.
+PAPER_EPS = (0.01, 0.03, 0.05, 0.1, 0.2, 0.3)
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: {message}")
+
+
+def _positive_int(value: Any, name: str, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    _check(
+        isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        name,
+        f"must be a positive integer, got {value!r}",
+    )
+
+
+def _finite_number(value: Any, name: str, *, low: float | None = None, low_open: bool = False) -> None:
+    _check(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+        name,
+        f"must be a finite number, got {value!r}",
+    )
+    if low is not None:
+        ok = value > low if low_open else value >= low
+        _check(ok, name, f"must be {'>' if low_open else '>='} {low}, got {value!r}")
+
+
+def _choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, name, f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which beats a trial trains, validates and tests on."""
+
+    split: str = "inter"
+    seed: int = 0
+    # A seeded, class-proportional subset of the training beats (None: all of them).
+    max_train_beats: int | None = None
+    val_records: tuple[int, ...] | None = None  # None: the data module's default for `inter`
+    val_fraction: float = 0.1  # `intra` only
+    test_fraction: float = 0.2  # `intra` only
+
+    def __post_init__(self) -> None:
+        _choice(self.split, "split", SPLITS)
+        _check(isinstance(self.seed, int), "seed", f"must be an integer, got {self.seed!r}")
+        _positive_int(self.max_train_beats, "max_train_beats", allow_none=True)
+        if self.val_records is not None:
+            object.__setattr__(self, "val_records", tuple(int(r) for r in self.val_records))
+            _check(len(self.val_records) > 0, "val_records", "must name at least one record")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _finite_number(value, name)
+            _check(0.0 < value < 1.0, name, f"must lie strictly between 0 and 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model family from the registry, its knobs, and the paper's per-unit weight normalisation."""
+
+    name: str = "cnn"
+    knobs: Mapping[str, Any] = field(default_factory=dict)
+    weight_norm: bool = False
+
+    def __post_init__(self) -> None:
+        from nsr_tune.models import check_model_knobs
+
+        check_model_knobs(self.name, dict(self.knobs))
+        # Read-only view, so a frozen config cannot be changed through its knobs.
+        object.__setattr__(self, "knobs", MappingProxyType(dict(self.knobs)))
+        _check(isinstance(self.weight_norm, bool), "weight_norm", "must be true or false")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The training loss. `beta` weighs the regulariser (ignored by `ce` and `pgd_at`)."""
+
+    name: str = "ce"
+    beta: float = 0.0
+    nsr_eps: float = 1.0  # the eps inside the NSR term; the paper uses 1
+    at_eps: float = 0.05  # PGD adversarial training (`pgd_at`): L-inf budget
+    at_steps: int = 10
+
+    def __post_init__(self) -> None:
+        from nsr_tune.objectives import OBJECTIVES
+
+        _choice(self.name, "objective", tuple(OBJECTIVES))
+        _finite_number(self.beta, "beta", low=0.0)
+        _finite_number(self.nsr_eps, "nsr_eps", low=0.0, low_open=True)
+        _finite_number(self.at_eps, "at_eps", low=0.0, low_open=True)
+        _positive_int(self.at_steps, "at_steps")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 10
+    # "balanced" draws each epoch's beats with class-balanced weights: without it the N class
+    # (about 90% of MIT-BIH beats) dominates and balanced accuracy suffers.
+    balance: str = "balanced"
+    # Gradient norm clip (None: off). Double backprop through the NSR term can spike.
+    grad_clip: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        _choice(self.optimizer, "optimizer", OPTIMIZERS)
+        _finite_number(self.lr, "lr", low=0.0, low_open=True)
+        _finite_number(self.weight_decay, "weight_decay", low=0.0)
+        _positive_int(self.batch_size, "batch_size")
+        _positive_int(self.epochs, "epochs")
+        _choice(self.balance, "balance", BALANCE)
+        if self.grad_clip is not None:
+            _finite_number(self.grad_clip, "grad_clip", low=0.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The evaluation protocol: which beats, which attack, which noise levels.
+
+    Robust accuracy at eps counts a beat as correct only if it is clean-correct and survives
+    the attack at every eps up to this one, so the curve never rises with eps.
+    """
+
+    eps: tuple[float, ...] = PAPER_EPS
+    norm: str = "linf"
+    steps: int = 100
+    step_size: float | None = None  # None: 2.5 * eps / steps
+    restarts: int = 1
+    attack_loss: str = "worst"  # the worst case of CE and margin losses
+    early_exit: bool = True
+    respect_padding: bool = True  # leave the zero padding after a beat unperturbed
+    clamp: bool = False  # clamp adversarial beats to [0, 1]
+    per_class_cap: int | None = 200  # evaluate on at most this many beats per class (None: all)
+    seed: int = 0
+    batch_size: int = 512
+    # Classes the headline balanced accuracy averages over. None: N, S, V, F for `inter`
+    # (as EC57 and de Chazal do: DS2 has about 7 Q beats), all five for `intra`.
+    balanced_classes: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        eps = tuple(float(e) for e in self.eps) if isinstance(self.eps, (list, tuple)) else self.eps
+        _check(isinstance(eps, tuple) and len(eps) > 0, "eps", "must be a non-empty list of noise levels")
+        for e in eps:
+            _finite_number(e, "eps", low=0.0, low_open=True)
+        _check(len(set(eps)) == len(eps), "eps", f"has repeated values: {list(eps)}")
+        object.__setattr__(self, "eps", tuple(sorted(eps)))
+        _choice(self.norm, "norm", NORMS)
+        _positive_int(self.steps, "steps")
+        if self.step_size is not None:
+            _finite_number(self.step_size, "step_size", low=0.0, low_open=True)
+        _positive_int(self.restarts, "restarts")
+        _choice(self.attack_loss, "attack_loss", ATTACK_LOSSES)
+        _positive_int(self.per_class_cap, "per_class_cap", allow_none=True)
+        _positive_int(self.batch_size, "eval batch_size")
+        if self.balanced_classes is not None:
+            object.__setattr__(self, "balanced_classes", tuple(self.balanced_classes))
+            for c in self.balanced_classes:
+                _choice(c, "balanced_classes", ("N", "S", "V", "F", "Q"))
+            _check(len(self.balanced_classes) > 0, "balanced_classes", "must name at least one class")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial needs. `val_eval` feeds a search; `test_eval` is the held-out report."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    val_eval: EvalConfig | None = None
+    test_eval: EvalConfig | None = field(default_factory=EvalConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.seed, int), "seed", f"must be an integer, got {self.seed!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (str, numbers, lists, dicts): safe for JSON, torch weights_only files, MLflow."""
+
+        def plain(value: Any) -> Any:
+            if dataclasses.is_dataclass(value):
+                return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            if isinstance(value, Mapping):
+                return {str(k): plain(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            return value
+
+        return plain(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialConfig:
+        def build(kind: type, value: Any) -> Any:
+            if value is None:
+                return None
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{kind.__name__}: expected a mapping, got {value!r}")
+            names = {f.name for f in dataclasses.fields(kind)}
+            unknown = sorted(set(value) - names)
+            if unknown:
+                raise ConfigError(f"{kind.__name__}: unknown key(s) {', '.join(unknown)}")
+            kwargs = dict(value)
+            for key in ("eps", "val_records", "balanced_classes"):
+                if isinstance(kwargs.get(key), list):
+                    kwargs[key] = tuple(kwargs[key])
+            return kind(**kwargs)
+
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"TrialConfig: unknown key(s) {', '.join(unknown)}")
+        return cls(
+            data=build(DataConfig, data.get("data", {})),
+            model=build(ModelConfig, data.get("model", {})),
+            objective=build(ObjectiveConfig, data.get("objective", {})),
+            optim=build(OptimConfig, data.get("optim", {})),
+            val_eval=build(EvalConfig, data.get("val_eval")),
+            test_eval=build(EvalConfig, data.get("test_eval")),
+            seed=data.get("seed", 0),
+        )

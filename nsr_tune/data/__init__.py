@@ -1,0 +1,44 @@
+"""ECG beat data for nsr-tune: MIT-BIH records -> AAMI-labelled 187-sample beats, splits and caching.
+
+Typical use::
+
+    from nsr_tune.data import load_mitbih, make_splits
+    beats, report = load_mitbih("bundled")          # or a full MIT-BIH directory
+    splits = make_splits(beats, split="inter")       # de Chazal DS1/DS2, patient-wise
+
+The preprocessing is documented in nsr_tune/data/_mitbih.py.
+"""
+
+from __future__ import annotations
+
+from nsr_tune.data._beats import AAMI_CLASSES, AAMI_MAP, BEAT_LEN, FS, BeatSet
+from nsr_tune.data._cache import default_cache_dir
+from nsr_tune.data._download import BUNDLED_DIR, default_data_dir, download_mitdb, resolve_data_dir
+from nsr_tune.data._kaggle import load_kaggle_csv
+from nsr_tune.data._mitbih import PREPROCESS_VERSION, LoadReport, load_mitbih
+from nsr_tune.data._splits import DEFAULT_VAL_RECORDS, DS1, DS2, PACED, SplitData, make_splits
+from nsr_tune.data._summary import summarize
+
+__all__ = [
+    "AAMI_CLASSES",
+    "AAMI_MAP",
+    "BEAT_LEN",
+    "BUNDLED_DIR",
+    "DEFAULT_VAL_RECORDS",
+    "DS1",
+    "DS2",
+    "FS",
+    "PACED",
+    "PREPROCESS_VERSION",
+    "BeatSet",
+    "LoadReport",
+    "SplitData",
+    "default_cache_dir",
+    "default_data_dir",
+    "download_mitdb",
+    "load_kaggle_csv",
+    "load_mitbih",
+    "make_splits",
+    "resolve_data_dir",
+    "summarize",
+]

@@ -1,0 +1,95 @@
+"""The beat container shared by every loader, and the AAMI class scheme."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+__all__ = ["AAMI_CLASSES", "AAMI_MAP", "BEAT_LEN", "FS", "BeatSet"]
+
+#: AAMI EC57 beat classes; a label is the position in this tuple.
+AAMI_CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
+
+#: MIT-BIH beat symbol -> AAMI class index (de Chazal et al. 2004; Kachuee et al. 2018).
+AAMI_MAP: Mapping[str, int] = MappingProxyType(
+    {
+        **dict.fromkeys(("N", "L", "R", "e", "j"), 0),
+        **dict.fromkeys(("A", "a", "J", "S"), 1),
+        **dict.fromkeys(("V", "E"), 2),
+        "F": 3,
+        **dict.fromkeys(("/", "f", "Q"), 4),
+    }
+)
+
+#: Samples per beat after zero padding, and the sampling rate they are at (Kachuee et al. 2018).
+BEAT_LEN = 187
+FS = 125
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: element-wise array comparison has no single truth value
+class BeatSet:
+    """Fixed-length heartbeats with their labels and provenance.
+
+    x: (B, 1, 187) float32, each beat scaled into [0, 1] and zero padded after ``length``.
+    y: (B,) int64 index into AAMI_CLASSES.
+    length: (B,) int32 true beat length before padding, 1..187.
+    record: (B,) int32 MIT-BIH record number, -1 for rows of a Kaggle CSV.
+    amp_mv: (B,) float32 amplitude range (mV) the beat was divided by; NaN where unknown.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    length: np.ndarray
+    record: np.ndarray
+    amp_mv: np.ndarray
+
+    def __post_init__(self) -> None:
+        # Coerce once here so every consumer can rely on the dtypes; a mismatch in shapes
+        # is a bug in the code that built the set, not a user error.
+        coerced = {
+            "x": np.asarray(self.x, dtype=np.float32),
+            "y": np.asarray(self.y, dtype=np.int64),
+            "length": np.asarray(self.length, dtype=np.int32),
+            "record": np.asarray(self.record, dtype=np.int32),
+            "amp_mv": np.asarray(self.amp_mv, dtype=np.float32),
+        }
+        x = coerced["x"]
+        if x.ndim != 3 or x.shape[1:] != (1, BEAT_LEN):
+            raise ValueError(f"BeatSet.x must have shape (B, 1, {BEAT_LEN}), got {x.shape}")
+        for name in ("y", "length", "record", "amp_mv"):
+            if coerced[name].shape != (x.shape[0],):
+                raise ValueError(f"BeatSet.{name} must have shape ({x.shape[0]},), got {coerced[name].shape}")
+        y = coerced["y"]
+        if y.size and (y.min() < 0 or y.max() >= len(AAMI_CLASSES)):
+            raise ValueError(f"BeatSet.y must be class indices 0..{len(AAMI_CLASSES) - 1}")
+        for name, value in coerced.items():
+            object.__setattr__(self, name, value)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, idx: np.ndarray) -> BeatSet:
+        """The beats selected by an integer index array or a boolean mask of length B."""
+        idx = np.asarray(idx)
+        if idx.dtype == np.bool_:
+            if idx.shape != (len(self),):
+                raise ValueError(f"boolean idx must have shape ({len(self)},), got {idx.shape}")
+        elif not np.issubdtype(idx.dtype, np.integer) and idx.size:
+            raise ValueError(f"idx must be integers or booleans, got dtype {idx.dtype}")
+        else:
+            idx = idx.astype(np.intp)
+        return BeatSet(
+            x=self.x[idx],
+            y=self.y[idx],
+            length=self.length[idx],
+            record=self.record[idx],
+            amp_mv=self.amp_mv[idx],
+        )
+
+    def class_counts(self) -> dict[str, int]:
+        """Beats per AAMI class, all five classes in AAMI order, zeros included."""
+        counts = np.bincount(self.y, minlength=len(AAMI_CLASSES))
+        return {name: int(counts[i]) for i, name in enumerate(AAMI_CLASSES)}

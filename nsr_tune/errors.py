@@ -1,0 +1,24 @@
+"""Errors a user can cause. The CLI turns them into one line and a non-zero exit.
+
+Anything else that escapes is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CheckpointError", "ConfigError", "DataError", "NsrTuneError"]
+
+
+class NsrTuneError(Exception):
+    """Base class of every error caused by user input."""
+
+
+class DataError(NsrTuneError):
+    """A data directory, record or file that cannot be used, named in the message."""
+
+
+class ConfigError(NsrTuneError, ValueError):
+    """A configuration value that is out of range or of the wrong kind, named in the message."""
+
+
+class CheckpointError(NsrTuneError):
+    """A checkpoint or model file that is not one of ours, or is damaged."""

@@ -1,0 +1,238 @@
+"""The evaluation protocol: clean metrics, then PGD and white noise at each eps, as plain data.
+
+Following AutoAttack, only beats that are still correct are attacked, and a beat broken at some
+eps counts as broken at every larger eps, so robust accuracy never rises with eps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from nsr_tune.attacks import PGD, WhiteNoise
+from nsr_tune.config import EvalConfig
+from nsr_tune.data import AAMI_CLASSES, BeatSet
+from nsr_tune.errors import ConfigError
+
+__all__ = [
+    "ClassMetrics",
+    "EvalResult",
+    "balanced_classes_for",
+    "evaluate",
+    "mean_recall",
+    "predict",
+    "robust_auc",
+    "stratified_cap",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    sensitivity: float  # recall; NaN where the class has no beats
+    precision: float  # NaN where nothing was predicted as the class
+    support: int
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    n: int
+    clean_acc: float
+    balanced_acc: float  # mean sensitivity over `balanced_classes` present in the beats
+    balanced_classes: tuple[str, ...]
+    per_class: Mapping[str, ClassMetrics]
+    eps: tuple[float, ...]
+    norm: str
+    robust_acc: Mapping[float, float]
+    robust_balanced_acc: Mapping[float, float]
+    noise_acc: Mapping[float, float]
+    eps_uv: Mapping[float, float]  # median over the beats of eps x amplitude range, in microvolts
+    robust_auc: float
+    robust_balanced_auc: float
+    attack: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form: eps keys become strings such as "0.05"."""
+        out = asdict(self)
+        for key in ("robust_acc", "robust_balanced_acc", "noise_acc", "eps_uv"):
+            out[key] = {_eps_key(e): v for e, v in getattr(self, key).items()}
+        out["eps"] = list(self.eps)
+        out["balanced_classes"] = list(self.balanced_classes)
+        return out
+
+    def flat_metrics(self, prefix: str = "") -> dict[str, float]:
+        """Scalar metrics with names such as `robust_acc_eps_0.05`, for trackers and searchers."""
+        out = {
+            f"{prefix}clean_acc": self.clean_acc,
+            f"{prefix}balanced_acc": self.balanced_acc,
+            f"{prefix}robust_auc": self.robust_auc,
+            f"{prefix}robust_balanced_auc": self.robust_balanced_auc,
+        }
+        for e in self.eps:
+            k = _eps_key(e)
+            out[f"{prefix}robust_acc_eps_{k}"] = self.robust_acc[e]
+            out[f"{prefix}robust_balanced_acc_eps_{k}"] = self.robust_balanced_acc[e]
+            out[f"{prefix}noise_acc_eps_{k}"] = self.noise_acc[e]
+        for c, m in self.per_class.items():
+            out[f"{prefix}sensitivity_{c}"] = m.sensitivity
+        return out
+
+
+def _eps_key(eps: float) -> str:
+    return f"{eps:g}"
+
+
+def balanced_classes_for(split: str) -> tuple[str, ...]:
+    # DS2 holds about 7 Q beats, so EC57 and de Chazal average over N, S, V, F for `inter`.
+    return ("N", "S", "V", "F") if split == "inter" else AAMI_CLASSES
+
+
+def stratified_cap(y: np.ndarray, *, cap: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of at most `cap` beats per class, the same for every model given a seed."""
+    if cap is None:
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    picks = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        picks.append(idx if len(idx) <= cap else rng.choice(idx, size=cap, replace=False))
+    return np.sort(np.concatenate(picks)) if picks else np.arange(0)
+
+
+def robust_auc(eps: Sequence[float], clean: float, robust: Sequence[float]) -> float:
+    """Area under accuracy over eps from the clean point (0, clean), divided by the largest eps."""
+    xs = np.array([0.0, *eps])
+    ys = np.array([clean, *robust])
+    return float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2) / xs[-1])
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    return torch.cat([model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
+
+
+def mean_recall(correct: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> float:
+    """Mean recall over the listed classes that have beats (NaN where none has)."""
+    recalls = [
+        correct[y == AAMI_CLASSES.index(c)].mean() for c in classes if (y == AAMI_CLASSES.index(c)).any()
+    ]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def _per_class(pred: np.ndarray, y: np.ndarray) -> dict[str, ClassMetrics]:
+    out = {}
+    for i, c in enumerate(AAMI_CLASSES):
+        support = int((y == i).sum())
+        predicted = int((pred == i).sum())
+        tp = int(((pred == i) & (y == i)).sum())
+        out[c] = ClassMetrics(
+            sensitivity=tp / support if support else float("nan"),
+            precision=tp / predicted if predicted else float("nan"),
+            support=support,
+        )
+    return out
+
+
+def evaluate(
+    model: nn.Module,
+    beats: BeatSet,
+    *,
+    config: EvalConfig,
+    split: str = "inter",
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> EvalResult:
+    """Evaluate `model` on (a per-class-capped subset of) `beats` under `config`'s protocol."""
+    if len(beats) == 0:
+        raise ConfigError("beats: nothing to evaluate (empty beat set)")
+    started = time.perf_counter()
+    classes = config.balanced_classes or balanced_classes_for(split)
+    keep = stratified_cap(beats.y, cap=config.per_class_cap, seed=config.seed)
+    sub = beats.subset(keep)
+    device = torch.device(device)
+    model = model.to(device).eval()
+    x = torch.from_numpy(sub.x).to(device)  # (N, 1, 187)
+    y = torch.from_numpy(sub.y).to(device)  # (N,)
+    lengths = torch.from_numpy(sub.length.astype(np.int64)).to(device)  # (N,)
+    y_np = sub.y
+
+    pred = predict(model, x, batch_size=config.batch_size).cpu().numpy()
+    clean_correct = pred == y_np
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+
+    robust, robust_bal, noise, eps_uv = {}, {}, {}, {}
+    alive = clean_correct.copy()  # correct so far: clean, and unbroken at every smaller eps
+    bar = tqdm(
+        total=len(config.eps), desc=f"PGD-{config.steps} {config.norm}", disable=not progress, leave=False
+    )
+    for eps in config.eps:
+        attack = PGD(
+            model,
+            eps=eps,
+            norm=config.norm,
+            steps=config.steps,
+            step_size=config.step_size,
+            restarts=config.restarts,
+            loss=config.attack_loss,
+            early_exit=config.early_exit,
+            clamp=config.clamp,
+            respect_padding=config.respect_padding,
+        )
+        todo = np.flatnonzero(alive)
+        for start in range(0, len(todo), config.batch_size):
+            idx = torch.from_numpy(todo[start : start + config.batch_size]).to(device)
+            result = attack(x[idx], y[idx], lengths=lengths[idx], generator=generator)
+            alive[idx.cpu().numpy()[result.broken.cpu().numpy()]] = False
+        robust[eps] = float(alive.mean())
+        robust_bal[eps] = mean_recall(alive, y_np, classes)
+
+        noisy_correct = np.empty(len(y_np), dtype=bool)
+        noise_attack = WhiteNoise(
+            model, eps=eps, norm=config.norm, clamp=config.clamp, respect_padding=config.respect_padding
+        )
+        for start in range(0, len(y_np), config.batch_size):
+            sl = slice(start, start + config.batch_size)
+            res = noise_attack(x[sl], y[sl], lengths=lengths[sl], generator=generator)
+            noisy_correct[sl] = ~res.broken.cpu().numpy()
+        noise[eps] = float(noisy_correct.mean())
+        amp = sub.amp_mv[np.isfinite(sub.amp_mv)]
+        eps_uv[eps] = float(np.median(eps * amp * 1000.0)) if len(amp) else float("nan")
+        bar.update(1)
+        bar.set_postfix(eps=eps, robust=f"{robust[eps]:.3f}")
+    bar.close()
+
+    clean_acc = float(clean_correct.mean())
+    balanced = mean_recall(clean_correct, y_np, classes)
+    eps_list = list(config.eps)
+    step = config.step_size if config.step_size is not None else "2.5*eps/steps"
+    return EvalResult(
+        n=len(y_np),
+        clean_acc=clean_acc,
+        balanced_acc=balanced,
+        balanced_classes=tuple(classes),
+        per_class=_per_class(pred, y_np),
+        eps=tuple(eps_list),
+        norm=config.norm,
+        robust_acc=robust,
+        robust_balanced_acc=robust_bal,
+        noise_acc=noise,
+        eps_uv=eps_uv,
+        robust_auc=robust_auc(eps_list, clean_acc, [robust[e] for e in eps_list]),
+        robust_balanced_auc=robust_auc(eps_list, balanced, [robust_bal[e] for e in eps_list]),
+        attack=(
+            f"PGD-{config.steps} {config.norm} loss={config.attack_loss} restarts={config.restarts} "
+            f"step={step} random_start early_exit={config.early_exit} clamp={config.clamp} "
+            f"respect_padding={config.respect_padding}"
+        ),
+        seconds=time.perf_counter() - started,
+    )

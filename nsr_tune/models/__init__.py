@@ -1,0 +1,90 @@
+"""Model registry: a name maps to a constructor and the knobs it accepts.
+
+A search space names models and their knobs; nothing else needs their classes. Every model
+takes beats of shape (B, 1, 187) and returns logits of shape (B, 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from nsr_tune.errors import ConfigError
+from nsr_tune.models._cnn import PaperCNN
+from nsr_tune.models._mlp import PaperMLP
+from nsr_tune.models._resnet1d import ResNet1d
+from nsr_tune.models._transformer import BeatTransformer
+from nsr_tune.models._weight_norm import normalize_units_
+
+__all__ = ["MODELS", "ModelSpec", "build_model", "check_model_knobs", "normalize_units_"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    constructor: Callable[..., nn.Module]
+    # knob -> (type, default, smallest allowed value)
+    knobs: Mapping[str, tuple[type, Any, Any]]
+    description: str
+
+
+MODELS: Mapping[str, ModelSpec] = {
+    "cnn": ModelSpec(
+        PaperCNN,
+        {"width": (int, 32, 1), "blocks": (int, 5, 1)},
+        "the paper's MIT-BIH CNN: 5 residual conv blocks with max-pooling",
+    ),
+    "mlp": ModelSpec(
+        PaperMLP,
+        {"hidden": (int, 128, 1), "depth": (int, 3, 1), "bottleneck": (int, 32, 1)},
+        "the paper's MLP 187-128-128-128-32-5",
+    ),
+    "resnet1d": ModelSpec(
+        ResNet1d,
+        {
+            "width": (int, 16, 4),
+            "stages": (int, 3, 1),
+            "blocks_per_stage": (int, 2, 1),
+            "kernel": (int, 7, 1),
+        },
+        "a 1-D ResNet without batch norm, width doubling per stage, global average pooling",
+    ),
+    "transformer": ModelSpec(
+        BeatTransformer,
+        {"patch": (int, 11, 1), "d_model": (int, 64, 8), "depth": (int, 2, 1), "heads": (int, 4, 1)},
+        "a small Transformer over non-overlapping patches of the beat",
+    ),
+}
+
+
+def check_model_knobs(name: str, knobs: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the model or knob that is wrong."""
+    if name not in MODELS:
+        raise ConfigError(f"model: unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    spec = MODELS[name].knobs
+    for key, value in knobs.items():
+        if key not in spec:
+            raise ConfigError(f"model.{key}: not a knob of {name!r}; its knobs are {', '.join(spec)}")
+        kind, _, low = spec[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"model.{key}: must be a {kind.__name__} >= {low}, got {value!r}")
+    if name == "transformer":
+        d_model = knobs.get("d_model", spec["d_model"][1])
+        heads = knobs.get("heads", spec["heads"][1])
+        if d_model % heads:
+            raise ConfigError(f"model.d_model: {d_model} is not divisible by model.heads={heads}")
+    if name == "cnn":
+        # Each block halves the length; 187 survives at most 5 poolings of kernel 5.
+        blocks = knobs.get("blocks", spec["blocks"][1])
+        if blocks > 5:
+            raise ConfigError(f"model.blocks: at most 5 for 187-sample beats, got {blocks}")
+
+
+def build_model(name: str, knobs: Mapping[str, Any] | None = None, *, n_classes: int = 5) -> nn.Module:
+    knobs = dict(knobs or {})
+    check_model_knobs(name, knobs)
+    spec = MODELS[name]
+    full = {key: knobs.get(key, default) for key, (_, default, _) in spec.knobs.items()}
+    return spec.constructor(n_classes=n_classes, **full)

@@ -1,0 +1,28 @@
+"""Training objectives: a registry of names to loss functions.
+
+Every objective has the signature
+    loss_fn(model, x (B, 1, L), y (B,), *, config, mask (B, 1, L), generator) -> ObjectiveOutput
+and returns the scalar loss, the clean logits (for training accuracy) and a few floats to log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from nsr_tune.objectives._base import ObjectiveOutput
+from nsr_tune.objectives._ce import ce_objective
+from nsr_tune.objectives._jacobian import jacobian_objective
+from nsr_tune.objectives._nsr import nsr_ce_objective, nsr_objective, nsr_penalty, nsr_penalty_reference
+from nsr_tune.objectives._pgd_at import pgd_at_objective
+
+__all__ = ["OBJECTIVES", "ObjectiveFn", "ObjectiveOutput", "nsr_penalty", "nsr_penalty_reference"]
+
+ObjectiveFn = Callable[..., ObjectiveOutput]
+
+OBJECTIVES: Mapping[str, ObjectiveFn] = {
+    "ce": ce_objective,
+    "nsr": nsr_objective,
+    "nsr_ce": nsr_ce_objective,
+    "jacobian": jacobian_objective,
+    "pgd_at": pgd_at_objective,
+}

@@ -1,0 +1,292 @@
+"""Run a study: Ray start-up, data into the object store, Tuner fit or restore, the Pareto front.
+
+This is the only module that calls `ray.init` and builds Tuners. The order matters: every
+argument and the search space are checked, and the storage path too, before Ray starts or a
+single file is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import ray
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
+
+from nsr_tune.data import load_mitbih, make_splits, resolve_data_dir
+from nsr_tune.errors import ConfigError
+from nsr_tune.study.callback import MlflowStudyCallback
+from nsr_tune.study.space import Space
+from nsr_tune.study.trainable import train_trial
+from nsr_tune.tracking import StudyFront, StudyTracker
+
+__all__ = ["StudyOptions", "StudyOutcome", "check_storage", "run_study", "summary_lines"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    space: Space
+    name: str
+    storage: str  # local path or URI (s3://, gs://, ...)
+    mlflow_uri: str
+    data_dir: str | None = None
+    artifact_location: str | None = None
+    num_samples: int | None = None
+    max_concurrent: int | None = None
+    resume: str | None = None
+    seed: int = 0
+    shared_storage: bool = False
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    ray_address: str | None = None
+    local_cpus: int | None = None  # CPUs of a local Ray started here (None: all)
+
+    def __post_init__(self) -> None:
+        if self.num_samples is not None and self.num_samples < 1:
+            raise ConfigError(f"--num-samples: must be >= 1, got {self.num_samples}")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ConfigError(f"--max-concurrent: must be >= 1, got {self.max_concurrent}")
+        if self.cpus_per_trial is not None and self.cpus_per_trial <= 0:
+            raise ConfigError(f"--cpus-per-trial: must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
+            raise ConfigError(f"--gpus-per-trial: must be >= 0, got {self.gpus_per_trial}")
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"--name: must be a non-empty name without '/', got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    experiment_path: str
+    parent_run_id: str
+    front: StudyFront
+    n_trials: int
+    n_errors: int
+    seconds: float
+
+
+def _is_uri(path: str) -> bool:
+    scheme = urlparse(path).scheme
+    return len(scheme) > 1 and scheme != "file"  # a Windows drive letter is not a scheme
+
+
+def check_storage(storage: str, *, n_nodes: int, shared: bool) -> str:
+    """The storage path to hand Tune; a local path must be writable and, on several nodes, shared."""
+    if _is_uri(storage):
+        return storage
+    path = Path(urlparse(storage).path if storage.startswith("file://") else storage).expanduser().resolve()
+    if n_nodes > 1 and not shared:
+        raise ConfigError(
+            f"--storage: {path} is a local path, but the cluster has {n_nodes} nodes: trials on other nodes "
+            "could not write their checkpoints there, and a restored trial could not find them. Use cloud "
+            "storage (s3://bucket/path, gs://...) or an NFS path mounted on every node, and pass "
+            "--shared-storage to confirm that the path is the same on all nodes."
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".nsr-tune-write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"--storage: {path} cannot be written: {e}") from e
+    return str(path)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("nsr-tune", "torch", "ray", "optuna", "mlflow", "numpy", "wfdb"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _init_ray(options: StudyOptions) -> None:
+    """Join the running cluster when there is one; start a local Ray otherwise."""
+    if ray.is_initialized():
+        return
+    address = options.ray_address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+        return
+    try:
+        ray.init(address="auto")
+        log.info("joined the running Ray cluster")
+    except ConnectionError:
+        log.info("no running Ray cluster found: starting a local one")
+        ray.init(num_cpus=options.local_cpus, include_dashboard=False)
+
+
+def run_study(options: StudyOptions) -> StudyOutcome:
+    started = time.perf_counter()
+    space = options.space
+    resume_path = None
+    if options.resume is not None:
+        resume_path = (
+            options.resume if _is_uri(options.resume) else str(Path(options.resume).expanduser().resolve())
+        )
+        if not _is_uri(resume_path) and not (Path(resume_path) / "tuner.pkl").is_file():
+            raise ConfigError(f"--resume: {options.resume} holds no Tune study (no tuner.pkl there)")
+    # Data next: a bad data directory fails before Ray starts.
+    data_dir = resolve_data_dir(options.data_dir)
+    beats, report = load_mitbih(data_dir)
+    val_records = space.data.get("val_records")
+    splits = make_splits(
+        beats,
+        split=space.data.get("split", "inter"),
+        seed=space.data.get("seed", 0),
+        **({"val_records": val_records} if val_records else {}),
+    )
+    log.info("data: %s (%s): %s", data_dir, report.fingerprint[:12], json.dumps(splits.describe()))
+
+    _init_ray(options)
+    n_nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    storage = check_storage(options.storage, n_nodes=n_nodes, shared=options.shared_storage)
+    experiment_path = resume_path or (
+        f"{storage.rstrip('/')}/{options.name}" if _is_uri(storage) else str(Path(storage) / options.name)
+    )
+    if (
+        resume_path is None
+        and not _is_uri(experiment_path)
+        and (Path(experiment_path) / "tuner.pkl").exists()
+    ):
+        raise ConfigError(
+            f"--name: a study already exists at {experiment_path}; "
+            f"continue it with --resume {experiment_path} "
+            "or pick another --name"
+        )
+
+    tracker = StudyTracker(
+        tracking_uri=options.mlflow_uri, experiment=space.name, artifact_location=options.artifact_location
+    )
+    parent = tracker.start_study(
+        experiment_path=experiment_path,
+        run_name=options.name,
+        objectives=space.objectives,
+        params={
+            "space": space.name,
+            "sampler": space.sampler,
+            "sampler_seed": space.sampler_seed,
+            "num_samples": options.num_samples or space.num_samples,
+            "split": splits.split,
+            "train_beats": len(splits.train),
+            "val_beats": len(splits.val),
+            "test_beats": len(splits.test),
+            "objectives": json.dumps(space.objectives),
+            "data_dir": str(data_dir),
+        },
+        tags={
+            "git_commit": _git_commit(),
+            "data_fingerprint": report.fingerprint,
+            "library_versions": json.dumps(_versions()),
+            "nsr_tune.space_path": space.path,
+        },
+        texts={
+            "search_space.yaml": space.source,
+            "data_splits.json": json.dumps(splits.describe(), indent=2),
+        },
+    )
+
+    resources = {
+        "cpu": options.cpus_per_trial or space.resources["cpu"],
+        "gpu": options.gpus_per_trial if options.gpus_per_trial is not None else space.resources["gpu"],
+    }
+    # The beats go into Ray's object store once; every trial, on any node, reads them from there.
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, data=splits, objectives=space.metrics), resources
+    )
+    # The objectives exist only in a trial's last report, by design: a partly trained model's
+    # scores must never reach the searcher or the Pareto front. Tune's strict check would
+    # demand them in every report; train_trial checks the final one itself.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    if resume_path is not None:
+        tuner = tune.Tuner.restore(
+            resume_path, trainable=trainable, resume_unfinished=True, resume_errored=True
+        )
+    else:
+        searcher = OptunaSearch(
+            space=space.define_by_run,
+            metric=space.metrics,
+            mode=space.modes,
+            sampler=space.sampler_instance(),
+            points_to_evaluate=[dict(p) for p in space.start_with] or None,
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                num_samples=options.num_samples or space.num_samples,
+                max_concurrent_trials=options.max_concurrent or space.max_concurrent,
+                trial_name_creator=lambda t: f"trial_{t.trial_id}",
+                trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
+            ),
+            run_config=tune.RunConfig(
+                name=options.name,
+                storage_path=storage,
+                callbacks=[MlflowStudyCallback(tracker)],
+                failure_config=tune.FailureConfig(max_failures=space.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                verbose=1,
+            ),
+        )
+    try:
+        results = tuner.fit()
+    except BaseException:
+        tracker.end_study(status="KILLED")
+        raise
+    front = tracker.front(parent)
+    tracker.publish_front(front)
+    tracker.end_study()
+    return StudyOutcome(
+        experiment_path=experiment_path,
+        parent_run_id=parent,
+        front=front,
+        n_trials=len(results),
+        n_errors=len(results.errors),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def summary_lines(outcome: StudyOutcome, *, mlflow_uri: str, experiment: str) -> list[str]:
+    """What to print at the end of a study: where things are and how to look at them."""
+    store = mlflow_uri
+    ui = (
+        f"mlflow ui --backend-store-uri {store}"
+        if not store.startswith("http")
+        else f"open {store} in a browser"
+    )
+    return [
+        f"{outcome.n_trials} trials ({outcome.n_errors} errored) in {outcome.seconds:.0f} s",
+        f"Tune results: {outcome.experiment_path}   (continue with --resume {outcome.experiment_path})",
+        f"MLflow: experiment {experiment!r}, parent run {outcome.parent_run_id}, store {store}",
+        f"See the front: {ui}",
+        "  then open the experiment, filter runs with  tags.pareto_optimal = 'true',",
+        "  and in the Chart view plot the two objectives as a scatter; the parent run's artifacts hold",
+        "  pareto.png, pareto.html and pareto.csv.",
+    ]

@@ -1,0 +1,246 @@
+"""One trial: train a model on real beats, then evaluate it. Plain torch: no Ray, no MLflow.
+
+`run_trial` is an iterator of per-epoch results, so a CLI, a test or a Ray Tune trainable can
+each drive it and decide what to do with every epoch (print it, report it, checkpoint it).
+It touches no global random state: the model is initialised inside `torch.random.fork_rng` and
+every other draw comes from the trial's own generator, whose state goes into the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from nsr_tune.attacks import padding_mask
+from nsr_tune.config import TrialConfig
+from nsr_tune.data import AAMI_CLASSES, BeatSet, SplitData
+from nsr_tune.errors import CheckpointError
+from nsr_tune.evaluation import EvalResult, balanced_classes_for, evaluate, mean_recall, predict
+from nsr_tune.models import build_model, normalize_units_
+from nsr_tune.objectives import OBJECTIVES
+
+__all__ = ["CHECKPOINT_FORMAT", "EpochResult", "pick_device", "run_trial", "subsample_train"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "nsr-tune/checkpoint/1"
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int  # 1-based
+    epochs: int
+    metrics: Mapping[str, float]
+    checkpoint: Mapping[str, Any]  # the state after this epoch; see `run_trial(resume=...)`
+    final: bool = False
+    diverged: bool = False
+    val: EvalResult | None = None
+    test: EvalResult | None = None
+    history: tuple[Mapping[str, float], ...] = field(default_factory=tuple)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def subsample_train(beats: BeatSet, *, max_beats: int | None, seed: int) -> BeatSet:
+    """A seeded subset of `max_beats` beats with the class proportions of `beats`."""
+    if max_beats is None or max_beats >= len(beats):
+        return beats
+    rng = np.random.default_rng(seed)
+    picks = []
+    for c in range(len(AAMI_CLASSES)):
+        idx = np.flatnonzero(beats.y == c)
+        if len(idx) == 0:
+            continue
+        # At least one beat per class present, so a small subset keeps every class.
+        n = max(1, round(max_beats * len(idx) / len(beats)))
+        picks.append(rng.choice(idx, size=min(n, len(idx)), replace=False))
+    return beats.subset(np.sort(np.concatenate(picks)))
+
+
+def _epoch_order(y: torch.Tensor, *, balance: str, generator: torch.Generator) -> torch.Tensor:
+    """Indices of one epoch's beats: a permutation, or a class-balanced draw of the same size."""
+    if balance == "none":
+        return torch.randperm(len(y), generator=generator)
+    counts = torch.bincount(y, minlength=len(AAMI_CLASSES)).double()
+    weights = (1.0 / counts.clamp_min(1))[y]  # every class weighs the same in total
+    return torch.multinomial(weights, len(y), replacement=True, generator=generator)
+
+
+def _finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def run_trial(
+    config: TrialConfig,
+    data: SplitData,
+    *,
+    resume: Mapping[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> Iterator[EpochResult]:
+    """Train `config` on `data.train`, yielding after every epoch; evaluate after the last.
+
+    The last result (`final=True`) carries `val` (under `config.val_eval`, if set) and `test`
+    (under `config.test_eval`, if set). A loss, gradient or weight that stops being finite ends
+    the trial early with `diverged=True` and the last finite metrics.
+    """
+    device = pick_device(str(device) if device is not None else None)
+    train = subsample_train(data.train, max_beats=config.data.max_train_beats, seed=config.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_model(config.model.name, config.model.knobs).to(device)
+    optim = _make_optimizer(model, config)
+    generator = torch.Generator().manual_seed(config.seed)  # epoch order and attack starts (CPU)
+    objective = OBJECTIVES[config.objective.name]
+    start_epoch, history = 0, []
+    if resume is not None:
+        start_epoch, history = _restore(resume, config, model, optim, generator)
+        log.info("resuming after epoch %d of %d", start_epoch, config.optim.epochs)
+
+    x = torch.from_numpy(train.x).to(device)  # (N, 1, 187)
+    y = torch.from_numpy(train.y).to(device)  # (N,)
+    mask = padding_mask(x, torch.from_numpy(train.length.astype(np.int64)))  # (N, 1, 187)
+    val_x = torch.from_numpy(data.val.x).to(device)
+    classes = balanced_classes_for(data.split)
+    epochs = config.optim.epochs
+    bs = config.optim.batch_size
+
+    for epoch in range(start_epoch, epochs):
+        started = time.perf_counter()
+        model.train()
+        order = _epoch_order(y.cpu(), balance=config.optim.balance, generator=generator).to(device)
+        sums: dict[str, float] = {}
+        n_seen, n_correct, diverged = 0, 0, False
+        batches = range(0, len(order), bs)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        for start in bar:
+            idx = order[start : start + bs]
+            if config.model.weight_norm:
+                normalize_units_(model)
+            out = objective(
+                model, x[idx], y[idx], config=config.objective, mask=mask[idx], generator=generator
+            )
+            if not torch.isfinite(out.loss):
+                diverged = True
+                break
+            optim.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if config.optim.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+            optim.step()
+            n = len(idx)
+            n_seen += n
+            n_correct += int((out.logits.argmax(dim=1) == y[idx]).sum())
+            sums["loss"] = sums.get("loss", 0.0) + out.loss.item() * n
+            for k, v in out.logs.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+            bar.set_postfix(loss=f"{sums['loss'] / n_seen:.4f}")
+        bar.close()
+        diverged = diverged or not _finite(model)
+        if diverged:
+            log.warning("trial diverged in epoch %d: non-finite loss or weights", epoch + 1)
+            last = dict(history[-1]) if history else {}
+            yield EpochResult(
+                epoch=epoch + 1,
+                epochs=epochs,
+                metrics=last,
+                checkpoint={},
+                final=True,
+                diverged=True,
+                history=tuple(history),
+            )
+            return
+
+        model.eval()
+        # A cheap clean check on the whole validation split after every epoch, for progress
+        # bars and curves. The searcher's objectives come from `val_eval` after the last epoch.
+        val_pred = predict(model, val_x).cpu().numpy()
+        val_correct = val_pred == data.val.y
+        metrics = {f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()}
+        metrics["train_acc"] = n_correct / max(n_seen, 1)
+        metrics["epoch_val_acc"] = float(val_correct.mean())
+        metrics["epoch_val_balanced_acc"] = mean_recall(val_correct, data.val.y, classes)
+        metrics["epoch"] = float(epoch + 1)
+        metrics["epoch_seconds"] = time.perf_counter() - started
+        history.append(metrics)
+        final = epoch + 1 == epochs
+        val_result = test_result = None
+        if final and config.val_eval is not None:
+            val_result = evaluate(
+                model, data.val, config=config.val_eval, split=data.split, device=device, progress=progress
+            )
+        if final and config.test_eval is not None:
+            test_result = evaluate(
+                model, data.test, config=config.test_eval, split=data.split, device=device, progress=progress
+            )
+        yield EpochResult(
+            epoch=epoch + 1,
+            epochs=epochs,
+            metrics=metrics,
+            checkpoint=_state(config, model, optim, generator, epoch + 1, history),
+            final=final,
+            val=val_result,
+            test=test_result,
+            history=tuple(history),
+        )
+
+
+def _make_optimizer(model: nn.Module, config: TrialConfig) -> torch.optim.Optimizer:
+    o = config.optim
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
+    kind = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
+    return kind(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+
+
+def _state(
+    config: TrialConfig,
+    model: nn.Module,
+    optim: torch.optim.Optimizer,
+    generator: torch.Generator,
+    epoch: int,
+    history: list[dict[str, float]],
+) -> dict[str, Any]:
+    # Only tensors and plain data, so it loads with torch.load(weights_only=True).
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": config.to_dict(),
+        "epoch": epoch,
+        "model_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "optim_state": optim.state_dict(),
+        "generator_state": generator.get_state(),
+        "history": [dict(h) for h in history],
+    }
+
+
+def _restore(
+    state: Mapping[str, Any],
+    config: TrialConfig,
+    model: nn.Module,
+    optim: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> tuple[int, list[dict[str, float]]]:
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"resume: not an nsr-tune checkpoint (format {state.get('format')!r})")
+    saved = state.get("config")
+    if saved != config.to_dict():
+        raise CheckpointError("resume: the checkpoint was written by a trial with a different config")
+    try:
+        model.load_state_dict(state["model_state"])
+        optim.load_state_dict(state["optim_state"])
+        generator.set_state(state["generator_state"])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"resume: the checkpoint does not fit this model: {e}") from e
+    return int(state["epoch"]), [dict(h) for h in state.get("history", [])]

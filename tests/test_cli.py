@@ -1,0 +1,116 @@
+"""The `nsr-tune` command end to end on the bundled real records."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nsr_tune.cli import main
+
+QUICK = [
+    "--epochs",
+    "1",
+    "--max-train-beats",
+    "1200",
+    "--eval-beats",
+    "10",
+    "--eps",
+    "0.01,0.05",
+    "--pgd-steps",
+    "3",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "run"
+    argv = ["train", "--data-dir", "bundled", "--model", "cnn", "--objective", "nsr", "--beta", "0.3", "-q"]
+    assert main([*argv, *QUICK, "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_metrics_and_model(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    for key in ("clean_acc", "balanced_acc", "robust_acc", "noise_acc", "robust_auc", "per_class"):
+        assert key in metrics, key
+    assert set(metrics["robust_acc"]) == {"0.01", "0.05"}
+    assert metrics["robust_acc"]["0.05"] <= metrics["robust_acc"]["0.01"] <= metrics["clean_acc"]
+    assert metrics["config"]["objective"] == {
+        "name": "nsr",
+        "beta": 0.3,
+        "nsr_eps": 1.0,
+        "at_eps": 0.05,
+        "at_steps": 10,
+    }
+    state = torch.load(trained / "model.pt", weights_only=True)
+    assert state["format"] == "nsr-tune/model/1"
+
+
+def test_evaluate_reproduces_the_training_evaluation(trained, tmp_path, capsys):
+    out = tmp_path / "again.json"
+    argv = ["evaluate", str(trained / "model.pt"), "--data-dir", "bundled", "-q", "--out", str(out)]
+    assert main([*argv, "--eval-beats", "10", "--eps", "0.01,0.05", "--pgd-steps", "3"]) == 0
+    first = json.loads((trained / "metrics.json").read_text())
+    again = json.loads(out.read_text())
+    for key in ("clean_acc", "balanced_acc", "robust_acc", "noise_acc", "robust_auc"):
+        assert again[key] == first[key], key
+    assert "robust" in capsys.readouterr().out
+
+
+def test_resume_from_a_finished_checkpoint_trains_nothing(trained, tmp_path):
+    argv = ["train", "--data-dir", "bundled", "--objective", "nsr", "--beta", "0.3", "-q", *QUICK]
+    assert main([*argv, "--out", str(tmp_path / "r"), "--resume", str(trained / "checkpoint.pt")]) == 0
+    assert not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_data_summary_json_on_bundled_records():
+    proc = subprocess.run(
+        [sys.executable, "-m", "nsr_tune.cli", "data", "summary", "--data-dir", "bundled", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    summary = json.loads(proc.stdout)
+    assert summary["records"] == [208, 209, 213, 223, 232]
+    assert all(summary["all"][c] > 0 for c in "NSVFQ")
+    assert set(summary["splits"]) == {"inter", "intra"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--data-dir", "/nonexistent/mitdb", "--out", "X"], "/nonexistent/mitdb"),
+        (["train", "--data-dir", "bundled", "--beta", "-1", "--out", "X"], "beta: must be >= 0.0"),
+        (
+            ["train", "--data-dir", "bundled", "--epochs", "0", "--out", "X"],
+            "epochs: must be a positive integer",
+        ),
+        (
+            ["train", "--data-dir", "bundled", "--knob", "depth=2", "--out", "X"],
+            "model.depth: not a knob of 'cnn'",
+        ),
+        (["evaluate", "not-a-model.pt", "--data-dir", "bundled"], "not-a-model.pt: no such file"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("nsr-tune: error:") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_foreign_checkpoint_is_refused(tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    torch.save({"weights": torch.zeros(3)}, bad)
+    assert main(["evaluate", str(bad), "--data-dir", "bundled"]) == 2
+    assert "expected an nsr-tune file" in capsys.readouterr().err
+    pickled = tmp_path / "evil.pt"
+    torch.save({"format": "nsr-tune/model/1", "obj": object()}, pickled)  # needs unpickling: refused
+    assert main(["evaluate", str(pickled), "--data-dir", "bundled"]) == 2
+    assert "not an nsr-tune file, or damaged" in capsys.readouterr().err

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nsr_tune.config import DataConfig, EvalConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
+from nsr_tune.data import load_mitbih, make_splits
+from nsr_tune.errors import CheckpointError
+from nsr_tune.evaluation import evaluate, robust_auc, stratified_cap
+from nsr_tune.trial import run_trial
+
+RECORDS = (208, 209, 213, 223, 232)  # train 208 209, val 223, test 213 232 under `inter`
+
+
+@pytest.fixture(scope="module")
+def splits(mitdb_dir):
+    beats, _ = load_mitbih(mitdb_dir, records=RECORDS)
+    return make_splits(beats, split="inter", seed=0)
+
+
+def small_config(objective: str = "ce", beta: float = 0.0, epochs: int = 1, **optim) -> TrialConfig:
+    quick = EvalConfig(eps=(0.01, 0.05), steps=5, per_class_cap=15, batch_size=256)
+    return TrialConfig(
+        data=DataConfig(split="inter", max_train_beats=1500),
+        model=ModelConfig(name="cnn"),
+        objective=ObjectiveConfig(name=objective, beta=beta),
+        optim=OptimConfig(epochs=epochs, batch_size=64, **optim),
+        val_eval=quick,
+        test_eval=quick,
+        seed=3,
+    )
+
+
+@pytest.mark.parametrize(("objective", "beta"), [("ce", 0.0), ("nsr", 0.3)])
+def test_short_run_on_real_beats(splits, objective, beta):
+    results = list(run_trial(small_config(objective, beta), splits))
+    assert len(results) == 1
+    final = results[0]
+    assert final.final and not final.diverged
+    assert final.epoch == 1 and final.epochs == 1
+    assert math.isfinite(final.metrics["train_loss"])
+    for result in (final.val, final.test):
+        assert result is not None
+        assert result.balanced_classes == ("N", "S", "V", "F")
+        assert 0.0 <= result.robust_acc[0.05] <= result.robust_acc[0.01] <= result.clean_acc <= 1.0
+        assert result.robust_auc == pytest.approx(
+            robust_auc([0.01, 0.05], result.clean_acc, [result.robust_acc[0.01], result.robust_acc[0.05]])
+        )
+        assert result.eps_uv[0.05] > result.eps_uv[0.01] > 0  # real amplitudes, in microvolts
+    # The test subset is capped per class: 15 of each class DS2 records 213 and 232 hold.
+    assert final.test.n == sum(min(15, c) for c in splits.test.class_counts().values())
+
+
+def test_same_seed_same_metrics_and_resume_continues_exactly(splits):
+    config = small_config(epochs=2)
+    straight = list(run_trial(config, splits))
+    again = list(run_trial(config, splits))
+    assert straight[-1].metrics["train_loss"] == again[-1].metrics["train_loss"]
+
+    # JSON text compares NaN (a class with no beats) as equal to itself.
+    def same(r):
+        return json.dumps(r.to_dict() | {"seconds": 0}, sort_keys=True)
+
+    assert same(straight[-1].test) == same(again[-1].test)
+
+    first = next(iter(run_trial(config, splits)))
+    resumed = list(run_trial(config, splits, resume=first.checkpoint))
+    assert [r.epoch for r in resumed] == [2]  # epoch 1 is not trained again
+    assert resumed[0].metrics["train_loss"] == straight[-1].metrics["train_loss"]
+    for key, value in straight[-1].checkpoint["model_state"].items():
+        assert torch.equal(value, resumed[0].checkpoint["model_state"][key]), key
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(splits):
+    first = next(iter(run_trial(small_config(epochs=2), splits)))
+    with pytest.raises(CheckpointError, match="different config"):
+        next(iter(run_trial(small_config(epochs=2, lr=0.5), splits, resume=first.checkpoint)))
+
+
+def test_diverging_trial_stops_and_says_so(splits):
+    results = list(run_trial(small_config("nsr", beta=1e30, epochs=2, lr=1e6, grad_clip=None), splits))
+    assert results[-1].diverged
+    assert len(results) <= 2
+
+
+def test_stratified_cap_is_seeded_and_capped():
+    y = np.array([0] * 50 + [1] * 3 + [2] * 20)
+    a = stratified_cap(y, cap=10, seed=1)
+    assert np.array_equal(a, stratified_cap(y, cap=10, seed=1))
+    assert np.bincount(y[a]).tolist() == [10, 3, 10]
+    assert not np.array_equal(a, stratified_cap(y, cap=10, seed=2))
+
+
+def test_robust_auc_trapezoid_exact():
+    # (0, 1.0) -> (0.1, 0.5) -> (0.2, 0.0): area 0.075 + 0.025 = 0.1, over max eps 0.2 -> 0.5
+    assert robust_auc([0.1, 0.2], 1.0, [0.5, 0.0]) == pytest.approx(0.5, abs=1e-12)
+
+
+def test_evaluation_robust_curve_is_monotone(splits):
+    config = small_config(epochs=1)
+    model_state = next(iter(run_trial(config, splits))).checkpoint["model_state"]
+    from nsr_tune.models import build_model
+
+    model = build_model("cnn")
+    model.load_state_dict(model_state)
+    result = evaluate(model, splits.test, config=EvalConfig(eps=(0.3, 0.01, 0.1), steps=3, per_class_cap=10))
+    assert result.eps == (0.01, 0.1, 0.3)
+    values = [result.robust_acc[e] for e in result.eps]
+    assert values == sorted(values, reverse=True)
+    assert all(result.robust_balanced_acc[e] <= result.balanced_acc + 1e-12 for e in result.eps)
