@@ -233,8 +233,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     metrics["config"] = config.to_dict()
     metrics["data_fingerprint"] = report.fingerprint
     _write_json(out / "metrics.json", metrics)
-    if not args.quiet:
-        _print_result(final.test, title=f"test ({args.split})")
+    _print_result(final.test, title=f"test ({args.split})")
     print(f"\nwrote {out / 'metrics.json'} and {out / 'model.pt'}")
     return 0
 

@@ -626,7 +626,7 @@ def robustness_curve_png(
     top = None
     if uv is not None:
         top = ax.secondary_xaxis("top")
-        top.set_xticks(e, [f"{v:g}" for v in uv], fontsize=8)
+        top.set_xticks(e, [f"{v:.0f}" if v >= 10 else f"{v:.2g}" for v in uv], fontsize=8)
         top.set_xlabel("ε in µV")
     ax.grid(True, color="0.92", lw=0.6)
     ax.set_axisbelow(True)

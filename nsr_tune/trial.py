@@ -109,10 +109,11 @@ def run_trial(
         start_epoch, history = _restore(resume, config, model, optim, generator)
         log.info("resuming after epoch %d of %d", start_epoch, config.optim.epochs)
 
-    x = torch.from_numpy(train.x).to(device)  # (N, 1, 187)
-    y = torch.from_numpy(train.y).to(device)  # (N,)
-    mask = padding_mask(x, torch.from_numpy(train.length.astype(np.int64)))  # (N, 1, 187)
-    val_x = torch.from_numpy(data.val.x).to(device)
+    # torch.tensor copies: arrays from Ray's object store are read-only.
+    x = torch.tensor(train.x, device=device)  # (N, 1, 187)
+    y = torch.tensor(train.y, device=device)  # (N,)
+    mask = padding_mask(x, torch.tensor(train.length.astype(np.int64)))  # (N, 1, 187)
+    val_x = torch.tensor(data.val.x, device=device)
     classes = balanced_classes_for(data.split)
     epochs = config.optim.epochs
     bs = config.optim.batch_size

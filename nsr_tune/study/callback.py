@@ -79,8 +79,11 @@ class MlflowStudyCallback(tune.Callback):
         self._run(trial)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        run_id = self._run(trial)
         metrics = {k: v for k, v in result.items() if k not in _TUNE_KEYS}
-        self.tracker.log_metrics(self._run(trial), metrics, step=int(result.get("epoch", 0)))
+        self.tracker.log_metrics(run_id, metrics, step=int(result.get("epoch", 0)))
+        if isinstance(result.get("node_id"), str):
+            self.tracker.set_tags(run_id, {"ray_node_id": result["node_id"]})
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self._run(trial)

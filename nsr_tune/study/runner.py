@@ -127,20 +127,28 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _init_ray(options: StudyOptions) -> None:
-    """Join the running cluster when there is one; start a local Ray otherwise."""
+def _init_ray(options: StudyOptions) -> bool:
+    """Join the running cluster when there is one; start a local Ray otherwise.
+
+    Returns True when this process started a local Ray of its own.
+    """
     if ray.is_initialized():
-        return
+        return False
     address = options.ray_address or os.environ.get("RAY_ADDRESS")
+    if address == "local":
+        ray.init(address="local", num_cpus=options.local_cpus, include_dashboard=False)
+        return True
     if address:
         ray.init(address=address)
-        return
+        return False
     try:
         ray.init(address="auto")
         log.info("joined the running Ray cluster")
+        return False
     except ConnectionError:
         log.info("no running Ray cluster found: starting a local one")
         ray.init(num_cpus=options.local_cpus, include_dashboard=False)
+        return True
 
 
 def run_study(options: StudyOptions) -> StudyOutcome:
@@ -165,22 +173,27 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     )
     log.info("data: %s (%s): %s", data_dir, report.fingerprint[:12], json.dumps(splits.describe()))
 
-    _init_ray(options)
+    # A study of the same name is refused before Ray starts, so nothing is written.
+    local_storage = not _is_uri(options.storage)
+    if resume_path is None and local_storage:
+        existing = Path(options.storage).expanduser().resolve() / options.name
+        if (existing / "tuner.pkl").exists():
+            raise ConfigError(
+                f"--name: a study already exists at {existing}; "
+                f"continue it with --resume {existing} or pick another --name"
+            )
+
+    started_here = _init_ray(options)
     n_nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-    storage = check_storage(options.storage, n_nodes=n_nodes, shared=options.shared_storage)
+    try:
+        storage = check_storage(options.storage, n_nodes=n_nodes, shared=options.shared_storage)
+    except ConfigError:
+        if started_here:
+            ray.shutdown()
+        raise
     experiment_path = resume_path or (
         f"{storage.rstrip('/')}/{options.name}" if _is_uri(storage) else str(Path(storage) / options.name)
     )
-    if (
-        resume_path is None
-        and not _is_uri(experiment_path)
-        and (Path(experiment_path) / "tuner.pkl").exists()
-    ):
-        raise ConfigError(
-            f"--name: a study already exists at {experiment_path}; "
-            f"continue it with --resume {experiment_path} "
-            "or pick another --name"
-        )
 
     tracker = StudyTracker(
         tracking_uri=options.mlflow_uri, experiment=space.name, artifact_location=options.artifact_location
@@ -217,6 +230,14 @@ def run_study(options: StudyOptions) -> StudyOutcome:
         "cpu": options.cpus_per_trial or space.resources["cpu"],
         "gpu": options.gpus_per_trial if options.gpus_per_trial is not None else space.resources["gpu"],
     }
+    if resources["gpu"] > 0 and started_here and not ray.cluster_resources().get("GPU"):
+        # A laptop or CI run of a GPU space: the local Ray has no GPU, so the trials would wait
+        # forever. A joined cluster keeps the request: its GPU workers may still be starting.
+        log.warning(
+            "the space asks for %g GPU per trial, but this local Ray has none: trials run on CPU",
+            resources["gpu"],
+        )
+        resources["gpu"] = 0.0
     # The beats go into Ray's object store once; every trial, on any node, reads them from there.
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=splits, objectives=space.metrics), resources

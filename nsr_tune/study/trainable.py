@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from nsr_tune.checkpoints import load_checkpoint, save_state
@@ -53,8 +54,14 @@ def train_trial(config: dict[str, Any], data: SplitData, objectives: list[str]) 
             resume = load_checkpoint(Path(d) / CHECKPOINT_FILE)
         log.info("trial resumes after epoch %d", resume["epoch"])
 
+    node_id = ray.get_runtime_context().get_node_id()
     for result in run_trial(trial_config, data, resume=resume):
-        metrics: dict[str, Any] = {**result.metrics, "final": result.final, "diverged": result.diverged}
+        metrics: dict[str, Any] = {
+            **result.metrics,
+            "final": result.final,
+            "diverged": result.diverged,
+            "node_id": node_id,  # which node ran this epoch, for the tracker's `ray_node_id` tag
+        }
         if result.diverged:
             metrics.update(chance_objectives(trial_config, objectives))
             tune.report(metrics)

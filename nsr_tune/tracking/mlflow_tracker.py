@@ -273,7 +273,9 @@ class StudyTracker:
         self.set_tags(
             front.parent_run_id,
             {
-                "pareto_front": json.dumps([front.run_names[i] for i in result.front_ids]),
+                "pareto_front": json.dumps(
+                    [front.run_names[i] for i in result.front_ids], ensure_ascii=False
+                ),
                 "hypervolume_reference": json.dumps(list(result.reference)),
             },
         )

@@ -1,0 +1,139 @@
+"""The study end to end: real Ray, real Optuna, a real MLflow SQLite store, real records.
+
+One dry run is shared by every test that only reads its results (MLflow runs, tags, figures).
+"""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import ray
+from mlflow.tracking import MlflowClient
+
+from nsr_tune.cli import main
+from nsr_tune.study.space import load_space
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    """`nsr-tune tune --dry-run`, in-process, into a private Tune dir and MLflow store."""
+    root = tmp_path_factory.mktemp("dry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    argv = ["tune", "--dry-run", "--name", "dry", "--storage", str(root / "ray"), "--mlflow-uri", uri]
+    try:
+        assert main([*argv, "--address", "local", "--local-cpus", "2"]) == 0
+    finally:
+        ray.shutdown()
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("dry_run")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("nsr_tune.role") == "study"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return {"root": root, "uri": uri, "client": client, "parents": parents, "children": children}
+
+
+def test_one_parent_and_one_child_per_trial(dry_run):
+    space = load_space("dry_run")
+    assert len(dry_run["parents"]) == 1
+    parent = dry_run["parents"][0]
+    children = dry_run["children"]
+    assert len(children) == space.num_samples == 4
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert len({c.data.tags["nsr_tune.trial_id"] for c in children}) == 4
+    assert all(r.info.status == "FINISHED" for r in [parent, *children])
+    # Both architectures and beta = 0 are covered (the space enqueues them first).
+    models = {c.data.params["model.name"] for c in children}
+    betas = {float(c.data.params["objective.beta"]) for c in children}
+    assert models == {"cnn", "mlp"} and 0.0 in betas
+    assert parent.data.tags["data_fingerprint"]
+    assert "ray" in parent.data.tags["library_versions"]
+
+
+def test_children_hold_epochs_objectives_and_test_metrics(dry_run):
+    client = dry_run["client"]
+    for child in dry_run["children"]:
+        history = client.get_metric_history(child.info.run_id, "train_loss")
+        assert [m.step for m in history] == [1, 2]  # one point per epoch, none twice
+        metrics = child.data.metrics
+        for key in (
+            "val_balanced_acc",
+            "val_robust_balanced_acc_eps_0.05",
+            "test_balanced_acc",
+            "test_robust_acc_eps_0.1",
+        ):
+            assert key in metrics, key
+        assert (
+            metrics["test_robust_acc_eps_0.1"]
+            <= metrics["test_robust_acc_eps_0.01"]
+            <= metrics["test_clean_acc"]
+        )
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"robustness_val.png", "robustness_test.png"} <= artifacts
+
+
+def _brute_force_front(values: np.ndarray) -> set[int]:
+    front = set()
+    for i in range(len(values)):
+        dominated = any(
+            np.all(values[j] >= values[i]) and np.any(values[j] > values[i])
+            for j in range(len(values))
+            if j != i
+        )
+        if not dominated:
+            front.add(i)
+    return front
+
+
+def test_pareto_tags_match_a_brute_force_check(dry_run):
+    children = dry_run["children"]
+    objectives = ["val_balanced_acc", "val_robust_balanced_acc_eps_0.05"]
+    values = np.array([[c.data.metrics[m] for m in objectives] for c in children])
+    expected = _brute_force_front(values)
+    tagged = {i for i, c in enumerate(children) if c.data.tags["pareto_optimal"] == "true"}
+    assert tagged == expected and tagged
+    for i, c in enumerate(children):
+        assert (c.data.tags["pareto_rank"] == "0") == (i in expected)
+
+
+def test_parent_has_front_files_and_hypervolume(dry_run, tmp_path):
+    client = dry_run["client"]
+    parent = dry_run["parents"][0]
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"pareto.csv", "pareto.png", "pareto.html", "search_space.yaml"} <= artifacts
+    local = client.download_artifacts(parent.info.run_id, "pareto.csv", str(tmp_path))
+    rows = list(csv.DictReader(open(local)))
+    assert len(rows) == 4
+    front = {r["run_id"] for r in rows if r["pareto_rank"] == "0"}
+    assert front == {c.info.run_id for c in dry_run["children"] if c.data.tags["pareto_optimal"] == "true"}
+    assert 0.0 < parent.data.metrics["hypervolume"] <= 1.0
+
+
+def test_pareto_command_prints_the_front(dry_run, tmp_path, capsys):
+    out = tmp_path / "front"
+    assert main(["pareto", "--mlflow-uri", dry_run["uri"], "--experiment", "dry_run", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "val balanced_acc" in text and "test balanced_acc" in text
+    for child in dry_run["children"]:
+        if child.data.tags["pareto_optimal"] == "true":
+            assert child.info.run_name in text
+    assert (out / "pareto.png").stat().st_size > 10_000 and (out / "pareto.csv").exists()
+
+
+def test_a_second_study_of_the_same_name_is_refused(dry_run, capsys):
+    argv = [
+        "tune",
+        "--dry-run",
+        "--name",
+        "dry",
+        "--storage",
+        str(dry_run["root"] / "ray"),
+        "--mlflow-uri",
+        dry_run["uri"],
+    ]
+    assert main([*argv, "--address", "local"]) == 2
+    assert "a study already exists" in capsys.readouterr().err
+    assert not ray.is_initialized()
