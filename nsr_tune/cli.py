@@ -157,7 +157,7 @@ def _cmd_data_download(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- train / evaluate
 
 
-def _eval_config(args: argparse.Namespace, *, split: str):
+def _eval_config(args: argparse.Namespace):
     from nsr_tune.config import EvalConfig
 
     return EvalConfig(
@@ -190,7 +190,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             balance=args.balance,
         ),
         val_eval=None,
-        test_eval=_eval_config(args, split=args.split),
+        test_eval=_eval_config(args),
         seed=args.seed,
     )
     out = Path(args.out)
@@ -227,7 +227,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if final is None:
         log.info("nothing to train: the checkpoint had already finished %d epochs", config.optim.epochs)
         return 0
-    assert final.test is not None  # test_eval is always set above
     save_model_file(out / "model.pt", config=config, model=final.checkpoint["model_state"])
     metrics = _metrics_json(final.test, final.history)
     metrics["config"] = config.to_dict()
@@ -245,7 +244,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     config, model = load_model_file(args.model_file)
     split = args.split or config.data.split
-    eval_config = _eval_config(args, split=split)
+    eval_config = _eval_config(args)
     out = Path(args.out) if args.out else None
     splits, _ = _load_splits(args, split=split, seed=config.data.seed, val_records=config.data.val_records)
     result = evaluate(

@@ -114,3 +114,17 @@ def test_a_foreign_checkpoint_is_refused(tmp_path, capsys):
     torch.save({"format": "nsr-tune/model/1", "obj": object()}, pickled)  # needs unpickling: refused
     assert main(["evaluate", str(pickled), "--data-dir", "bundled"]) == 2
     assert "not an nsr-tune file, or damaged" in capsys.readouterr().err
+
+
+def test_tune_refuses_a_resume_path_without_a_study(tmp_path, capsys):
+    assert main(["tune", "--dry-run", "--resume", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert "--resume:" in err and "holds no Tune study" in err
+
+
+def test_tune_refuses_a_bad_space_before_starting_anything(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: {families: {vgg: {}}}\n")
+    assert main(["tune", "--space", str(bad), "--storage", str(tmp_path / "ray")]) == 2
+    assert "model.families.vgg: unknown model" in capsys.readouterr().err
+    assert not (tmp_path / "ray").exists()

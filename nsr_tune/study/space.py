@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,6 @@ class Space:
     resources: Mapping[str, float]
     seed: int = 0
     max_failures: int = 2
-    tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def metrics(self) -> list[str]:

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,6 +356,4 @@ def _quote(text: str) -> str:
 
 
 def _now_ms() -> int:
-    import time
-
     return int(time.time() * 1000)
