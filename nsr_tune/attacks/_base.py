@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nsr_tune.attacks._projections import PROJECTIONS
 from nsr_tune.errors import ConfigError
 
 # Relative slack for the norm check: float32 projection is exact to a few ulps.
@@ -34,14 +35,22 @@ def padding_mask(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
 class Attack:
     """Base class: subclasses implement `forward(x, y, mask, generator) -> AttackResult`."""
 
-    norm: str = "linf"
-
     def __init__(
-        self, model: nn.Module, *, eps: float, clamp: bool = False, respect_padding: bool = True
+        self,
+        model: nn.Module,
+        *,
+        eps: float,
+        norm: str = "linf",
+        clamp: bool = False,
+        respect_padding: bool = True,
     ) -> None:
         if not (isinstance(eps, (int, float)) and eps > 0):
             raise ConfigError(f"eps: must be a positive number, got {eps!r}")
+        if norm not in PROJECTIONS:
+            raise ConfigError(f"norm: must be one of {', '.join(PROJECTIONS)}, got {norm!r}")
         self.model = model
+        self.norm = norm
+        self.projection = PROJECTIONS[norm]
         self.eps = float(eps)
         self.clamp = clamp
         self.respect_padding = respect_padding

@@ -6,8 +6,6 @@ import torch
 from torch import nn
 
 from nsr_tune.attacks._base import Attack, AttackResult
-from nsr_tune.attacks._pgd import PROJECTIONS
-from nsr_tune.errors import ConfigError
 
 
 class WhiteNoise(Attack):
@@ -22,16 +20,13 @@ class WhiteNoise(Attack):
         clamp: bool = False,
         respect_padding: bool = True,
     ) -> None:
-        super().__init__(model, eps=eps, clamp=clamp, respect_padding=respect_padding)
-        if norm not in PROJECTIONS:
-            raise ConfigError(f"norm: must be one of {', '.join(PROJECTIONS)}, got {norm!r}")
-        self.norm = norm
+        super().__init__(model, eps=eps, norm=norm, clamp=clamp, respect_padding=respect_padding)
 
     @torch.no_grad()
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None
     ) -> AttackResult:
-        proj = PROJECTIONS[self.norm]
+        proj = self.projection
         x_adv = x + proj.project(proj.random(x, self.eps, generator) * mask, self.eps)
         if self.clamp:
             x_adv = x_adv.clamp(0.0, 1.0)

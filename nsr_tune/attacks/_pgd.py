@@ -36,52 +36,6 @@ def margin_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 LOSSES: dict[str, LossFn] = {"ce": ce_loss, "margin": margin_loss}
 
 
-class Projection:
-    name: str
-
-    def random(self, like: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
-        raise NotImplementedError
-
-    def ascent(self, grad: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def project(self, delta: torch.Tensor, eps: float) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class LinfBall(Projection):
-    name = "linf"
-
-    def random(self, like: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
-        u = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
-        return (2 * u - 1) * eps  # uniform in the cube
-
-    def ascent(self, grad: torch.Tensor) -> torch.Tensor:
-        return grad.sign()
-
-    def project(self, delta: torch.Tensor, eps: float) -> torch.Tensor:
-        return delta.clamp(-eps, eps)
-
-
-class L2Ball(Projection):
-    name = "l2"
-
-    def random(self, like: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
-        g = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
-        r = torch.rand((like.shape[0], 1, 1), generator=generator, device=like.device, dtype=like.dtype)
-        return g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1) * r * eps
-
-    def ascent(self, grad: torch.Tensor) -> torch.Tensor:
-        return grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
-
-    def project(self, delta: torch.Tensor, eps: float) -> torch.Tensor:
-        norms = delta.flatten(1).norm(dim=1).view(-1, 1, 1)  # (B, 1, 1)
-        return delta * (eps / norms.clamp_min(eps))  # shrink only what lies outside the ball
-
-
-PROJECTIONS: dict[str, Projection] = {"linf": LinfBall(), "l2": L2Ball()}
-
-
 class PGD(Attack):
     """PGD with random start, restarts, several losses, and per-sample early exit.
 
@@ -106,9 +60,7 @@ class PGD(Attack):
         clamp: bool = False,
         respect_padding: bool = True,
     ) -> None:
-        super().__init__(model, eps=eps, clamp=clamp, respect_padding=respect_padding)
-        if norm not in PROJECTIONS:
-            raise ConfigError(f"norm: must be one of {', '.join(PROJECTIONS)}, got {norm!r}")
+        super().__init__(model, eps=eps, norm=norm, clamp=clamp, respect_padding=respect_padding)
         if not (isinstance(steps, int) and steps > 0):
             raise ConfigError(f"steps: must be a positive integer, got {steps!r}")
         if not (isinstance(restarts, int) and restarts > 0):
@@ -117,8 +69,6 @@ class PGD(Attack):
             raise ConfigError(f"loss: must be ce, margin or worst, got {loss!r}")
         if step_size is not None and not step_size > 0:
             raise ConfigError(f"step_size: must be positive, got {step_size!r}")
-        self.norm = norm
-        self.projection = PROJECTIONS[norm]
         self.steps = steps
         # 2.5 * eps / steps lets a run cross the ball 2.5 times (Madry et al.'s choice).
         self.step_size = float(step_size) if step_size is not None else 2.5 * self.eps / steps
