@@ -164,6 +164,8 @@ def run_trial(
             )
             return
 
+        if config.model.weight_norm:
+            normalize_units_(model)  # evaluate the model as it was trained: with unit rows
         model.eval()
         # A cheap clean check on the whole validation split after every epoch, for progress
         # bars and curves. The searcher's objectives come from `val_eval` after the last epoch.
