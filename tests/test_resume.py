@@ -1,0 +1,91 @@
+"""A study whose driver is killed (SIGKILL) mid-study continues with `tune.py --resume`.
+
+Real processes throughout: the driver is `python tune.py` in its own process group, killed
+with its local Ray once at least one trial has finished; the resumed study must finish every
+trial, rerun none that had finished, reuse the parent MLflow run and leave none RUNNING.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _finished_trials(experiment: Path) -> int:
+    done = 0
+    for result in experiment.glob("trial_*/result.json"):
+        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        done += any(r.get("final") for r in lines)
+    return done
+
+
+def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path):
+    storage, uri = tmp_path / "ray", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = [
+        sys.executable,
+        str(REPO / "tune.py"),
+        "--dry-run",
+        "--storage",
+        str(storage),
+        "--mlflow-uri",
+        uri,
+    ]
+    env = {**os.environ, "RAY_ADDRESS": "local", "TUNE_RESULT_BUFFER_LENGTH": "1"}
+    driver = subprocess.Popen(
+        [*base, "--name", "killed", "--local-cpus", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    experiment = storage / "killed"
+    deadline = time.monotonic() + 600
+    while _finished_trials(experiment) < 1:
+        assert driver.poll() is None, "the study ended before it could be killed"
+        assert time.monotonic() < deadline, "no trial finished within 10 minutes"
+        time.sleep(1)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+    driver.wait()
+    finished_before = {
+        p.parent.name for p in experiment.glob("trial_*/result.json") if '"final": true' in p.read_text()
+    }
+    assert 1 <= len(finished_before) < 4
+
+    resumed = subprocess.run(
+        [*base, "--resume", str(experiment), "--local-cpus", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "4 trials (0 errored)" in resumed.stdout
+
+    # Every trial reported each of its 2 epochs exactly once: nothing finished was trained again.
+    for result in experiment.glob("trial_*/result.json"):
+        epochs = [json.loads(line)["epoch"] for line in result.read_text().splitlines() if line.strip()]
+        assert epochs == [1, 2], (result.parent.name, epochs)
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("dry_run").experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("nsr_tune.role") == "study"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 4
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert all(c.data.tags.get("pareto_optimal") in ("true", "false") for c in children)
+    for child in children:
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "train_loss")] == [1, 2]
