@@ -311,6 +311,25 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sync_mlflow(args: argparse.Namespace) -> int:
+    from nsr_tune.study.results import read_study
+    from nsr_tune.tracking import StudyTracker, front_table
+
+    record = read_study(args.experiment_path)
+    tracker = StudyTracker(
+        tracking_uri=args.mlflow_uri,
+        experiment=record.description["experiment"],
+        artifact_location=args.artifact_location,
+    )
+    parent = tracker.sync(record)
+    front = tracker.front(parent)
+    tracker.publish_front(front)
+    tracker.end_study()
+    print(f"{len(record.trials)} trials of {args.experiment_path} are in MLflow (parent run {parent})")
+    print(front_table(front))
+    return 0
+
+
 def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `nsr-tune tune` and of tune.py (one set, so the two cannot drift apart)."""
     p.add_argument(
@@ -456,6 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
     pareto.add_argument("--run", help="the study's parent run id (default: the latest study)")
     pareto.add_argument("--out", default="pareto", help="directory for pareto.csv, pareto.png, pareto.html")
     pareto.set_defaults(func=_cmd_pareto)
+
+    sync = sub.add_parser(
+        "sync-mlflow", help="write a study's results from its Tune directory to MLflow (after an outage)"
+    )
+    sync.add_argument("experiment_path", help="the Tune experiment path of the study (STORAGE/NAME)")
+    sync.add_argument("--mlflow-uri", required=True, help="e.g. sqlite:///mlflow.db or http://127.0.0.1:5000")
+    sync.add_argument("--artifact-location", help="where MLflow stores artifacts of a new experiment")
+    sync.set_defaults(func=_cmd_sync_mlflow)
     return parser
 
 
@@ -467,6 +494,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # A tracking server that is down should cost seconds, not MLflow's default of minutes of
+    # retries per call: the study keeps its results and writes them when the server is back.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     try:
         return int(args.func(args))
     except NsrTuneError as e:

@@ -84,7 +84,9 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path):
     parents = [r for r in runs if r.data.tags.get("nsr_tune.role") == "study"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 4
-    assert all(r.info.status == "FINISHED" for r in runs)
+    assert all(r.info.status == "FINISHED" for r in runs), [
+        (r.info.run_name, r.info.status, r.data.tags.get("nsr_tune.state")) for r in runs
+    ]
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     assert all(c.data.tags.get("pareto_optimal") in ("true", "false") for c in children)
     for child in children:

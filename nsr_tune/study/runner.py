@@ -24,9 +24,10 @@ from ray.tune.search.optuna import OptunaSearch
 from nsr_tune.data import load_mitbih, make_splits, resolve_data_dir
 from nsr_tune.errors import ConfigError
 from nsr_tune.study.callback import MlflowStudyCallback
+from nsr_tune.study.results import read_study, write_study_file
 from nsr_tune.study.space import Space
 from nsr_tune.study.trainable import train_trial
-from nsr_tune.tracking import StudyFront, StudyTracker
+from nsr_tune.tracking import StudyFront, StudyTracker, front_from_record, outage_errors
 
 __all__ = ["StudyOptions", "StudyOutcome", "check_storage", "run_study", "summary_lines"]
 
@@ -198,11 +199,11 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     tracker = StudyTracker(
         tracking_uri=options.mlflow_uri, experiment=space.name, artifact_location=options.artifact_location
     )
-    parent = tracker.start_study(
-        experiment_path=experiment_path,
-        run_name=options.name,
-        objectives=space.objectives,
-        params={
+    description = {
+        "name": options.name,
+        "experiment": space.name,
+        "objectives": [list(o) for o in space.objectives],
+        "params": {
             "space": space.name,
             "sampler": space.sampler,
             "sampler_seed": space.sampler_seed,
@@ -214,17 +215,43 @@ def run_study(options: StudyOptions) -> StudyOutcome:
             "objectives": json.dumps(space.objectives),
             "data_dir": str(data_dir),
         },
-        tags={
+        "tags": {
             "git_commit": _git_commit(),
             "data_fingerprint": report.fingerprint,
             "library_versions": json.dumps(_versions()),
             "nsr_tune.space_path": space.path,
         },
-        texts={
+        "texts": {
             "search_space.yaml": space.source,
             "data_splits.json": json.dumps(splits.describe(), indent=2),
         },
-    )
+    }
+    if resume_path is None:
+        # Beside Tune's own files: what MLflow's parent run needs, so that the MLflow side of
+        # the study can be rebuilt from the experiment directory alone (sync-mlflow).
+        write_study_file(experiment_path, description)
+    else:
+        description = dict(read_study(experiment_path).description)
+    callback = MlflowStudyCallback(tracker)
+    try:
+        tracker.start_study(
+            experiment_path=experiment_path,
+            run_name=description["name"],
+            objectives=[tuple(o) for o in description["objectives"]],
+            params=description["params"],
+            tags=description["tags"],
+            texts=description["texts"],
+        )
+    except outage_errors() as e:
+        callback.offline = True
+        log.warning(
+            "MLflow at %s cannot be reached (%s). The study runs anyway; its results go to MLflow when "
+            "it ends, or later with `nsr-tune sync-mlflow %s --mlflow-uri %s`.",
+            options.mlflow_uri,
+            str(e).splitlines()[0][:200],
+            experiment_path,
+            options.mlflow_uri,
+        )
 
     resources = {
         "cpu": options.cpus_per_trial or space.resources["cpu"],
@@ -270,20 +297,32 @@ def run_study(options: StudyOptions) -> StudyOutcome:
             run_config=tune.RunConfig(
                 name=options.name,
                 storage_path=storage,
-                callbacks=[MlflowStudyCallback(tracker)],
+                callbacks=[callback],
                 failure_config=tune.FailureConfig(max_failures=space.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 verbose=1,
             ),
         )
+    results = tuner.fit()
+    # Whatever MLflow missed while the study ran (an outage, a blip) is written now, from
+    # Tune's results; after a study without trouble this writes nothing new.
+    record = read_study(experiment_path)
     try:
-        results = tuner.fit()
-    except BaseException:
-        tracker.end_study(status="KILLED")
-        raise
-    front = tracker.front(parent)
-    tracker.publish_front(front)
-    tracker.end_study()
+        parent = tracker.sync(record)
+        front = tracker.front(parent)
+        tracker.publish_front(front)
+        tracker.end_study()
+    except outage_errors() as e:
+        log.warning(
+            "MLflow at %s is still unreachable (%s); nothing measured is lost: every result is in %s. "
+            "Write it to MLflow later with `nsr-tune sync-mlflow %s --mlflow-uri %s`.",
+            options.mlflow_uri,
+            str(e).splitlines()[0][:200],
+            experiment_path,
+            experiment_path,
+            options.mlflow_uri,
+        )
+        parent, front = "", front_from_record(record)
     return StudyOutcome(
         experiment_path=experiment_path,
         parent_run_id=parent,

@@ -9,7 +9,11 @@ from nsr_tune.tracking.mlflow_tracker import (
     StudyFront,
     StudyTracker,
     default_tracking_uri,
+    front_from_record,
     front_table,
+    outage_errors,
+    run_name,
+    trial_params,
     write_front_files,
 )
 
@@ -20,6 +24,10 @@ __all__ = [
     "StudyFront",
     "StudyTracker",
     "default_tracking_uri",
+    "front_from_record",
     "front_table",
+    "outage_errors",
+    "run_name",
+    "trial_params",
     "write_front_files",
 ]

@@ -31,7 +31,11 @@ __all__ = [
     "StudyFront",
     "StudyTracker",
     "default_tracking_uri",
+    "front_from_record",
     "front_table",
+    "outage_errors",
+    "run_name",
+    "trial_params",
     "write_front_files",
 ]
 
@@ -50,6 +54,56 @@ _BATCH = 1000
 def default_tracking_uri() -> str:
     """An embedded SQLite store in the working directory (MLflow 3's own default)."""
     return f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def outage_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the tracking store cannot be reached right now", not a bug."""
+    import requests
+    import sqlalchemy.exc
+    from mlflow.exceptions import MlflowException
+
+    return (MlflowException, requests.RequestException, sqlalchemy.exc.OperationalError, OSError)
+
+
+# Tune's own bookkeeping keys: not worth a metric each in MLflow.
+_TUNE_KEYS = {
+    "timestamp",
+    "training_iteration",
+    "time_this_iter_s",
+    "time_total_s",
+    "pid",
+    "time_since_restore",
+    "iterations_since_restore",
+    "checkpoint_dir_name",
+    "done",
+    "final",
+    "diverged",
+    "epoch",
+}
+
+
+def run_name(trial_config: Mapping[str, Any], trial_id: str) -> str:
+    """What the trial is, at a glance: model, objective, beta (e.g. `cnn nsr β=0.3 · 3f2a_00001`)."""
+    model = trial_config["model"]["name"]
+    objective = trial_config["objective"]["name"]
+    beta = trial_config["objective"]["beta"]
+    weighted = objective in ("nsr", "nsr_ce", "jacobian")
+    return f"{model} {objective}" + (f" β={beta:.3g}" if weighted else "") + f" · {trial_id}"
+
+
+def trial_params(trial_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial config flattened to MLflow params such as `model.name`, `objective.beta`."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            out[prefix] = node
+
+    walk("", trial_config)
+    return out
 
 
 @dataclass(frozen=True)
@@ -140,9 +194,17 @@ class StudyTracker:
 
     # ------------------------------------------------------------------ trials
 
-    def trial_run(self, trial_id: str, *, run_name: str, params: Mapping[str, Any]) -> str:
-        """The child run of a Tune trial, created on first sight and found again afterwards."""
+    def trial_run(
+        self, trial_id: str, *, run_name: str, params: Mapping[str, Any], reopen: bool = False
+    ) -> str:
+        """The child run of a Tune trial, created on first sight and found again afterwards.
+
+        `reopen` marks a found run RUNNING again: for a trial that (re)starts, not for one whose
+        past results are being written.
+        """
         if trial_id in self._runs:
+            if reopen:
+                self.client.update_run(self._runs[trial_id], status="RUNNING")
             return self._runs[trial_id]
         if self.parent_run_id is None:
             raise RuntimeError("start_study must come before trial_run")
@@ -155,7 +217,8 @@ class StudyTracker:
         )
         if found:
             run_id = found[0].info.run_id
-            self.client.update_run(run_id, status="RUNNING")
+            if reopen:
+                self.client.update_run(run_id, status="RUNNING")
         else:
             run = self.client.create_run(
                 exp_id,
@@ -199,6 +262,101 @@ class StudyTracker:
         for i in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[i : i + 100])
 
+    def trial_run_for(self, trial_id: str, trial_config: Mapping[str, Any], *, reopen: bool = False) -> str:
+        return self.trial_run(
+            trial_id,
+            run_name=run_name(trial_config, trial_id),
+            params=trial_params(trial_config),
+            reopen=reopen,
+        )
+
+    def record_result(
+        self, trial_id: str, trial_config: Mapping[str, Any], result: Mapping[str, Any]
+    ) -> None:
+        """One Tune report: its metrics at step = epoch, in one batched call."""
+        run_id = self.trial_run_for(trial_id, trial_config)
+        metrics = {k: v for k, v in result.items() if k not in _TUNE_KEYS}
+        self.log_metrics(run_id, metrics, step=int(result.get("epoch", 0)))
+        if isinstance(result.get("node_id"), str):
+            self.set_tags(run_id, {"ray_node_id": result["node_id"]})
+
+    def record_end(
+        self, trial_id: str, trial_config: Mapping[str, Any], last: Mapping[str, Any], *, error: str | None
+    ) -> None:
+        """A trial's end: complete (with robustness figures), diverged, or failed with a reason."""
+        run_id = self.trial_run_for(trial_id, trial_config)
+        if last.get("diverged"):
+            self.set_tags(run_id, {"diverged": "true"})
+            self.end_trial(run_id, state=STATE_DIVERGED)
+        elif last.get("final"):
+            self.log_curves(run_id, last)
+            self.end_trial(run_id, state=STATE_COMPLETE)
+        else:
+            self.set_tags(run_id, {"failure": error or "the trial stopped before its last epoch"})
+            self.end_trial(run_id, state=STATE_FAILED, status="FAILED")
+
+    def log_curves(self, run_id: str, result: Mapping[str, Any]) -> None:
+        """Robustness-curve figures (validation and test) from a trial's final report."""
+        from nsr_tune import plots
+
+        for part in ("val", "test"):
+            eps_uv = result.get(f"{part}_eps_uv")
+            if not isinstance(eps_uv, Mapping) or not eps_uv:
+                continue
+            keys = sorted(eps_uv, key=float)
+            curves = {
+                "robust accuracy": [
+                    result[f"{part}_clean_acc"],
+                    *(result[f"{part}_robust_acc_eps_{k}"] for k in keys),
+                ],
+                "robust balanced accuracy": [
+                    result[f"{part}_balanced_acc"],
+                    *(result[f"{part}_robust_balanced_acc_eps_{k}"] for k in keys),
+                ],
+                "white noise accuracy": [
+                    result[f"{part}_clean_acc"],
+                    *(result[f"{part}_noise_acc_eps_{k}"] for k in keys),
+                ],
+            }
+            uv = [0.0, *(eps_uv[k] for k in keys)]
+            with tempfile.TemporaryDirectory() as d:
+                path = plots.robustness_curve_png(
+                    [0.0, *(float(k) for k in keys)],
+                    curves,
+                    Path(d) / f"robustness_{part}.png",
+                    eps_uv=None if any(math.isnan(v) for v in uv) else uv,
+                    title=f"{'validation' if part == 'val' else 'test'} robustness (PGD, L-inf)",
+                )
+                self.log_file(run_id, path)
+
+    def sync(self, record: Any) -> str:
+        """Write to MLflow whatever of a study (a `StudyRecord`) it does not hold yet.
+
+        Idempotent: a report already logged (by its epoch) is not logged again, a finished run
+        is not finished again, so running it after a normal study changes nothing.
+        """
+        d = record.description
+        parent = self.start_study(
+            experiment_path=record.experiment_path,
+            run_name=d["name"],
+            objectives=d["objectives"],
+            params=d["params"],
+            tags=d["tags"],
+            texts=d["texts"],
+        )
+        for trial in record.trials:
+            run_id = self.trial_run_for(trial.trial_id, trial.config)
+            logged = {m.step for m in self.client.get_metric_history(run_id, "epoch_seconds")}
+            for result in trial.results:
+                if int(result.get("epoch", 0)) not in logged:
+                    self.record_result(trial.trial_id, trial.config, result)
+            run = self.client.get_run(run_id)
+            if TAG_STATE not in run.data.tags:
+                last = trial.results[-1] if trial.results else {}
+                if last.get("final") or last.get("diverged") or trial.error:
+                    self.record_end(trial.trial_id, trial.config, last, error=trial.error)
+        return parent
+
     # ------------------------------------------------------------------ the front
 
     def latest_parent(self) -> str:
@@ -230,30 +388,16 @@ class StudyTracker:
             filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'",
             max_results=10000,
         )
-        ids, values, names, tests, excluded = [], [], {}, {}, {}
-        for run in children:
-            rid = run.info.run_id
-            names[rid] = run.info.run_name or rid
-            state = run.data.tags.get(TAG_STATE)
-            metrics = run.data.metrics
-            if state != STATE_COMPLETE:
-                excluded[rid] = state or "unfinished"
-                continue
-            if any(m not in metrics for m, _ in objectives):
-                excluded[rid] = "missing objective"
-                continue
-            ids.append(rid)
-            values.append([metrics[m] for m, _ in objectives])
-            tests[rid] = tuple(metrics.get("test_" + m.removeprefix("val_"), math.nan) for m, _ in objectives)
-        directions = ["maximize" if mode == "max" else "minimize" for _, mode in objectives]
-        result = pareto_analysis(
-            ids,
-            np.asarray(values, dtype=float).reshape(len(ids), len(objectives)),
-            names=[m for m, _ in objectives],
-            directions=directions,
-            reference=default_reference(directions),
-        )
-        return StudyFront(parent_id, result, names, tests, excluded)
+        entries = [
+            (
+                run.info.run_id,
+                run.info.run_name or run.info.run_id,
+                run.data.tags.get(TAG_STATE),
+                run.data.metrics,
+            )
+            for run in children
+        ]
+        return _analyse(parent_id, entries, objectives)
 
     def publish_front(self, front: StudyFront, *, out_dir: Path | None = None) -> dict[str, Path]:
         """Tag every child, and give the parent pareto.csv, the figures and the hypervolume."""
@@ -281,6 +425,46 @@ class StudyTracker:
             },
         )
         return files
+
+
+def _analyse(
+    parent_id: str,
+    entries: Sequence[tuple[str, str, str | None, Mapping[str, float]]],
+    objectives: Sequence[tuple[str, str]],
+) -> StudyFront:
+    """Rank the complete trials (id, name, state, final metrics) on the objectives."""
+    ids, values, names, tests, excluded = [], [], {}, {}, {}
+    for rid, name, state, metrics in entries:
+        names[rid] = name
+        if state != STATE_COMPLETE:
+            excluded[rid] = state or "unfinished"
+            continue
+        if any(m not in metrics for m, _ in objectives):
+            excluded[rid] = "missing objective"
+            continue
+        ids.append(rid)
+        values.append([metrics[m] for m, _ in objectives])
+        tests[rid] = tuple(metrics.get("test_" + m.removeprefix("val_"), math.nan) for m, _ in objectives)
+    directions = ["maximize" if mode == "max" else "minimize" for _, mode in objectives]
+    result = pareto_analysis(
+        ids,
+        np.asarray(values, dtype=float).reshape(len(ids), len(objectives)),
+        names=[m for m, _ in objectives],
+        directions=directions,
+        reference=default_reference(directions),
+    )
+    return StudyFront(parent_id, result, names, tests, excluded)
+
+
+def front_from_record(record: Any) -> StudyFront:
+    """The same analysis from Tune's results (a `StudyRecord`), for when MLflow is out of reach."""
+    entries = []
+    for trial in record.trials:
+        last = trial.results[-1] if trial.results else {}
+        state = STATE_DIVERGED if last.get("diverged") else STATE_COMPLETE if last.get("final") else None
+        entries.append((trial.trial_id, run_name(trial.config, trial.trial_id), state, last))
+    objectives = [tuple(o) for o in record.description["objectives"]]
+    return _analyse("", entries, objectives)
 
 
 def write_front_files(front: StudyFront, out_dir: Path) -> dict[str, Path]:
