@@ -273,6 +273,9 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     # scores must never reach the searcher or the Pareto front. Tune's strict check would
     # demand them in every report; train_trial checks the final one itself.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    # Save Tune's experiment state at most a second after a change (its default waits longer),
+    # so that a trial that finished just before the driver died is not trained again on resume.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     if resume_path is not None:
         tuner = tune.Tuner.restore(
             resume_path, trainable=trainable, resume_unfinished=True, resume_errored=True

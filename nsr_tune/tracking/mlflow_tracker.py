@@ -128,10 +128,12 @@ class StudyTracker:
         self.objectives: list[tuple[str, str]] = []
         self._client: Any = None
         self._runs: dict[str, str] = {}  # Tune trial id -> MLflow run id
+        self._steps: dict[str, set[int]] = {}  # MLflow run id -> epochs already logged
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_client"] = None
+        state["_steps"] = {}  # re-read from MLflow after a restart, never trusted from a pickle
         return state
 
     @property
@@ -273,10 +275,21 @@ class StudyTracker:
     def record_result(
         self, trial_id: str, trial_config: Mapping[str, Any], result: Mapping[str, Any]
     ) -> None:
-        """One Tune report: its metrics at step = epoch, in one batched call."""
+        """One Tune report: its metrics at step = epoch, in one batched call.
+
+        An epoch already logged is skipped: a trial restored after a driver restart can report
+        again an epoch whose report reached the driver before the restart but not Tune's
+        saved state, and the run's history must not show it twice.
+        """
         run_id = self.trial_run_for(trial_id, trial_config)
+        epoch = int(result.get("epoch", 0))
+        if run_id not in self._steps:
+            self._steps[run_id] = {m.step for m in self.client.get_metric_history(run_id, "epoch_seconds")}
+        if epoch in self._steps[run_id]:
+            return
         metrics = {k: v for k, v in result.items() if k not in _TUNE_KEYS}
-        self.log_metrics(run_id, metrics, step=int(result.get("epoch", 0)))
+        self.log_metrics(run_id, metrics, step=epoch)
+        self._steps[run_id].add(epoch)
         if isinstance(result.get("node_id"), str):
             self.set_tags(run_id, {"ray_node_id": result["node_id"]})
 
@@ -346,10 +359,8 @@ class StudyTracker:
         )
         for trial in record.trials:
             run_id = self.trial_run_for(trial.trial_id, trial.config)
-            logged = {m.step for m in self.client.get_metric_history(run_id, "epoch_seconds")}
             for result in trial.results:
-                if int(result.get("epoch", 0)) not in logged:
-                    self.record_result(trial.trial_id, trial.config, result)
+                self.record_result(trial.trial_id, trial.config, result)
             run = self.client.get_run(run_id)
             if TAG_STATE not in run.data.tags:
                 last = trial.results[-1] if trial.results else {}
