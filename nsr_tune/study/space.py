@@ -391,6 +391,9 @@ def parse_space(text: str, *, where: str = "<space>") -> Space:
     }
     for f, node in optim_node.items():
         key = f"optim.{f}"
+        if f == "grad_clip" and node is None:  # null turns gradient clipping off
+            optim[f] = None
+            continue
         value = r.value(node, key, kind=kinds[f])
         if f == "optimizer" and not isinstance(value, Domain) and value not in OPTIMIZERS:
             raise r.fail(key, f"must be one of {', '.join(OPTIMIZERS)}")
