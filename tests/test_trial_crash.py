@@ -1,0 +1,96 @@
+"""A trial whose worker process dies (as under the OOM killer) is retried from its checkpoint.
+
+The study runs as a real `python tune.py` process; the test kills the trial's Ray worker with
+SIGKILL after its first epoch and checks that the trial continues after that epoch on a new
+worker, that the study finishes, and that MLflow holds one unbroken history for the trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+SPACE = """
+name: crash
+data: {split: inter, max_train_beats: 3000}
+model: {families: {cnn: {}}}
+objective: {choices: {ce: {}}}
+optim: {epochs: 4, batch_size: 32}
+evaluation:
+  search: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
+  test: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
+search: {sampler: random, num_samples: 1, max_concurrent: 1, max_failures: 2}
+resources: {cpu: 1, gpu: 0}
+"""
+
+
+def _worker_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
+    space = tmp_path / "crash.yaml"
+    space.write_text(SPACE)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cmd = [
+        sys.executable,
+        str(REPO / "tune.py"),
+        "--space",
+        str(space),
+        "--name",
+        "c",
+        "--data-dir",
+        "bundled",
+    ]
+    cmd += ["--storage", str(tmp_path / "ray"), "--mlflow-uri", uri, "--local-cpus", "2"]
+    driver = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env={**os.environ, "RAY_ADDRESS": "local"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        results = tmp_path / "ray" / "c"
+        deadline = time.monotonic() + 600
+        while not any(p.read_text().strip() for p in results.glob("trial_*/result.json")):
+            assert driver.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        pids = _worker_pids()
+        assert pids, "no trial worker found"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        out, _ = driver.communicate(timeout=900)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 0, out[-3000:]
+    assert "1 trials (0 errored)" in out
+
+    (result,) = results.glob("trial_*/result.json")
+    epochs = [json.loads(line)["epoch"] for line in result.read_text().splitlines() if line.strip()]
+    assert epochs[-1] == 4 and epochs[0] == 1
+    state = json.loads(sorted(results.glob("experiment_state-*.json"))[-1].read_text())
+    runtime = json.loads(state["trial_data"][0][1])
+    assert runtime["num_failures"] == 1  # it failed once and was retried, not restarted from scratch
+    assert epochs == sorted(set(epochs)) or len(epochs) - len(set(epochs)) <= 1
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("crash").experiment_id])
+    (child,) = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert child.info.status == "FINISHED" and child.data.tags["nsr_tune.state"] == "complete"
+    assert [m.step for m in client.get_metric_history(child.info.run_id, "train_loss")] == [1, 2, 3, 4]
