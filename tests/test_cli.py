@@ -128,3 +128,20 @@ def test_tune_refuses_a_bad_space_before_starting_anything(tmp_path, capsys):
     assert main(["tune", "--space", str(bad), "--storage", str(tmp_path / "ray")]) == 2
     assert "model.families.vgg: unknown model" in capsys.readouterr().err
     assert not (tmp_path / "ray").exists()
+
+
+def test_tune_refuses_a_storage_path_that_cannot_be_written(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    argv = [
+        "tune",
+        "--dry-run",
+        "--storage",
+        str(blocker / "ray"),
+        "--mlflow-uri",
+        f"sqlite:///{tmp_path / 'm.db'}",
+    ]
+    assert main([*argv, "--address", "local", "--local-cpus", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--storage:" in err and "cannot be written" in err
+    assert not (tmp_path / "m.db").exists()  # refused before MLflow was touched
