@@ -36,3 +36,74 @@ def train_quick(
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
     return model.eval()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_tune(tmp_path: Path, space_text: str, *, name: str, mlflow_uri: str, env: dict | None = None):
+    """`python tune.py` on a space, as a real process in its own process group (stdout piped).
+
+    Its study lands in tmp_path/ray/NAME, on the bundled records, with a local Ray of 2 CPUs.
+    """
+    import os
+    import subprocess
+    import sys
+
+    space = tmp_path / f"{name}.yaml"
+    space.write_text(space_text)
+    cmd = [
+        sys.executable,
+        str(REPO / "tune.py"),
+        "--space",
+        str(space),
+        "--name",
+        name,
+        "--data-dir",
+        "bundled",
+    ]
+    cmd += ["--storage", str(tmp_path / "ray"), "--mlflow-uri", mlflow_uri, "--local-cpus", "2"]
+    return subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env={**os.environ, "RAY_ADDRESS": "local", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_first_report(experiment: Path, driver, *, timeout: float = 600) -> None:
+    """Block until some trial of the study has reported an epoch (the driver must stay alive)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not any(p.read_text().strip() for p in experiment.glob("trial_*/result.json")):
+        assert driver.poll() is None, "the study ended early"
+        assert time.monotonic() < deadline, "no trial reported in time"
+        time.sleep(0.2)
+
+
+def finish(driver, *, timeout: float = 900) -> str:
+    """Wait for the driver and return its output; kill its process group if it hangs."""
+    import os
+    import signal
+
+    try:
+        out, _ = driver.communicate(timeout=timeout)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    return out
+
+
+def study_runs(mlflow_uri: str, experiment: str):
+    """(parent runs, child runs) of an MLflow experiment, read with the real client."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("nsr_tune.role") == "study"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children

@@ -35,4 +35,3 @@ def kaggle_dir() -> Path:
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     # Each test session gets its own beat cache, so a stale user cache can never hide a bug.
     os.environ["NSR_TUNE_CACHE"] = str(tmp_path_factory.mktemp("beat-cache"))
-

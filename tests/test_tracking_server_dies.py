@@ -10,12 +10,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-REPO = Path(__file__).resolve().parents[1]
+from tests._helpers import finish, start_tune, study_runs, wait_for_first_report
+
 pytestmark = pytest.mark.slow
 
 SPACE = """
@@ -71,43 +70,18 @@ def _start_server(store: str, port: int) -> subprocess.Popen:
 
 def test_server_dies_mid_study_then_sync_fills_the_gap(tmp_path):
     store, port = f"sqlite:///{tmp_path / 'mlflow.db'}", _free_port()
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE)
     uri = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "RAY_ADDRESS": "local", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     server = _start_server(store, port)
-    cmd = [
-        sys.executable,
-        str(REPO / "tune.py"),
-        "--space",
-        str(space),
-        "--name",
-        "s",
-        "--data-dir",
-        "bundled",
-    ]
-    cmd += ["--storage", str(tmp_path / "ray"), "--mlflow-uri", uri, "--local-cpus", "2"]
-    driver = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    driver = start_tune(
+        tmp_path, SPACE, name="s", mlflow_uri=uri, env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     )
+    experiment = tmp_path / "ray" / "s"
     try:
-        experiment = tmp_path / "ray" / "s"
-        deadline = time.monotonic() + 600
-        while not any(p.read_text().strip() for p in experiment.glob("trial_*/result.json")):
-            assert driver.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_for_first_report(experiment, driver)
         os.killpg(server.pid, signal.SIGKILL)  # the server dies after the first report
         server.wait()
-        out, _ = driver.communicate(timeout=900)
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
+        out = finish(driver)
     assert driver.returncode == 0, out[-3000:]
     assert "2 trials (0 errored)" in out
     assert out.count("Traceback") == 0
@@ -117,7 +91,7 @@ def test_server_dies_mid_study_then_sync_fills_the_gap(tmp_path):
     try:
         sync = subprocess.run(
             [sys.executable, "-m", "nsr_tune.cli", "sync-mlflow", str(experiment), "--mlflow-uri", uri],
-            env=env,
+            env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
             capture_output=True,
             text=True,
             timeout=300,
@@ -126,10 +100,8 @@ def test_server_dies_mid_study_then_sync_fills_the_gap(tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
-    client = MlflowClient(store)
-    runs = client.search_runs([client.get_experiment_by_name("server_dies").experiment_id])
-    parents = [r for r in runs if r.data.tags.get("nsr_tune.role") == "study"]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    client, parents, children = study_runs(store, "server_dies")
+    runs = [*parents, *children]
     assert len(parents) == 1 and len(children) == 2
     assert all(r.info.status == "FINISHED" for r in runs)
     for child in children:

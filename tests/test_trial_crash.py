@@ -11,14 +11,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-REPO = Path(__file__).resolve().parents[1]
+from tests._helpers import finish, start_tune, study_runs, wait_for_first_report
+
 pytestmark = pytest.mark.slow
 
 SPACE = """
@@ -41,43 +38,17 @@ def _worker_pids() -> list[int]:
 
 
 def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
-    space = tmp_path / "crash.yaml"
-    space.write_text(SPACE)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cmd = [
-        sys.executable,
-        str(REPO / "tune.py"),
-        "--space",
-        str(space),
-        "--name",
-        "c",
-        "--data-dir",
-        "bundled",
-    ]
-    cmd += ["--storage", str(tmp_path / "ray"), "--mlflow-uri", uri, "--local-cpus", "2"]
-    driver = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env={**os.environ, "RAY_ADDRESS": "local"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    driver = start_tune(tmp_path, SPACE, name="c", mlflow_uri=uri)
+    results = tmp_path / "ray" / "c"
     try:
-        results = tmp_path / "ray" / "c"
-        deadline = time.monotonic() + 600
-        while not any(p.read_text().strip() for p in results.glob("trial_*/result.json")):
-            assert driver.poll() is None and time.monotonic() < deadline
-            time.sleep(0.5)
+        wait_for_first_report(results, driver)
         pids = _worker_pids()
         assert pids, "no trial worker found"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        out, _ = driver.communicate(timeout=900)
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
+        out = finish(driver)
     assert driver.returncode == 0, out[-3000:]
     assert "1 trials (0 errored)" in out
 
@@ -89,8 +60,6 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
     assert runtime["num_failures"] == 1  # it failed once and was retried, not restarted from scratch
     assert epochs == sorted(set(epochs)) or len(epochs) - len(set(epochs)) <= 1
 
-    client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("crash").experiment_id])
-    (child,) = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    client, _, (child,) = study_runs(uri, "crash")
     assert child.info.status == "FINISHED" and child.data.tags["nsr_tune.state"] == "complete"
     assert [m.step for m in client.get_metric_history(child.info.run_id, "train_loss")] == [1, 2, 3, 4]

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-REPO = Path(__file__).resolve().parents[1]
+from tests._helpers import finish, start_tune, study_runs
+
 pytestmark = pytest.mark.slow
 
 SPACE = """
@@ -41,29 +39,8 @@ def _workers() -> set[int]:
 
 
 def test_a_trial_that_always_crashes_ends_failed_and_the_study_goes_on(tmp_path):
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cmd = [
-        sys.executable,
-        str(REPO / "tune.py"),
-        "--space",
-        str(space),
-        "--name",
-        "f",
-        "--data-dir",
-        "bundled",
-    ]
-    cmd += ["--storage", str(tmp_path / "ray"), "--mlflow-uri", uri, "--local-cpus", "2"]
-    driver = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env={**os.environ, "RAY_ADDRESS": "local"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    driver = start_tune(tmp_path, SPACE, name="f", mlflow_uri=uri)
     killed: set[int] = set()
     try:
         deadline = time.monotonic() + 600
@@ -76,16 +53,13 @@ def test_a_trial_that_always_crashes_ends_failed_and_the_study_goes_on(tmp_path)
                     os.kill(pid, signal.SIGKILL)
                 killed |= fresh
             time.sleep(0.2)
-        out, _ = driver.communicate(timeout=900)
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
+        out = finish(driver)
     assert driver.returncode == 0, out[-3000:]
     assert "2 trials (1 errored)" in out
 
-    client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("fails").experiment_id])
-    children = {r.data.params["model.name"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    _, _, runs = study_runs(uri, "fails")
+    children = {r.data.params["model.name"]: r for r in runs}
     failed, fine = children["cnn"], children["mlp"]
     assert failed.info.status == "FAILED" and failed.data.tags["nsr_tune.state"] == "failed"
     assert failed.data.tags["failure"]  # the reason, in one line
