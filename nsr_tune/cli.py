@@ -150,7 +150,7 @@ def _cmd_data_download(args: argparse.Namespace) -> int:
     from nsr_tune.data import default_data_dir, download_mitdb
 
     path = download_mitdb(Path(args.dest) if args.dest else default_data_dir())
-    print(f"MIT-BIH Arrhythmia Database downloaded to {path}")
+    print(f"MIT-BIH Arrhythmia Database ready in {path} (every file matches PhysioNet's SHA-256)")
     return 0
 
 

@@ -39,6 +39,7 @@ from nsr_tune.data import (
     load_kaggle_csv,
     load_mitbih,
     make_splits,
+    mitdb_checksum_problems,
     resolve_data_dir,
     summarize,
 )
@@ -647,3 +648,40 @@ def test_download_failure_says_physionet_could_not_be_reached(
         DataError, match=r"PhysioNet could not be reached.*https://physionet\.org/content/mitdb/"
     ):
         download_mitdb(tmp_path / "mitdb")
+
+
+def test_download_skips_a_directory_that_already_holds_the_exact_release(
+    mitdb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def must_not_fetch(db: str, dest: str) -> None:
+        raise AssertionError("PhysioNet was contacted although the data was complete")
+
+    monkeypatch.setattr(wfdb, "dl_database", must_not_fetch)
+    dest = tmp_path / "mitdb"
+    dest.mkdir()
+    for f in mitdb_dir.iterdir():
+        (dest / f.name).symlink_to(f)
+    assert mitdb_checksum_problems(dest) == []
+    assert download_mitdb(dest) == dest
+
+
+def test_download_is_checked_against_physionets_sums(
+    mitdb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A "download" that leaves one record out and corrupts another must not pass as MIT-BIH.
+    def partial(db: str, dest: str) -> None:
+        for f in mitdb_dir.glob("[0-9][0-9][0-9].*"):
+            if not f.name.startswith("232."):
+                (Path(dest) / f.name).write_bytes(f.read_bytes())
+        with (Path(dest) / "100.dat").open("r+b") as fh:
+            fh.write(b"\0")
+
+    monkeypatch.setattr(wfdb, "dl_database", partial)
+    with pytest.raises(DataError, match=r"not match PhysioNet.s MIT-BIH 1\.0\.0 \(100\.dat: SHA-256 differs"):
+        download_mitdb(tmp_path / "mitdb")
+    assert mitdb_checksum_problems(tmp_path / "mitdb") == [
+        "100.dat: SHA-256 differs from PhysioNet's",
+        "232.atr: missing",
+        "232.dat: missing",
+        "232.hea: missing",
+    ]

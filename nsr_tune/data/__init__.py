@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from nsr_tune.data._beats import AAMI_CLASSES, AAMI_MAP, BEAT_LEN, FS, BeatSet
 from nsr_tune.data._cache import default_cache_dir
-from nsr_tune.data._download import BUNDLED_DIR, default_data_dir, download_mitdb, resolve_data_dir
+from nsr_tune.data._download import (
+    BUNDLED_DIR,
+    default_data_dir,
+    download_mitdb,
+    mitdb_checksum_problems,
+    resolve_data_dir,
+)
 from nsr_tune.data._kaggle import load_kaggle_csv
 from nsr_tune.data._mitbih import PREPROCESS_VERSION, LoadReport, load_mitbih
 from nsr_tune.data._splits import DEFAULT_VAL_RECORDS, DS1, DS2, PACED, SplitData, make_splits
@@ -39,6 +45,7 @@ __all__ = [
     "load_kaggle_csv",
     "load_mitbih",
     "make_splits",
+    "mitdb_checksum_problems",
     "resolve_data_dir",
     "summarize",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -11,7 +12,14 @@ import wfdb
 from nsr_tune.data._cache import user_cache_root
 from nsr_tune.errors import ConfigError, DataError
 
-__all__ = ["BUNDLED_DIR", "MITDB_URL", "default_data_dir", "download_mitdb", "resolve_data_dir"]
+__all__ = [
+    "BUNDLED_DIR",
+    "MITDB_URL",
+    "default_data_dir",
+    "download_mitdb",
+    "mitdb_checksum_problems",
+    "resolve_data_dir",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +27,9 @@ logger = logging.getLogger(__name__)
 #: and enough for an `inter` split, so the tool works out of the box without a download.
 BUNDLED_DIR: Path = Path(__file__).resolve().parent / "bundled" / "mitdb"
 MITDB_URL = "https://physionet.org/content/mitdb/1.0.0/"
+#: PhysioNet's SHA-256 sums of MIT-BIH 1.0.0 (its SHA256SUMS.txt), shipped so that a download can be
+#: verified, and so that a directory already holding the exact release is not fetched again.
+_SHA256SUMS: Path = Path(__file__).resolve().parent / "mitdb_sha256sums.txt"
 
 _HOW_TO_GET = (
     "get the MIT-BIH Arrhythmia Database with `nsr-tune data download` (or from " + MITDB_URL + "), "
@@ -64,9 +75,52 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path:
     return path.resolve()
 
 
+def _expected_sums() -> dict[str, str]:
+    """File name -> SHA-256 of the records' headers, signals and annotations (what wfdb downloads)."""
+    sums = {}
+    for line in _SHA256SUMS.read_text().splitlines():
+        digest, name = line.split()
+        # RECORDS, ANNOTATORS and the superseded 102-0.atr are not fetched by wfdb.dl_database.
+        if name.endswith((".hea", ".dat", ".atr")) and "-" not in name:
+            sums[name] = digest
+    return sums
+
+
+def mitdb_checksum_problems(directory: str | Path) -> list[str]:
+    """Every way ``directory`` differs from PhysioNet's MIT-BIH 1.0.0 release ([] when it is exact).
+
+    Each entry names a file: missing, or with a SHA-256 other than PhysioNet's.
+    """
+    path = _as_path(directory, "directory")
+    problems = []
+    for name, digest in _expected_sums().items():
+        f = path / name
+        if not f.is_file():
+            problems.append(f"{name}: missing")
+            continue
+        h = hashlib.sha256()
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        if h.hexdigest() != digest:
+            problems.append(f"{name}: SHA-256 differs from PhysioNet's")
+    return problems
+
+
 def download_mitdb(dest: str | Path) -> Path:
-    """Download the MIT-BIH Arrhythmia Database from PhysioNet into ``dest`` (created if needed)."""
+    """Download the MIT-BIH Arrhythmia Database from PhysioNet into ``dest`` (created if needed).
+
+    A ``dest`` that already holds every record, byte for byte as PhysioNet publishes it, is left
+    as it is and nothing is fetched (so rerunning a cluster's setup costs nothing and needs no
+    network). After a download every file is checked against PhysioNet's SHA-256 sums.
+    """
     path = _as_path(dest, "dest")
+    if path.is_dir() and not mitdb_checksum_problems(path):
+        logger.info(
+            "%s already holds MIT-BIH 1.0.0 (every file matches PhysioNet's SHA-256); nothing to download",
+            path,
+        )
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -84,9 +138,11 @@ def download_mitdb(dest: str | Path) -> Path:
         ) from e
     except OSError as e:
         raise DataError(f"could not download MIT-BIH into {path}: writing the files failed: {e}") from e
-    # dl_database fetches headers, signals and annotations but not RECORDS; the loader then lists *.hea.
-    if not any(path.glob("*.hea")):
+    problems = mitdb_checksum_problems(path)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise DataError(
-            f"download into {path} finished without any record header (.hea); get the data from {MITDB_URL}"
+            f"the download into {path} does not match PhysioNet's MIT-BIH 1.0.0 ({shown}); "
+            f"run `nsr-tune data download` again, or get the files by hand from {MITDB_URL}"
         )
     return path
