@@ -35,7 +35,7 @@ DPI = 150
 FRONT_COLOUR = "#c0392b"
 DOMINATED_COLOUR = "#a6a6a6"
 TEST_COLOUR = "#1f4e9c"
-TEST_LEGEND = "test (held out)"
+TEST_LEGEND = "same trial on test (held out)"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from nsr_tune.study.callback import MlflowStudyCallback
 from nsr_tune.study.results import read_study, write_study_file
 from nsr_tune.study.space import Space
 from nsr_tune.study.trainable import train_trial
-from nsr_tune.tracking import StudyFront, StudyTracker, front_from_record, outage_errors
+from nsr_tune.tracking import StudyFront, StudyTracker, front_from_record, front_view_url, outage_errors
 
 __all__ = ["StudyOptions", "StudyOutcome", "check_storage", "run_study", "summary_lines"]
 
@@ -69,6 +69,7 @@ class StudyOptions:
 class StudyOutcome:
     experiment_path: str
     parent_run_id: str
+    experiment_id: str  # MLflow's; "" when MLflow could not be reached
     front: StudyFront
     n_trials: int
     n_errors: int
@@ -315,6 +316,7 @@ def run_study(options: StudyOptions) -> StudyOutcome:
         front = tracker.front(parent)
         tracker.publish_front(front)
         tracker.end_study()
+        experiment_id = tracker.experiment_id()
     except outage_errors() as e:
         log.warning(
             "MLflow at %s is still unreachable (%s); nothing measured is lost: every result is in %s. "
@@ -325,10 +327,11 @@ def run_study(options: StudyOptions) -> StudyOutcome:
             experiment_path,
             options.mlflow_uri,
         )
-        parent, front = "", front_from_record(record)
+        parent, front, experiment_id = "", front_from_record(record), ""
     return StudyOutcome(
         experiment_path=experiment_path,
         parent_run_id=parent,
+        experiment_id=experiment_id,
         front=front,
         n_trials=len(results),
         n_errors=len(results.errors),
@@ -339,17 +342,26 @@ def run_study(options: StudyOptions) -> StudyOutcome:
 def summary_lines(outcome: StudyOutcome, *, mlflow_uri: str, experiment: str) -> list[str]:
     """What to print at the end of a study: where things are and how to look at them."""
     store = mlflow_uri
-    ui = (
-        f"mlflow ui --backend-store-uri {store}"
-        if not store.startswith("http")
-        else f"open {store} in a browser"
-    )
-    return [
+    lines = [
         f"{outcome.n_trials} trials ({outcome.n_errors} errored) in {outcome.seconds:.0f} s",
         f"Tune results: {outcome.experiment_path}   (continue with --resume {outcome.experiment_path})",
         f"MLflow: experiment {experiment!r}, parent run {outcome.parent_run_id}, store {store}",
-        f"See the front: {ui}",
-        "  then open the experiment, filter runs with  tags.pareto_optimal = 'true',",
-        "  and in the Chart view plot the two objectives as a scatter; the parent run's artifacts hold",
-        "  pareto.png, pareto.html and pareto.csv.",
     ]
+    if not outcome.experiment_id:
+        return lines
+    served = store.startswith(("http://", "https://"))
+    url = front_view_url(
+        store if served else "http://127.0.0.1:5000", outcome.experiment_id, outcome.front.result.names
+    )
+    lines.append("See the front in the MLflow UI:")
+    if not served:
+        lines.append(f"  mlflow ui --backend-store-uri {store}")
+    lines += [
+        f"  {url}",
+        '  lists the Pareto-optimal trials; under "Columns" tick '
+        + ", ".join(outcome.front.result.names)
+        + " and the tag pareto_optimal.",
+        "  The study's parent run holds pareto.png, pareto.html (hover for details) and pareto.csv",
+        "  under Artifacts.",
+    ]
+    return lines

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import numpy as np
 
@@ -33,6 +34,7 @@ __all__ = [
     "default_tracking_uri",
     "front_from_record",
     "front_table",
+    "front_view_url",
     "outage_errors",
     "run_name",
     "trial_params",
@@ -54,6 +56,24 @@ _BATCH = 1000
 def default_tracking_uri() -> str:
     """An embedded SQLite store in the working directory (MLflow 3's own default)."""
     return f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def front_view_url(ui_url: str, experiment_id: str, objectives: Sequence[str]) -> str:
+    """The MLflow UI page that lists a study's Pareto-optimal trials, best first objective on top.
+
+    ``ui_url`` is where the UI answers (an http(s) tracking server, or ``mlflow ui``'s default
+    http://127.0.0.1:5000). The UI's routes are hash routes; sorting by a metric also lists the
+    nested trial runs flat instead of collapsed under their study's parent run.
+    """
+    query = urlencode(
+        {
+            "searchFilter": "tags.pareto_optimal = 'true'",
+            "orderByKey": f"metrics.`{objectives[0]}`" if objectives else "attributes.start_time",
+            "orderByAsc": "false",
+        },
+        quote_via=quote,
+    )
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def outage_errors() -> tuple[type[BaseException], ...]:
