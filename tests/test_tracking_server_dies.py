@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(store: str, port: int) -> subprocess.Popen:
+def _start_server(store: str, port: int, root: Path) -> subprocess.Popen:
+    # Run in the test's directory: the server keeps proxied artifacts in ./mlartifacts.
     server = subprocess.Popen(
         [
             sys.executable,
@@ -53,6 +55,7 @@ def _start_server(store: str, port: int) -> subprocess.Popen:
             "--workers",
             "1",
         ],
+        cwd=root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -71,7 +74,7 @@ def _start_server(store: str, port: int) -> subprocess.Popen:
 def test_server_dies_mid_study_then_sync_fills_the_gap(tmp_path):
     store, port = f"sqlite:///{tmp_path / 'mlflow.db'}", _free_port()
     uri = f"http://127.0.0.1:{port}"
-    server = _start_server(store, port)
+    server = _start_server(store, port, tmp_path)
     driver = start_tune(
         tmp_path, SPACE, name="s", mlflow_uri=uri, env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     )
@@ -87,7 +90,7 @@ def test_server_dies_mid_study_then_sync_fills_the_gap(tmp_path):
     assert out.count("Traceback") == 0
     assert "nsr-tune sync-mlflow" in out
 
-    server = _start_server(store, port)
+    server = _start_server(store, port, tmp_path)
     try:
         sync = subprocess.run(
             [sys.executable, "-m", "nsr_tune.cli", "sync-mlflow", str(experiment), "--mlflow-uri", uri],
