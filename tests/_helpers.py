@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +129,37 @@ def need(ok: bool, message: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (once this returns)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mlflow_server(store: str, *, port: int, cwd: Path, timeout: float = 180) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:``port`` against ``store``, returned once /health answers.
+
+    It runs in ``cwd`` (where it keeps proxied artifacts, ./mlartifacts) and logs to
+    ``cwd``/mlflow-server.log; its own process group, so that a test can kill it whole.
+    """
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", "1", "--backend-store-uri", store]
+    # The GenAI job runner is a dozen processes this tool never uses (the cluster configs too).
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = cwd / "mlflow-server.log"
+    with log.open("a") as fh:
+        server = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                  start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return server
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            os.killpg(server.pid, signal.SIGKILL)
+            raise AssertionError(f"mlflow server did not answer on port {port}: {log.read_text()[-3000:]}")
+        time.sleep(0.5)

@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import yaml
 
+from tests._helpers import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 SSHD = Path("/usr/sbin/sshd")
 #: Programs the launcher needs on this machine (Debian: openssh-server, openssh-client, rsync,
@@ -47,12 +49,6 @@ class SSHNode(NamedTuple):
     home: Path  # $HOME of every SSH session
     process: subprocess.Popen
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _login_env() -> str:
@@ -98,7 +94,7 @@ def start_sshd(root: Path, *, timeout: float = 30) -> SSHNode:
     (root / "authorized_keys").write_text((root / "client_ed25519.pub").read_text())
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
-    port = _free_port()
+    port = free_port()
     config = root / "sshd_config"
     config.write_text(
         f"Port {port}\n"
@@ -166,11 +162,11 @@ def loopback_config(template: Path, node: SSHNode, shared: Path, out: Path) -> P
     return out
 
 
-def ray_cli(*args: str, timeout: float, check: bool = True) -> subprocess.CompletedProcess:
+def ray_cli(*args: str, timeout: float) -> subprocess.CompletedProcess:
     """The `ray` command of this environment, from the repo root (file_mounts' "." is the project)."""
     ray = Path(sys.executable).parent / "ray"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    proc = subprocess.run(
+    return subprocess.run(
         [str(ray), *args],
         cwd=REPO,
         env=env,
@@ -179,6 +175,3 @@ def ray_cli(*args: str, timeout: float, check: bool = True) -> subprocess.Comple
         text=True,
         timeout=timeout,
     )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"`ray {' '.join(args)}` exited {proc.returncode}:\n{proc.stdout[-6000:]}")
-    return proc

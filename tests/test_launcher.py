@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from tests._helpers import need
+from tests._helpers import need, study_runs
 from tests._launcher import REPO, SSHNode, loopback_config, missing_programs, ray_cli, start_sshd
 
 pytestmark = [pytest.mark.launcher, pytest.mark.slow]
@@ -52,7 +51,7 @@ class Cluster(NamedTuple):
     shared: Path  # stands for the NFS share / the S3 bucket
 
 
-def _cluster(template: str, tmp_path: Path) -> Iterator[Cluster]:
+def _cluster(template: str, tmp_path: Path, mitdb: Path) -> Iterator[Cluster]:
     missing = missing_programs()
     need(not missing, f"the launcher test needs {', '.join(missing)}")
     if _port_in_use(5000):
@@ -61,9 +60,6 @@ def _cluster(template: str, tmp_path: Path) -> Iterator[Cluster]:
     # PhysioNet is out of reach: seed the node's cache with the real records (links, not copies).
     cache = node.home / ".cache" / "nsr-tune" / "mitdb"
     cache.mkdir(parents=True)
-    mitdb = Path(os.environ.get("NSR_TUNE_SHARED_DATA", REPO.parent / "shared" / "data")) / "mitdb"
-    if not (mitdb / "RECORDS").is_file():
-        pytest.fail(f"the real MIT-BIH data is missing: expected {mitdb} (set NSR_TUNE_SHARED_DATA)")
     for f in mitdb.iterdir():
         (cache / f.name).symlink_to(f.resolve())
     shared = tmp_path / "shared"
@@ -73,7 +69,7 @@ def _cluster(template: str, tmp_path: Path) -> Iterator[Cluster]:
         yield Cluster(config=config, node=node, shared=shared)
     finally:
         # Whatever happened: Ray off, the head's MLflow server off, sshd off.
-        ray_cli("down", "-y", str(config), timeout=300, check=False)
+        ray_cli("down", "-y", str(config), timeout=300)
         pid_file = node.home / "nsr-tune-mlflow" / "server.pid"
         if pid_file.is_file():
             try:
@@ -88,19 +84,19 @@ def _cluster(template: str, tmp_path: Path) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def local_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    yield from _cluster("local.yaml", tmp_path)
+def local_cluster(tmp_path: Path, mitdb_dir: Path) -> Iterator[Cluster]:
+    yield from _cluster("local.yaml", tmp_path, mitdb_dir)
 
 
 @pytest.fixture
-def gpu_cluster_config(tmp_path: Path) -> Iterator[Cluster]:
-    yield from _cluster("config.yaml", tmp_path)
+def gpu_cluster_config(tmp_path: Path, mitdb_dir: Path) -> Iterator[Cluster]:
+    yield from _cluster("config.yaml", tmp_path, mitdb_dir)
 
 
 def _step(name: str, log: list[str], *args: str, timeout: float) -> tuple[str, float]:
     """Run `ray ARGS`, keep its output in test-output/launcher/, fail with it on a non-zero exit."""
     started = time.perf_counter()
-    proc = ray_cli(*args, timeout=timeout, check=False)
+    proc = ray_cli(*args, timeout=timeout)
     took = time.perf_counter() - started
     log.append(f"$ ray {' '.join(args)}\n# exit {proc.returncode} after {took:.1f} s\n{proc.stdout}\n")
     OUTPUT.mkdir(parents=True, exist_ok=True)
@@ -141,20 +137,15 @@ def _user_sequence(cluster: Cluster, *, name: str, study: str) -> dict[str, floa
 
 
 def _check_tracked(cluster: Cluster, study: str) -> None:
-    """The study's runs, read back from the head's MLflow server after `ray down`."""
-    path = str(cluster.shared / "ray-results" / study)
-    client = MlflowClient(MLFLOW_URL)
-    experiment = client.get_experiment_by_name("dry_run")
-    assert experiment is not None
-    parents = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`nsr_tune.role` = 'study' and tags.`nsr_tune.experiment_path` = '{path}'",
-    )
+    """The study's runs, read back from the head's MLflow server after `ray down`.
+
+    Each test's node starts with an empty MLflow store, so the experiment holds this study only.
+    """
+    client, parents, children = study_runs(MLFLOW_URL, "dry_run")
     assert len(parents) == 1
-    children = client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'"
-    )
+    assert parents[0].data.tags["nsr_tune.experiment_path"] == str(cluster.shared / "ray-results" / study)
     assert len(children) == DRY_RUN_TRIALS
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     assert {r.info.status for r in [*parents, *children]} == {"FINISHED"}
     assert sum(r.data.tags["pareto_optimal"] == "true" for r in children) >= 1
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}

@@ -15,12 +15,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from nsr_tune.pareto import pareto_analysis
 from nsr_tune.study.space import load_space
 from nsr_tune.tracking import front_view_url
-from tests._helpers import need
+from tests._helpers import free_port, need, start_mlflow_server
 
 pytestmark = pytest.mark.slow
 
@@ -95,32 +92,9 @@ def study(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(study):
     """`mlflow server` on 127.0.0.1:<free port> against the study's store."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = study["root"] / "mlflow-server.log"
-    mlflow = Path(sys.executable).parent / "mlflow"
-    cmd = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    cmd += ["--backend-store-uri", study["uri"]]
-    # The GenAI job runner is a dozen processes this tool never uses (the cluster configs too).
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, cwd=study["root"], env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"mlflow server did not answer on {url}/health: {log.read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield url
+    port = free_port()
+    proc = start_mlflow_server(study["uri"], port=port, cwd=study["root"])
+    yield f"http://127.0.0.1:{port}"
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
 

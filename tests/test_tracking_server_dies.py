@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests._helpers import finish, start_tune, study_runs, wait_for_first_report
+from tests._helpers import (
+    finish,
+    free_port,
+    start_mlflow_server,
+    start_tune,
+    study_runs,
+    wait_for_first_report,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,49 +35,10 @@ resources: {cpu: 1, gpu: 0}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(store: str, port: int, root: Path) -> subprocess.Popen:
-    # Run in the test's directory: the server keeps proxied artifacts in ./mlartifacts.
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            store,
-            "--workers",
-            "1",
-        ],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return server
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(server.pid, signal.SIGKILL)
-    raise AssertionError("mlflow server did not come up")
-
-
 def test_server_dies_mid_study_then_sync_fills_the_gap(tmp_path):
-    store, port = f"sqlite:///{tmp_path / 'mlflow.db'}", _free_port()
+    store, port = f"sqlite:///{tmp_path / 'mlflow.db'}", free_port()
     uri = f"http://127.0.0.1:{port}"
-    server = _start_server(store, port, tmp_path)
+    server = start_mlflow_server(store, port=port, cwd=tmp_path)
     driver = start_tune(
         tmp_path, SPACE, name="s", mlflow_uri=uri, env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     )
@@ -90,7 +54,7 @@ def test_server_dies_mid_study_then_sync_fills_the_gap(tmp_path):
     assert out.count("Traceback") == 0
     assert "nsr-tune sync-mlflow" in out
 
-    server = _start_server(store, port, tmp_path)
+    server = start_mlflow_server(store, port=port, cwd=tmp_path)
     try:
         sync = subprocess.run(
             [sys.executable, "-m", "nsr_tune.cli", "sync-mlflow", str(experiment), "--mlflow-uri", uri],
