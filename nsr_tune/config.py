@@ -9,15 +9,21 @@ goes into checkpoints, model files, Ray Tune configs and MLflow params.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from nsr_tune._checks import check as _check
+from nsr_tune._checks import choice as _choice
+from nsr_tune._checks import finite_number as _finite_number
+from nsr_tune._checks import positive_int as _positive_int
 from nsr_tune.errors import ConfigError
+from nsr_tune.objectives import ObjectiveConfig
 
 __all__ = [
+    "PAPER_EPS",
+    "PROTOCOLS",
     "SPLITS",
     "DataConfig",
     "EvalConfig",
@@ -25,6 +31,7 @@ __all__ = [
     "ObjectiveConfig",
     "OptimConfig",
     "TrialConfig",
+    "protocol",
 ]
 
 SPLITS = ("inter", "intra")
@@ -34,36 +41,6 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 BALANCE = ("balanced", "none")
 # The paper's L-inf noise levels, in units of the [0, 1]-normalised beat.
 PAPER_EPS = (0.01, 0.03, 0.05, 0.1, 0.2, 0.3)
-
-
-def _check(ok: bool, name: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{name}: {message}")
-
-
-def _positive_int(value: Any, name: str, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    _check(
-        isinstance(value, int) and not isinstance(value, bool) and value > 0,
-        name,
-        f"must be a positive integer, got {value!r}",
-    )
-
-
-def _finite_number(value: Any, name: str, *, low: float | None = None, low_open: bool = False) -> None:
-    _check(
-        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-        name,
-        f"must be a finite number, got {value!r}",
-    )
-    if low is not None:
-        ok = value > low if low_open else value >= low
-        _check(ok, name, f"must be {'>' if low_open else '>='} {low}, got {value!r}")
-
-
-def _choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
-    _check(value in choices, name, f"must be one of {', '.join(choices)}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -90,6 +67,18 @@ class DataConfig:
             _finite_number(value, name)
             _check(0.0 < value < 1.0, name, f"must lie strictly between 0 and 1, got {value!r}")
 
+    def split_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of `nsr_tune.data.make_splits` that this config pins."""
+        out: dict[str, Any] = {
+            "split": self.split,
+            "seed": self.seed,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+        }
+        if self.val_records is not None:
+            out["val_records"] = self.val_records
+        return out
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -106,26 +95,6 @@ class ModelConfig:
         # Read-only view, so a frozen config cannot be changed through its knobs.
         object.__setattr__(self, "knobs", MappingProxyType(dict(self.knobs)))
         _check(isinstance(self.weight_norm, bool), "weight_norm", "must be true or false")
-
-
-@dataclass(frozen=True)
-class ObjectiveConfig:
-    """The training loss. `beta` weighs the regulariser (ignored by `ce` and `pgd_at`)."""
-
-    name: str = "ce"
-    beta: float = 0.0
-    nsr_eps: float = 1.0  # the eps inside the NSR term; the paper uses 1
-    at_eps: float = 0.05  # PGD adversarial training (`pgd_at`): L-inf budget
-    at_steps: int = 10
-
-    def __post_init__(self) -> None:
-        from nsr_tune.objectives import OBJECTIVES
-
-        _choice(self.name, "objective", tuple(OBJECTIVES))
-        _finite_number(self.beta, "beta", low=0.0)
-        _finite_number(self.nsr_eps, "nsr_eps", low=0.0, low_open=True)
-        _finite_number(self.at_eps, "at_eps", low=0.0, low_open=True)
-        _positive_int(self.at_steps, "at_steps")
 
 
 @dataclass(frozen=True)
@@ -169,7 +138,7 @@ class EvalConfig:
     early_exit: bool = True
     respect_padding: bool = True  # leave the zero padding after a beat unperturbed
     clamp: bool = False  # clamp adversarial beats to [0, 1]
-    per_class_cap: int | None = 200  # evaluate on at most this many beats per class (None: all)
+    per_class_cap: int | None = 300  # evaluate on at most this many beats per class (None: all)
     seed: int = 0
     batch_size: int = 512
     # Classes the headline balanced accuracy averages over. None: N, S, V, F for `inter`
@@ -196,6 +165,26 @@ class EvalConfig:
             for c in self.balanced_classes:
                 _choice(c, "balanced_classes", ("N", "S", "V", "F", "Q"))
             _check(len(self.balanced_classes) > 0, "balanced_classes", "must name at least one class")
+
+
+# The named evaluation protocols, shared by the CLI and the search spaces. `report` is the
+# held-out report of a model (the paper's eps list, PGD-100, 300 beats per class); `search` is
+# the cheap one a study scores every trial with on validation beats.
+PROTOCOLS: Mapping[str, EvalConfig] = MappingProxyType(
+    {
+        "report": EvalConfig(),
+        "search": EvalConfig(eps=(0.01, 0.05, 0.1), steps=20, per_class_cap=150),
+    }
+)
+
+
+def protocol(name: str, **overrides: Any) -> EvalConfig:
+    """The protocol called `name`, with some of its fields replaced (each checked as usual)."""
+    _choice(name, "protocol", tuple(PROTOCOLS))
+    fields = {f.name for f in dataclasses.fields(EvalConfig)}
+    unknown = sorted(set(overrides) - fields)
+    _check(not unknown, "evaluation", f"unknown setting(s) {', '.join(unknown)}")
+    return dataclasses.replace(PROTOCOLS[name], **overrides)
 
 
 @dataclass(frozen=True)

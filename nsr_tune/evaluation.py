@@ -21,6 +21,7 @@ from nsr_tune.attacks import PGD, WhiteNoise
 from nsr_tune.config import EvalConfig
 from nsr_tune.data import AAMI_CLASSES, BeatSet
 from nsr_tune.errors import ConfigError
+from nsr_tune.metrics import CURVE_KINDS, SCALAR_KINDS, eps_key, metric_name
 
 __all__ = [
     "ClassMetrics",
@@ -65,31 +66,32 @@ class EvalResult:
         """JSON-able form: eps keys become strings such as "0.05"."""
         out = asdict(self)
         for key in ("robust_acc", "robust_balanced_acc", "noise_acc", "eps_uv"):
-            out[key] = {_eps_key(e): v for e, v in getattr(self, key).items()}
+            out[key] = {eps_key(e): v for e, v in getattr(self, key).items()}
         out["eps"] = list(self.eps)
         out["balanced_classes"] = list(self.balanced_classes)
         return out
 
-    def flat_metrics(self, prefix: str = "") -> dict[str, float]:
-        """Scalar metrics with names such as `robust_acc_eps_0.05`, for trackers and searchers."""
-        out = {
-            f"{prefix}clean_acc": self.clean_acc,
-            f"{prefix}balanced_acc": self.balanced_acc,
-            f"{prefix}robust_auc": self.robust_auc,
-            f"{prefix}robust_balanced_auc": self.robust_balanced_auc,
-        }
+    def flat_metrics(self, part: str | None = None) -> dict[str, float]:
+        """Scalar metrics named by the metric schema, e.g. `val_robust_acc_eps_0.05`."""
+        out = {metric_name(k, part=part): getattr(self, k) for k in SCALAR_KINDS}
         for e in self.eps:
-            k = _eps_key(e)
-            out[f"{prefix}robust_acc_eps_{k}"] = self.robust_acc[e]
-            out[f"{prefix}robust_balanced_acc_eps_{k}"] = self.robust_balanced_acc[e]
-            out[f"{prefix}noise_acc_eps_{k}"] = self.noise_acc[e]
+            for k in CURVE_KINDS:
+                out[metric_name(k, part=part, eps=e)] = getattr(self, k)[e]
         for c, m in self.per_class.items():
-            out[f"{prefix}sensitivity_{c}"] = m.sensitivity
+            out[metric_name(f"sensitivity_{c}", part=part)] = m.sensitivity
         return out
 
-
-def _eps_key(eps: float) -> str:
-    return f"{eps:g}"
+    def curves(self) -> dict[str, Any]:
+        """The accuracy-against-noise curves as plain data (lists indexed like `eps`)."""
+        return {
+            "eps": list(self.eps),
+            "eps_uv": [self.eps_uv[e] for e in self.eps],
+            "norm": self.norm,
+            "attack": self.attack,
+            "clean_acc": self.clean_acc,
+            "balanced_acc": self.balanced_acc,
+            **{k: [getattr(self, k)[e] for e in self.eps] for k in CURVE_KINDS},
+        }
 
 
 def balanced_classes_for(split: str) -> tuple[str, ...]:

@@ -11,11 +11,22 @@ from collections.abc import Callable, Mapping
 
 from nsr_tune.objectives._base import ObjectiveOutput
 from nsr_tune.objectives._ce import ce_objective
+from nsr_tune.objectives._config import OBJECTIVE_FIELDS, OBJECTIVE_NAMES, WEIGHTED, ObjectiveConfig
 from nsr_tune.objectives._jacobian import jacobian_objective
 from nsr_tune.objectives._nsr import nsr_ce_objective, nsr_objective, nsr_penalty, nsr_penalty_reference
 from nsr_tune.objectives._pgd_at import pgd_at_objective
 
-__all__ = ["OBJECTIVES", "ObjectiveFn", "ObjectiveOutput", "nsr_penalty", "nsr_penalty_reference"]
+__all__ = [
+    "OBJECTIVES",
+    "OBJECTIVE_FIELDS",
+    "OBJECTIVE_NAMES",
+    "WEIGHTED",
+    "ObjectiveConfig",
+    "ObjectiveFn",
+    "ObjectiveOutput",
+    "nsr_penalty",
+    "nsr_penalty_reference",
+]
 
 ObjectiveFn = Callable[..., ObjectiveOutput]
 
@@ -26,3 +37,5 @@ OBJECTIVES: Mapping[str, ObjectiveFn] = {
     "jacobian": jacobian_objective,
     "pgd_at": pgd_at_objective,
 }
+if tuple(OBJECTIVES) != OBJECTIVE_NAMES:  # a programming error, caught at import time
+    raise ImportError(f"the objectives registry {tuple(OBJECTIVES)} and OBJECTIVE_NAMES disagree")

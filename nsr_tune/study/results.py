@@ -9,32 +9,15 @@ how results measured while the tracking server was down reach it later.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 import pyarrow.fs
 
 from nsr_tune.errors import ConfigError
+from nsr_tune.record import StudyDescription, StudyRecord, TrialRecord
 
-__all__ = ["STUDY_FILE", "StudyRecord", "TrialRecord", "read_study", "write_study_file"]
+__all__ = ["STUDY_FILE", "read_description", "read_study", "write_study_file"]
 
 STUDY_FILE = "nsr_tune_study.json"
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    trial_id: str
-    config: Mapping[str, Any]  # the trial config (TrialConfig.to_dict())
-    results: tuple[Mapping[str, Any], ...]  # every report, in order
-    error: str | None  # the last line of Tune's error.txt, if the trial failed
-
-
-@dataclass(frozen=True)
-class StudyRecord:
-    experiment_path: str
-    description: Mapping[str, Any]  # contents of nsr_tune_study.json
-    trials: tuple[TrialRecord, ...]
 
 
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
@@ -44,11 +27,25 @@ def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
         raise ConfigError(f"{path}: cannot open this study path: {e}") from e
 
 
-def write_study_file(experiment_path: str, description: Mapping[str, Any]) -> None:
+def write_study_file(experiment_path: str, description: StudyDescription) -> None:
     fs, root = _fs(experiment_path)
     fs.create_dir(root, recursive=True)
+    # Written once, when the study starts; a resume only reads it.
     with fs.open_output_stream(f"{root}/{STUDY_FILE}") as f:
-        f.write(json.dumps(description, indent=2).encode())
+        f.write(json.dumps(description.to_dict(), indent=2).encode())
+
+
+def read_description(experiment_path: str) -> StudyDescription:
+    """The study's description alone (cheap: no trial is read)."""
+    fs, root = _fs(experiment_path)
+    text = _read_text(fs, f"{root}/{STUDY_FILE}")
+    if text is None:
+        raise ConfigError(f"{experiment_path}: no nsr-tune study here ({STUDY_FILE} is missing)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{experiment_path}/{STUDY_FILE}: not valid JSON: {e}") from e
+    return StudyDescription.from_dict(data, where=f"{experiment_path}/{STUDY_FILE}")
 
 
 def _read_text(fs: pyarrow.fs.FileSystem, path: str) -> str | None:
@@ -59,11 +56,8 @@ def _read_text(fs: pyarrow.fs.FileSystem, path: str) -> str | None:
 
 
 def read_study(experiment_path: str) -> StudyRecord:
+    description = read_description(experiment_path)
     fs, root = _fs(experiment_path)
-    text = _read_text(fs, f"{root}/{STUDY_FILE}")
-    if text is None:
-        raise ConfigError(f"{experiment_path}: no nsr-tune study here ({STUDY_FILE} is missing)")
-    description = json.loads(text)
     trials = []
     for info in fs.get_file_info(pyarrow.fs.FileSelector(root)):
         if info.type != pyarrow.fs.FileType.Directory or not info.base_name.startswith("trial_"):

@@ -21,48 +21,20 @@ import ray
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
+from nsr_tune.config import DataConfig
 from nsr_tune.data import load_mitbih, make_splits, resolve_data_dir
 from nsr_tune.errors import ConfigError
+from nsr_tune.front import StudyFront, front_from_record
+from nsr_tune.record import StudyDescription
 from nsr_tune.study.callback import MlflowStudyCallback
-from nsr_tune.study.results import read_study, write_study_file
-from nsr_tune.study.space import Space
+from nsr_tune.study.options import StudyOptions, is_uri
+from nsr_tune.study.results import read_description, read_study, write_study_file
 from nsr_tune.study.trainable import train_trial
-from nsr_tune.tracking import StudyFront, StudyTracker, front_from_record, front_view_url, outage_errors
+from nsr_tune.tracking import StudyTracker, front_view_url, outage_errors
 
 __all__ = ["StudyOptions", "StudyOutcome", "check_storage", "run_study", "summary_lines"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StudyOptions:
-    space: Space
-    name: str
-    storage: str  # local path or URI (s3://, gs://, ...)
-    mlflow_uri: str
-    data_dir: str | None = None
-    artifact_location: str | None = None
-    num_samples: int | None = None
-    max_concurrent: int | None = None
-    resume: str | None = None
-    seed: int = 0
-    shared_storage: bool = False
-    cpus_per_trial: float | None = None
-    gpus_per_trial: float | None = None
-    ray_address: str | None = None
-    local_cpus: int | None = None  # CPUs of a local Ray started here (None: all)
-
-    def __post_init__(self) -> None:
-        if self.num_samples is not None and self.num_samples < 1:
-            raise ConfigError(f"--num-samples: must be >= 1, got {self.num_samples}")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise ConfigError(f"--max-concurrent: must be >= 1, got {self.max_concurrent}")
-        if self.cpus_per_trial is not None and self.cpus_per_trial <= 0:
-            raise ConfigError(f"--cpus-per-trial: must be > 0, got {self.cpus_per_trial}")
-        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
-            raise ConfigError(f"--gpus-per-trial: must be >= 0, got {self.gpus_per_trial}")
-        if not self.name or "/" in self.name:
-            raise ConfigError(f"--name: must be a non-empty name without '/', got {self.name!r}")
 
 
 @dataclass(frozen=True)
@@ -76,14 +48,9 @@ class StudyOutcome:
     seconds: float
 
 
-def _is_uri(path: str) -> bool:
-    scheme = urlparse(path).scheme
-    return len(scheme) > 1 and scheme != "file"  # a Windows drive letter is not a scheme
-
-
 def check_storage(storage: str, *, n_nodes: int, shared: bool) -> str:
     """The storage path to hand Tune; a local path must be writable and, on several nodes, shared."""
-    if _is_uri(storage):
+    if is_uri(storage):
         return storage
     path = Path(urlparse(storage).path if storage.startswith("file://") else storage).expanduser().resolve()
     if n_nodes > 1 and not shared:
@@ -153,30 +120,90 @@ def _init_ray(options: StudyOptions) -> bool:
         return True
 
 
-def run_study(options: StudyOptions) -> StudyOutcome:
-    started = time.perf_counter()
-    space = options.space
-    resume_path = None
-    if options.resume is not None:
-        resume_path = (
-            options.resume if _is_uri(options.resume) else str(Path(options.resume).expanduser().resolve())
-        )
-        if not _is_uri(resume_path) and not (Path(resume_path) / "tuner.pkl").is_file():
-            raise ConfigError(f"--resume: {options.resume} holds no Tune study (no tuner.pkl there)")
-    # Data next: a bad data directory fails before Ray starts.
+def _load_data(options: StudyOptions, space_data: dict) -> tuple:
+    """Read and split the beats; on resume, refuse data that differ from the study's own."""
     data_dir = resolve_data_dir(options.data_dir)
     beats, report = load_mitbih(data_dir)
-    val_records = space.data.get("val_records")
-    splits = make_splits(
-        beats,
-        split=space.data.get("split", "inter"),
-        seed=space.data.get("seed", 0),
-        **({"val_records": val_records} if val_records else {}),
-    )
+    if options.resume is not None:
+        saved = read_description(options.resume).settings.get("data_fingerprint")
+        if saved and saved != report.fingerprint:
+            raise ConfigError(
+                f"--resume: the records in {data_dir} are not the ones the study started on: data "
+                f"fingerprint {report.fingerprint[:16]} now, {saved[:16]} when it started. Restore the "
+                "original records, or start a new study on these."
+            )
+    splits = make_splits(beats, **DataConfig(**space_data).split_arguments())
     log.info("data: %s (%s): %s", data_dir, report.fingerprint[:12], json.dumps(splits.describe()))
+    return data_dir, report, splits
+
+
+def _description(
+    options: StudyOptions, *, space, data_dir: Path, report, splits, storage: str
+) -> StudyDescription:
+    """What MLflow's parent run shows, and everything a resume needs (see nsr_tune.study.options)."""
+    return StudyDescription(
+        name=options.name,
+        experiment=space.name,
+        objectives=tuple(space.objectives),
+        params={
+            "space": space.name,
+            "sampler": space.sampler,
+            "sampler_seed": space.sampler_seed,
+            "seed": space.seed,
+            "num_samples": options.effective_num_samples,
+            "split": splits.split,
+            "train_beats": len(splits.train),
+            "val_beats": len(splits.val),
+            "test_beats": len(splits.test),
+            "objectives": json.dumps(space.objectives),
+            "data_dir": str(data_dir),
+        },
+        tags={
+            "git_commit": _git_commit(),
+            "data_fingerprint": report.fingerprint,
+            "library_versions": json.dumps(_versions()),
+            "nsr_tune.space_path": space.path,
+        },
+        texts={
+            "search_space.yaml": space.source,
+            "data_splits.json": json.dumps(splits.describe(), indent=2),
+        },
+        settings=options.settings(
+            data_dir=str(data_dir), data_fingerprint=report.fingerprint, storage=storage
+        ),
+    )
+
+
+def _restore_tuner(path: str, trainable, options: StudyOptions, callback: MlflowStudyCallback) -> tune.Tuner:
+    tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    # Tuner.restore keeps the TuneConfig and RunConfig pickled when the study started, and Ray
+    # has no public way to change them; both are read when fit() starts. The callback is this
+    # run's (its tracker may point at a tracking server that has moved), and the concurrency
+    # limit may have been given anew.
+    internal = tuner._local_tuner
+    internal._run_config.callbacks = [callback]
+    tune_config = internal._tune_config
+    if tune_config.max_concurrent_trials != options.effective_max_concurrent:
+        log.info(
+            "resume: at most %d trials at once (was %s)",
+            options.effective_max_concurrent,
+            tune_config.max_concurrent_trials,
+        )
+        tune_config.max_concurrent_trials = options.effective_max_concurrent
+    return tuner
+
+
+def run_study(options: StudyOptions) -> StudyOutcome:
+    """Run (or, with `options.resume`, continue) a study; the front is drawn when it ends."""
+    started = time.perf_counter()
+    space = options.seeded_space
+    resume_path = options.resume
+    # Data first: a bad data directory, or other records under a resumed study's path, fail
+    # before Ray starts or anything is written.
+    data_dir, report, splits = _load_data(options, dict(space.data))
 
     # A study of the same name is refused before Ray starts, so nothing is written.
-    local_storage = not _is_uri(options.storage)
+    local_storage = not is_uri(options.storage)
     if resume_path is None and local_storage:
         existing = Path(options.storage).expanduser().resolve() / options.name
         if (existing / "tuner.pkl").exists():
@@ -194,54 +221,30 @@ def run_study(options: StudyOptions) -> StudyOutcome:
             ray.shutdown()
         raise
     experiment_path = resume_path or (
-        f"{storage.rstrip('/')}/{options.name}" if _is_uri(storage) else str(Path(storage) / options.name)
+        f"{storage.rstrip('/')}/{options.name}" if is_uri(storage) else str(Path(storage) / options.name)
     )
 
     tracker = StudyTracker(
         tracking_uri=options.mlflow_uri, experiment=space.name, artifact_location=options.artifact_location
     )
-    description = {
-        "name": options.name,
-        "experiment": space.name,
-        "objectives": [list(o) for o in space.objectives],
-        "params": {
-            "space": space.name,
-            "sampler": space.sampler,
-            "sampler_seed": space.sampler_seed,
-            "num_samples": options.num_samples or space.num_samples,
-            "split": splits.split,
-            "train_beats": len(splits.train),
-            "val_beats": len(splits.val),
-            "test_beats": len(splits.test),
-            "objectives": json.dumps(space.objectives),
-            "data_dir": str(data_dir),
-        },
-        "tags": {
-            "git_commit": _git_commit(),
-            "data_fingerprint": report.fingerprint,
-            "library_versions": json.dumps(_versions()),
-            "nsr_tune.space_path": space.path,
-        },
-        "texts": {
-            "search_space.yaml": space.source,
-            "data_splits.json": json.dumps(splits.describe(), indent=2),
-        },
-    }
     if resume_path is None:
-        # Beside Tune's own files: what MLflow's parent run needs, so that the MLflow side of
-        # the study can be rebuilt from the experiment directory alone (sync-mlflow).
+        description = _description(
+            options, space=space, data_dir=data_dir, report=report, splits=splits, storage=storage
+        )
+        # Beside Tune's own files: what MLflow's parent run and a resume need, so that both
+        # can be rebuilt from the experiment directory alone (sync-mlflow, --resume PATH).
         write_study_file(experiment_path, description)
     else:
-        description = dict(read_study(experiment_path).description)
+        description = read_description(experiment_path)
     callback = MlflowStudyCallback(tracker)
     try:
         tracker.start_study(
             experiment_path=experiment_path,
-            run_name=description["name"],
-            objectives=[tuple(o) for o in description["objectives"]],
-            params=description["params"],
-            tags=description["tags"],
-            texts=description["texts"],
+            run_name=description.name,
+            objectives=description.objectives,
+            params=description.params,
+            tags=description.tags,
+            texts=description.texts,
         )
     except outage_errors() as e:
         callback.offline = True
@@ -254,10 +257,7 @@ def run_study(options: StudyOptions) -> StudyOutcome:
             options.mlflow_uri,
         )
 
-    resources = {
-        "cpu": options.cpus_per_trial or space.resources["cpu"],
-        "gpu": options.gpus_per_trial if options.gpus_per_trial is not None else space.resources["gpu"],
-    }
+    resources = options.resources()
     if resources["gpu"] > 0 and started_here and not ray.cluster_resources().get("GPU"):
         # A laptop or CI run of a GPU space: the local Ray has no GPU, so the trials would wait
         # forever. A joined cluster keeps the request: its GPU workers may still be starting.
@@ -278,9 +278,7 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     # so that a trial that finished just before the driver died is not trained again on resume.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     if resume_path is not None:
-        tuner = tune.Tuner.restore(
-            resume_path, trainable=trainable, resume_unfinished=True, resume_errored=True
-        )
+        tuner = _restore_tuner(resume_path, trainable, options, callback)
     else:
         searcher = OptunaSearch(
             space=space.define_by_run,
@@ -293,8 +291,8 @@ def run_study(options: StudyOptions) -> StudyOutcome:
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
-                num_samples=options.num_samples or space.num_samples,
-                max_concurrent_trials=options.max_concurrent or space.max_concurrent,
+                num_samples=options.effective_num_samples,
+                max_concurrent_trials=options.effective_max_concurrent,
                 trial_name_creator=lambda t: f"trial_{t.trial_id}",
                 trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
             ),

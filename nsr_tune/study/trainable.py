@@ -20,28 +20,14 @@ from nsr_tune.checkpoints import load_checkpoint, save_state
 from nsr_tune.config import TrialConfig
 from nsr_tune.data import SplitData
 from nsr_tune.evaluation import balanced_classes_for
+from nsr_tune.front import chance_objectives
 from nsr_tune.trial import run_trial
 
-__all__ = ["CHECKPOINT_FILE", "chance_objectives", "train_trial"]
+__all__ = ["CHECKPOINT_FILE", "train_trial"]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
-
-
-def chance_objectives(config: TrialConfig, metrics: list[str]) -> dict[str, float]:
-    """Chance-level values for a trial whose numbers cannot be trusted (it diverged).
-
-    A broken net that predicts N for every beat scores a high plain accuracy and looks "robust"
-    (nothing flips); the searcher must instead see what guessing gives: 1/k balanced accuracy
-    and 1/5 plain accuracy (every accuracy-like objective we offer is maximised).
-    """
-    k = (
-        len(config.val_eval.balanced_classes or balanced_classes_for(config.data.split))
-        if config.val_eval
-        else 5
-    )
-    return {m: (1.0 / k if "balanced" in m else 1.0 / 5) for m in metrics}
 
 
 def train_trial(config: dict[str, Any], data: SplitData, objectives: list[str]) -> None:
@@ -63,16 +49,16 @@ def train_trial(config: dict[str, Any], data: SplitData, objectives: list[str]) 
             "node_id": node_id,  # which node ran this epoch, for the tracker's `ray_node_id` tag
         }
         if result.diverged:
-            metrics.update(chance_objectives(trial_config, objectives))
+            ve = trial_config.val_eval
+            k = len(ve.balanced_classes or balanced_classes_for(trial_config.data.split)) if ve else 5
+            metrics.update(chance_objectives(objectives, n_balanced_classes=k))
             tune.report(metrics)
             return
         if result.final:
-            if result.val is not None:
-                metrics.update(result.val.flat_metrics("val_"))
-                metrics["val_eps_uv"] = {f"{e:g}": v for e, v in result.val.eps_uv.items()}
-            if result.test is not None:
-                metrics.update(result.test.flat_metrics("test_"))
-                metrics["test_eps_uv"] = {f"{e:g}": v for e, v in result.test.eps_uv.items()}
+            for part, evaluated in (("val", result.val), ("test", result.test)):
+                if evaluated is not None:
+                    metrics.update(evaluated.flat_metrics(part))
+                    metrics[f"{part}_curves"] = evaluated.curves()
             missing = [m for m in objectives if m not in metrics]
             if missing:
                 raise RuntimeError(f"the final result lacks the objective(s) {missing}")

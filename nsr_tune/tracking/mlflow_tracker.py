@@ -9,37 +9,21 @@ continues runs instead of duplicating them.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import numpy as np
+from nsr_tune.errors import ConfigError
+from nsr_tune.front import StudyFront, TrialOutcome, analyse, run_name, trial_params, write_front_files
+from nsr_tune.record import STATE_COMPLETE, STATE_DIVERGED, STATE_FAILED, StudyRecord
 
-from nsr_tune.pareto import ParetoResult, default_reference, pareto_analysis
-
-__all__ = [
-    "STATE_COMPLETE",
-    "STATE_DIVERGED",
-    "STATE_FAILED",
-    "StudyFront",
-    "StudyTracker",
-    "default_tracking_uri",
-    "front_from_record",
-    "front_table",
-    "front_view_url",
-    "outage_errors",
-    "run_name",
-    "trial_params",
-    "write_front_files",
-]
+__all__ = ["StudyTracker", "default_tracking_uri", "front_view_url", "outage_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +32,6 @@ TAG_PATH = "nsr_tune.experiment_path"
 TAG_TRIAL = "nsr_tune.trial_id"
 TAG_STATE = "nsr_tune.state"
 TAG_OBJECTIVES = "nsr_tune.objectives"
-STATE_COMPLETE, STATE_DIVERGED, STATE_FAILED = "complete", "diverged", "failed"
 # MLflow's log_batch takes at most 1000 metrics per call.
 _BATCH = 1000
 
@@ -100,41 +83,6 @@ _TUNE_KEYS = {
     "diverged",
     "epoch",
 }
-
-
-def run_name(trial_config: Mapping[str, Any], trial_id: str) -> str:
-    """What the trial is, at a glance: model, objective, beta (e.g. `cnn nsr β=0.3 · 3f2a_00001`)."""
-    model = trial_config["model"]["name"]
-    objective = trial_config["objective"]["name"]
-    beta = trial_config["objective"]["beta"]
-    weighted = objective in ("nsr", "nsr_ce", "jacobian")
-    return f"{model} {objective}" + (f" β={beta:.3g}" if weighted else "") + f" · {trial_id}"
-
-
-def trial_params(trial_config: Mapping[str, Any]) -> dict[str, Any]:
-    """The trial config flattened to MLflow params such as `model.name`, `objective.beta`."""
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, Mapping):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
-        else:
-            out[prefix] = node
-
-    walk("", trial_config)
-    return out
-
-
-@dataclass(frozen=True)
-class StudyFront:
-    """The Pareto analysis of a study's finished trials, with what a table needs beside it."""
-
-    parent_run_id: str
-    result: ParetoResult
-    run_names: Mapping[str, str]  # run id -> run name
-    test_values: Mapping[str, tuple[float, ...]]  # run id -> the test counterparts of the objectives
-    excluded: Mapping[str, str]  # run id -> why it is not ranked (diverged, failed, ...)
 
 
 class StudyTracker:
@@ -333,37 +281,28 @@ class StudyTracker:
         from nsr_tune import plots
 
         for part in ("val", "test"):
-            eps_uv = result.get(f"{part}_eps_uv")
-            if not isinstance(eps_uv, Mapping) or not eps_uv:
+            c = result.get(f"{part}_curves")
+            if not isinstance(c, Mapping) or not c.get("eps"):
                 continue
-            keys = sorted(eps_uv, key=float)
             curves = {
-                "robust accuracy": [
-                    result[f"{part}_clean_acc"],
-                    *(result[f"{part}_robust_acc_eps_{k}"] for k in keys),
-                ],
-                "robust balanced accuracy": [
-                    result[f"{part}_balanced_acc"],
-                    *(result[f"{part}_robust_balanced_acc_eps_{k}"] for k in keys),
-                ],
-                "white noise accuracy": [
-                    result[f"{part}_clean_acc"],
-                    *(result[f"{part}_noise_acc_eps_{k}"] for k in keys),
-                ],
+                "robust accuracy": [c["clean_acc"], *c["robust_acc"]],
+                "robust balanced accuracy": [c["balanced_acc"], *c["robust_balanced_acc"]],
+                "white noise accuracy": [c["clean_acc"], *c["noise_acc"]],
             }
-            uv = [0.0, *(eps_uv[k] for k in keys)]
+            uv = [0.0, *c["eps_uv"]]
+            norm = {"linf": "L-inf", "l2": "L2"}.get(c["norm"], c["norm"])
             with tempfile.TemporaryDirectory() as d:
                 path = plots.robustness_curve_png(
-                    [0.0, *(float(k) for k in keys)],
+                    [0.0, *c["eps"]],
                     curves,
                     Path(d) / f"robustness_{part}.png",
                     eps_uv=None if any(math.isnan(v) for v in uv) else uv,
-                    title=f"{'validation' if part == 'val' else 'test'} robustness (PGD, L-inf)",
+                    title=f"{'validation' if part == 'val' else 'test'} robustness (PGD, {norm})",
                 )
                 self.log_file(run_id, path)
 
-    def sync(self, record: Any) -> str:
-        """Write to MLflow whatever of a study (a `StudyRecord`) it does not hold yet.
+    def sync(self, record: StudyRecord) -> str:
+        """Write to MLflow whatever of a study it does not hold yet.
 
         Idempotent: a report already logged (by its epoch) is not logged again, a finished run
         is not finished again, so running it after a normal study changes nothing.
@@ -371,21 +310,19 @@ class StudyTracker:
         d = record.description
         parent = self.start_study(
             experiment_path=record.experiment_path,
-            run_name=d["name"],
-            objectives=d["objectives"],
-            params=d["params"],
-            tags=d["tags"],
-            texts=d["texts"],
+            run_name=d.name,
+            objectives=d.objectives,
+            params=d.params,
+            tags=d.tags,
+            texts=d.texts,
         )
         for trial in record.trials:
             run_id = self.trial_run_for(trial.trial_id, trial.config)
             for result in trial.results:
                 self.record_result(trial.trial_id, trial.config, result)
             run = self.client.get_run(run_id)
-            if TAG_STATE not in run.data.tags:
-                last = trial.results[-1] if trial.results else {}
-                if last.get("final") or last.get("diverged") or trial.error:
-                    self.record_end(trial.trial_id, trial.config, last, error=trial.error)
+            if TAG_STATE not in run.data.tags and trial.state is not None:
+                self.record_end(trial.trial_id, trial.config, trial.last, error=trial.error)
         return parent
 
     # ------------------------------------------------------------------ the front
@@ -393,8 +330,6 @@ class StudyTracker:
     def latest_parent(self) -> str:
         exp = self.client.get_experiment_by_name(self.experiment)
         if exp is None:
-            from nsr_tune.errors import ConfigError
-
             raise ConfigError(
                 f"--experiment: no MLflow experiment named {self.experiment!r} at {self.tracking_uri}"
             )
@@ -404,8 +339,6 @@ class StudyTracker:
             order_by=["attributes.start_time DESC"],
         )
         if not found:
-            from nsr_tune.errors import ConfigError
-
             raise ConfigError(f"--experiment: {self.experiment!r} holds no nsr-tune study")
         return found[0].info.run_id
 
@@ -419,8 +352,8 @@ class StudyTracker:
             filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'",
             max_results=10000,
         )
-        entries = [
-            (
+        outcomes = [
+            TrialOutcome(
                 run.info.run_id,
                 run.info.run_name or run.info.run_id,
                 run.data.tags.get(TAG_STATE),
@@ -428,7 +361,7 @@ class StudyTracker:
             )
             for run in children
         ]
-        return _analyse(parent_id, entries, objectives)
+        return analyse(outcomes, objectives, parent_run_id=parent_id)
 
     def publish_front(self, front: StudyFront, *, out_dir: Path | None = None) -> dict[str, Path]:
         """Tag every child, and give the parent pareto.csv, the figures and the hypervolume."""
@@ -456,114 +389,6 @@ class StudyTracker:
             },
         )
         return files
-
-
-def _analyse(
-    parent_id: str,
-    entries: Sequence[tuple[str, str, str | None, Mapping[str, float]]],
-    objectives: Sequence[tuple[str, str]],
-) -> StudyFront:
-    """Rank the complete trials (id, name, state, final metrics) on the objectives."""
-    ids, values, names, tests, excluded = [], [], {}, {}, {}
-    for rid, name, state, metrics in entries:
-        names[rid] = name
-        if state != STATE_COMPLETE:
-            excluded[rid] = state or "unfinished"
-            continue
-        if any(m not in metrics for m, _ in objectives):
-            excluded[rid] = "missing objective"
-            continue
-        ids.append(rid)
-        values.append([metrics[m] for m, _ in objectives])
-        tests[rid] = tuple(metrics.get("test_" + m.removeprefix("val_"), math.nan) for m, _ in objectives)
-    directions = ["maximize" if mode == "max" else "minimize" for _, mode in objectives]
-    result = pareto_analysis(
-        ids,
-        np.asarray(values, dtype=float).reshape(len(ids), len(objectives)),
-        names=[m for m, _ in objectives],
-        directions=directions,
-        reference=default_reference(directions),
-    )
-    return StudyFront(parent_id, result, names, tests, excluded)
-
-
-def front_from_record(record: Any) -> StudyFront:
-    """The same analysis from Tune's results (a `StudyRecord`), for when MLflow is out of reach."""
-    entries = []
-    for trial in record.trials:
-        last = trial.results[-1] if trial.results else {}
-        state = STATE_DIVERGED if last.get("diverged") else STATE_COMPLETE if last.get("final") else None
-        entries.append((trial.trial_id, run_name(trial.config, trial.trial_id), state, last))
-    objectives = [tuple(o) for o in record.description["objectives"]]
-    return _analyse("", entries, objectives)
-
-
-def write_front_files(front: StudyFront, out_dir: Path) -> dict[str, Path]:
-    """pareto.csv, pareto.png and pareto.html for a study's front."""
-    from nsr_tune import plots
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = front.result
-    csv_path = out_dir / "pareto.csv"
-    names = list(result.names)
-    with csv_path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            ["run_id", "run_name", "pareto_rank", *names, *("test_" + n.removeprefix("val_") for n in names)]
-        )
-        order = sorted(range(len(result.ids)), key=lambda i: (result.ranks[i], -result.values[i][0]))
-        for i in order:
-            rid = result.ids[i]
-            writer.writerow(
-                [rid, front.run_names[rid], int(result.ranks[i]), *result.values[i], *front.test_values[rid]]
-            )
-    files = {"csv": csv_path}
-    if len(names) == 2 and len(result.ids) > 0:
-        labels = {rid: front.run_names[rid] for rid in result.ids}
-        tests = {rid: front.test_values[rid] for rid in result.ids}
-        title = "Pareto front on validation objectives (test values beside)"
-        files["png"] = plots.pareto_figure_png(
-            result, out_dir / "pareto.png", labels=labels, test_values=tests, title=title
-        )
-        hover = {
-            rid: {
-                "run": front.run_names[rid],
-                **{f"test {n}": v for n, v in zip(names, tests[rid], strict=True)},
-            }
-            for rid in result.ids
-        }
-        files["html"] = plots.pareto_figure_html(
-            result, out_dir / "pareto.html", labels=labels, test_values=tests, hover=hover, title=title
-        )
-    return files
-
-
-def front_table(front: StudyFront) -> str:
-    """The front as a plain-text table: validation objectives, their test values beside them."""
-    result = front.result
-    names = list(result.names)
-    short = [n.removeprefix("val_") for n in names]
-    header = ["run", *(f"val {s}" for s in short), *(f"test {s}" for s in short)]
-    rows = []
-    for row in result.front_rows():
-        rid = row["id"]
-        rows.append(
-            [
-                front.run_names[rid],
-                *(f"{row[n]:.4f}" for n in names),
-                *(f"{v:.4f}" for v in front.test_values[rid]),
-            ]
-        )
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    hv = "n/a" if result.hypervolume is None else f"{result.hypervolume:.4f}"
-    lines.append(
-        f"{int((result.ranks == 0).sum())} of {len(result.ids)} ranked trials on the front; hypervolume {hv} "
-        f"(reference {list(result.reference)}); {len(front.excluded)} not ranked"
-    )
-    return "\n".join(lines)
 
 
 def _quote(text: str) -> str:

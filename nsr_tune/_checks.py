@@ -1,0 +1,40 @@
+"""Checks of configuration values; each failure is a ConfigError that names the field."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nsr_tune.errors import ConfigError
+
+__all__ = ["check", "choice", "finite_number", "positive_int"]
+
+
+def check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: {message}")
+
+
+def positive_int(value: Any, name: str, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    check(
+        isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        name,
+        f"must be a positive integer, got {value!r}",
+    )
+
+
+def finite_number(value: Any, name: str, *, low: float | None = None, low_open: bool = False) -> None:
+    check(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+        name,
+        f"must be a finite number, got {value!r}",
+    )
+    if low is not None:
+        ok = value > low if low_open else value >= low
+        check(ok, name, f"must be {'>' if low_open else '>='} {low}, got {value!r}")
+
+
+def choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
+    check(value in choices, name, f"must be one of {', '.join(choices)}; got {value!r}")

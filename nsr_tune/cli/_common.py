@@ -1,0 +1,131 @@
+"""What every command shares: argument types, the data and evaluation options, printing."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger("nsr_tune")
+
+
+def eps_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 0.01,0.05; got {text!r}"
+        ) from e
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one noise level")
+    return values
+
+
+def knob(text: str) -> tuple[str, int]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as width=64, got {text!r}")
+    try:
+        return key.strip(), int(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{key}: expected an integer, got {value!r}") from e
+
+
+def add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        help="MIT-BIH directory; 'bundled' for the records shipped with nsr-tune "
+        "(default: $NSR_TUNE_DATA, else the user cache directory)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def add_eval(p: argparse.ArgumentParser) -> None:
+    """The evaluation protocol: a named one (see nsr_tune.config.PROTOCOLS), then overrides."""
+    from nsr_tune.config import PROTOCOLS
+
+    report = PROTOCOLS["report"]
+    g = p.add_argument_group("evaluation (a named protocol; each option below overrides it)")
+    g.add_argument(
+        "--protocol",
+        choices=tuple(PROTOCOLS),
+        default="report",
+        help="report: the paper's eps list, PGD-100, 300 beats per class (default); "
+        "search: the cheap protocol a study scores its trials with",
+    )
+    g.add_argument("--eps", type=eps_list, help=f"noise levels (report: {','.join(map(str, report.eps))})")
+    g.add_argument("--norm", choices=("linf", "l2"), help=f"report: {report.norm}")
+    g.add_argument("--pgd-steps", type=int, help=f"report: {report.steps}")
+    g.add_argument("--restarts", type=int, help=f"report: {report.restarts}")
+    g.add_argument("--attack-loss", choices=("worst", "ce", "margin"), help=f"report: {report.attack_loss}")
+    g.add_argument(
+        "--eval-beats",
+        type=int,
+        help=f"at most this many test beats per class (report: {report.per_class_cap})",
+    )
+    g.add_argument(
+        "--eval-seed", type=int, help="seed of the evaluation subset and random starts (report: 0)"
+    )
+    g.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda where present)")
+
+
+def eval_config(args: argparse.Namespace) -> Any:
+    from nsr_tune.config import protocol
+
+    given = {
+        "eps": args.eps,
+        "norm": args.norm,
+        "steps": args.pgd_steps,
+        "restarts": args.restarts,
+        "attack_loss": args.attack_loss,
+        "per_class_cap": args.eval_beats,
+        "seed": args.eval_seed,
+    }
+    return protocol(args.protocol, **{k: v for k, v in given.items() if v is not None})
+
+
+def load_splits(args: argparse.Namespace, data: Any) -> tuple[Any, Any]:
+    """The beats of `--data-dir`, split as the DataConfig `data` says."""
+    from nsr_tune.data import load_mitbih, make_splits, resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir)
+    beats, report = load_mitbih(data_dir, progress=not args.quiet)
+    for note in report.notes:
+        log.info("%s", note)
+    return make_splits(beats, **data.split_arguments()), report
+
+
+def _fmt(v: float) -> str:
+    return "  -  " if v != v else f"{v:.3f}"  # NaN -> dash
+
+
+def print_result(result: Any, *, title: str) -> None:
+    from nsr_tune.data import AAMI_CLASSES
+
+    print(f"\n{title}: {result.n} beats, {result.attack}")
+    print(f"  clean accuracy     {_fmt(result.clean_acc)}")
+    print(
+        f"  balanced accuracy  {_fmt(result.balanced_acc)}"
+        f"  (mean recall over {', '.join(result.balanced_classes)})"
+    )
+    print(f"  robust AUC         {_fmt(result.robust_auc)}  (balanced: {_fmt(result.robust_balanced_auc)})")
+    print(f"  {'eps':>7} {'uV':>7} {'robust':>7} {'rob.bal':>7} {'noise':>7}")
+    for e in result.eps:
+        uv = result.eps_uv[e]
+        uv_text = "-" if uv != uv else f"{uv:.0f}"
+        print(
+            f"  {e:>7g} {uv_text:>7} {_fmt(result.robust_acc[e]):>7} "
+            f"{_fmt(result.robust_balanced_acc[e]):>7} {_fmt(result.noise_acc[e]):>7}"
+        )
+    print(f"  {'class':>7} {'sens.':>7} {'prec.':>7} {'beats':>7}")
+    for c in AAMI_CLASSES:
+        m = result.per_class[c]
+        print(f"  {c:>7} {_fmt(m.sensitivity):>7} {_fmt(m.precision):>7} {m.support:>7}")
+
+
+def metrics_json(result: Any, history: Sequence[Any] = ()) -> dict[str, Any]:
+    out = result.to_dict()
+    if history:
+        out["history"] = [dict(h) for h in history]
+    return out

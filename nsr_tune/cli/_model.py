@@ -1,0 +1,158 @@
+"""`nsr-tune train` (one model, then its evaluation) and `nsr-tune evaluate` (a saved model)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from nsr_tune._io import write_json
+from nsr_tune.cli._common import (
+    add_data_dir,
+    add_eval,
+    eval_config,
+    knob,
+    load_splits,
+    log,
+    metrics_json,
+    print_result,
+)
+from nsr_tune.errors import ConfigError
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from nsr_tune.checkpoints import load_checkpoint, save_model_file, save_state
+    from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
+    from nsr_tune.trial import run_trial
+
+    # Build (and so check) the whole config before reading data or creating OUT.
+    config = TrialConfig(
+        data=DataConfig(
+            split=args.split,
+            seed=args.seed,
+            max_train_beats=args.max_train_beats,
+            val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction,
+        ),
+        model=ModelConfig(name=args.model, knobs=dict(args.knob or []), weight_norm=args.weight_norm),
+        objective=ObjectiveConfig(name=args.objective, beta=args.beta),
+        optim=OptimConfig(
+            optimizer=args.optimizer,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            balance=args.balance,
+        ),
+        val_eval=None,
+        test_eval=eval_config(args),
+        seed=args.seed,
+    )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} exists and is not a directory")
+    resume = load_checkpoint(args.resume) if args.resume else None
+    splits, report = load_splits(args, config.data)
+    log.info(
+        "%s split: train %d, val %d, test %d beats (data %s)",
+        args.split,
+        len(splits.train),
+        len(splits.val),
+        len(splits.test),
+        report.fingerprint[:12],
+    )
+    final = None
+    for result in run_trial(config, splits, resume=resume, device=args.device, progress=not args.quiet):
+        m = result.metrics
+        if result.diverged:
+            log.error("epoch %d: training diverged (non-finite loss or weights); stopping", result.epoch)
+            return 1
+        log.info(
+            "epoch %d/%d  loss %.4f  train acc %.3f  val acc %.3f  val balanced %.3f  (%.1fs)",
+            result.epoch,
+            result.epochs,
+            m["train_loss"],
+            m["train_acc"],
+            m["epoch_val_acc"],
+            m["epoch_val_balanced_acc"],
+            m["epoch_seconds"],
+        )
+        save_state(out / "checkpoint.pt", result.checkpoint)
+        final = result
+    if final is None:
+        log.info("nothing to train: the checkpoint had already finished %d epochs", config.optim.epochs)
+        return 0
+    save_model_file(out / "model.pt", config=config, model=final.checkpoint["model_state"])
+    metrics = metrics_json(final.test, final.history)
+    metrics["config"] = config.to_dict()
+    metrics["data_fingerprint"] = report.fingerprint
+    write_json(out / "metrics.json", metrics)
+    print_result(final.test, title=f"test ({args.split})")
+    print(f"\nwrote {out / 'metrics.json'} and {out / 'model.pt'}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from nsr_tune.checkpoints import load_model_file
+    from nsr_tune.evaluation import evaluate
+    from nsr_tune.trial import pick_device
+
+    config, model = load_model_file(args.model_file)
+    data = dataclasses.replace(config.data, split=args.split) if args.split else config.data
+    eval_cfg = eval_config(args)
+    out = Path(args.out) if args.out else None
+    splits, _ = load_splits(args, data)
+    result = evaluate(
+        model,
+        splits.test,
+        config=eval_cfg,
+        split=data.split,
+        device=pick_device(args.device),
+        progress=not args.quiet,
+    )
+    print_result(result, title=f"test ({data.split}) of {args.model_file}")
+    if out is not None:
+        write_json(out, metrics_json(result))
+        print(f"\nwrote {out}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    from nsr_tune.config import BALANCE, OPTIMIZERS, SPLITS
+    from nsr_tune.models import MODELS
+    from nsr_tune.objectives import OBJECTIVE_NAMES
+
+    train = sub.add_parser("train", help="train one model, then evaluate it under attack")
+    add_data_dir(train)
+    train.add_argument("--model", choices=sorted(MODELS), default="cnn")
+    train.add_argument("--knob", type=knob, action="append", metavar="KEY=INT", help="model knob, repeatable")
+    train.add_argument("--weight-norm", action="store_true", help="the paper's per-unit weight normalisation")
+    train.add_argument("--objective", choices=OBJECTIVE_NAMES, default="ce")
+    train.add_argument(
+        "--beta", type=float, default=0.0, help="weight of the regulariser (nsr, nsr_ce, jacobian)"
+    )
+    train.add_argument("--split", choices=SPLITS, default="inter")
+    train.add_argument(
+        "--val-fraction", type=float, default=0.1, help="intra split: share of validation beats"
+    )
+    train.add_argument("--test-fraction", type=float, default=0.2, help="intra split: share of test beats")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument(
+        "--max-train-beats", type=int, help="seeded class-proportional subset of the training beats"
+    )
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--balance", choices=BALANCE, default="balanced", help="class-balanced sampling")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", required=True, help="directory for metrics.json, model.pt and checkpoint.pt")
+    train.add_argument("--resume", help="continue from a checkpoint.pt of the same config")
+    add_eval(train)
+    train.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("evaluate", help="re-evaluate a saved model.pt on the test split")
+    ev.add_argument("model_file", help="a model.pt written by `nsr-tune train`")
+    add_data_dir(ev)
+    ev.add_argument("--split", choices=SPLITS, help="default: the split the model was trained on")
+    ev.add_argument("--out", help="write the metrics to this JSON file")
+    add_eval(ev)
+    ev.set_defaults(func=_cmd_evaluate)

@@ -1,0 +1,191 @@
+"""`nsr-tune tune` (and tune.py), `nsr-tune pareto` and `nsr-tune sync-mlflow`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from nsr_tune.cli._common import log
+
+# The options of `tune` as StudyOptions/resume know them (argparse dest names).
+_TUNE_OPTIONS = (
+    "space",
+    "name",
+    "storage",
+    "shared_storage",
+    "mlflow_uri",
+    "artifact_location",
+    "num_samples",
+    "max_concurrent",
+    "cpus_per_trial",
+    "gpus_per_trial",
+    "dry_run",
+    "seed",
+    "data_dir",
+    "address",
+    "local_cpus",
+)
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from nsr_tune.front import front_table
+    from nsr_tune.study.options import StudyOptions, resume_options
+    from nsr_tune.study.runner import run_study, summary_lines
+    from nsr_tune.study.space import load_space
+    from nsr_tune.tracking import default_tracking_uri
+
+    if args.resume:
+        # Everything else comes from the study itself; what is given again is checked there.
+        given = {k: getattr(args, k) for k in _TUNE_OPTIONS if getattr(args, k) not in (None, False)}
+        options = resume_options(args.resume, given)
+        log.info(
+            "resuming study %r: space %s (as saved with the study), data %s, %d trials, MLflow %s",
+            options.name,
+            options.space.path,
+            options.data_dir,
+            options.effective_num_samples,
+            options.mlflow_uri,
+        )
+    else:
+        space = load_space(args.space or ("dry_run" if args.dry_run else "mitbih_wide"))
+        options = StudyOptions(
+            space=space,
+            name=args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage=args.storage or str(Path("runs") / "tune"),
+            mlflow_uri=args.mlflow_uri or default_tracking_uri(),
+            data_dir=args.data_dir or ("bundled" if args.dry_run else None),
+            artifact_location=args.artifact_location,
+            num_samples=args.num_samples,
+            max_concurrent=args.max_concurrent,
+            seed=args.seed,
+            shared_storage=args.shared_storage,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+            ray_address=args.address,
+            local_cpus=args.local_cpus,
+        )
+    outcome = run_study(options)
+    print("\nPareto front (validation objectives; test values beside, never seen by the search):")
+    print(front_table(outcome.front))
+    print()
+    for line in summary_lines(outcome, mlflow_uri=options.mlflow_uri, experiment=options.space.name):
+        print(line)
+    return 0
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    from nsr_tune.front import front_table, write_front_files
+    from nsr_tune.tracking import StudyTracker
+
+    tracker = StudyTracker(tracking_uri=args.mlflow_uri, experiment=args.experiment)
+    front = tracker.front(args.run)
+    print(f"study run {front.parent_run_id} in experiment {args.experiment!r}")
+    print(front_table(front))
+    files = write_front_files(front, Path(args.out))
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    return 0
+
+
+def _cmd_sync_mlflow(args: argparse.Namespace) -> int:
+    from nsr_tune.front import front_table
+    from nsr_tune.study.results import read_study
+    from nsr_tune.tracking import StudyTracker
+
+    record = read_study(args.experiment_path)
+    tracker = StudyTracker(
+        tracking_uri=args.mlflow_uri,
+        experiment=record.description.experiment,
+        artifact_location=args.artifact_location,
+    )
+    parent = tracker.sync(record)
+    front = tracker.front(parent)
+    tracker.publish_front(front)
+    tracker.end_study()
+    print(f"{len(record.trials)} trials of {args.experiment_path} are in MLflow (parent run {parent})")
+    print(front_table(front))
+    return 0
+
+
+def add_tune_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `nsr-tune tune` and of tune.py (one set, so the two cannot drift apart).
+
+    No option has a default here: a study's defaults are applied when it starts, so that a
+    resume can tell an option given again from one left out.
+    """
+    p.add_argument(
+        "--space",
+        help="a search-space YAML file, or the name of a shipped one (mitbih_wide, "
+        "mitbih_paper, dry_run); default mitbih_wide, or dry_run with --dry-run",
+    )
+    p.add_argument("--name", help="study name (default: SPACE-YYYYmmdd-HHMMSS)")
+    p.add_argument(
+        "--storage",
+        help="where Tune keeps results and checkpoints: a local path (default runs/tune), "
+        "s3://..., gs://..., or an NFS path with --shared-storage",
+    )
+    p.add_argument(
+        "--shared-storage",
+        action="store_true",
+        help="declare that a local --storage path is the same on every node (NFS, or one machine)",
+    )
+    p.add_argument(
+        "--mlflow-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db in this directory)"
+    )
+    p.add_argument(
+        "--artifact-location", help="where MLflow stores artifacts of a new experiment (e.g. s3://...)"
+    )
+    p.add_argument("--num-samples", type=int, help="number of trials (default: from the space)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: from the space)")
+    p.add_argument("--cpus-per-trial", type=float, help="default: from the space")
+    p.add_argument(
+        "--gpus-per-trial", type=float, help="GPU fraction per trial, e.g. 0.25 (default: from the space)"
+    )
+    p.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue the study at this Tune experiment path, exactly as it was started (its saved "
+        "space, data, name, samples, seed); only --address, --max-concurrent, --cpus-per-trial, "
+        "--gpus-per-trial, --mlflow-uri, --local-cpus and --shared-storage may be given anew",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="a small real study on the bundled records: local Ray, 4 trials, embedded MLflow store",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the searcher and of every trial (default: the space's seed and search.seed)",
+    )
+    p.add_argument(
+        "--data-dir", help="MIT-BIH directory, or 'bundled' (default: $NSR_TUNE_DATA, else the user cache)"
+    )
+    p.add_argument(
+        "--address",
+        help="Ray address to join (default: $RAY_ADDRESS, else a running cluster, else a new local Ray)",
+    )
+    p.add_argument("--local-cpus", type=int, help="CPUs for a local Ray started by this command")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    tune_p = sub.add_parser("tune", help="run a multi-objective study on Ray Tune (same as tune.py)")
+    add_tune_arguments(tune_p)
+    tune_p.set_defaults(func=_cmd_tune)
+
+    pareto = sub.add_parser("pareto", help="print a study's Pareto front from MLflow and write its figures")
+    pareto.add_argument(
+        "--mlflow-uri", required=True, help="e.g. sqlite:///mlflow.db or http://127.0.0.1:5000"
+    )
+    pareto.add_argument("--experiment", required=True, help="the MLflow experiment (the search space's name)")
+    pareto.add_argument("--run", help="the study's parent run id (default: the latest study)")
+    pareto.add_argument("--out", default="pareto", help="directory for pareto.csv, pareto.png, pareto.html")
+    pareto.set_defaults(func=_cmd_pareto)
+
+    sync = sub.add_parser(
+        "sync-mlflow", help="write a study's results from its Tune directory to MLflow (after an outage)"
+    )
+    sync.add_argument("experiment_path", help="the Tune experiment path of the study (STORAGE/NAME)")
+    sync.add_argument("--mlflow-uri", required=True, help="e.g. sqlite:///mlflow.db or http://127.0.0.1:5000")
+    sync.add_argument("--artifact-location", help="where MLflow stores artifacts of a new experiment")
+    sync.set_defaults(func=_cmd_sync_mlflow)

@@ -1,0 +1,207 @@
+"""The study's front: which trials enter it, on which values, and how it is shown.
+
+Pure data in, plain data out: no Ray, no MLflow. The tracker reads runs from MLflow and the
+runner reads Tune's files; both turn them into `TrialOutcome`s and call `analyse`. Only
+complete trials are ranked, on the objective values of their last report: a partly trained
+or diverged trial is never on the front.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nsr_tune._io import atomic_write
+from nsr_tune.metrics import on_part, parse_metric
+from nsr_tune.objectives._config import WEIGHTED
+from nsr_tune.pareto import ParetoResult, default_reference, pareto_analysis
+from nsr_tune.record import STATE_COMPLETE, StudyRecord
+
+__all__ = [
+    "StudyFront",
+    "TrialOutcome",
+    "analyse",
+    "chance_objectives",
+    "front_from_record",
+    "front_table",
+    "run_name",
+    "trial_params",
+    "write_front_files",
+]
+
+
+def run_name(trial_config: Mapping[str, Any], trial_id: str) -> str:
+    """What the trial is, at a glance: model, objective, beta (e.g. `cnn nsr β=0.3 · 3f2a_00001`)."""
+    model = trial_config["model"]["name"]
+    objective = trial_config["objective"]["name"]
+    beta = trial_config["objective"]["beta"]
+    weighted = objective in WEIGHTED
+    return f"{model} {objective}" + (f" β={beta:.3g}" if weighted else "") + f" · {trial_id}"
+
+
+def trial_params(trial_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial config flattened to params such as `model.name`, `objective.beta`."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            out[prefix] = node
+
+    walk("", trial_config)
+    return out
+
+
+def chance_objectives(
+    metrics: Sequence[str], *, n_balanced_classes: int, n_classes: int = 5
+) -> dict[str, float]:
+    """Chance-level values for a trial whose numbers cannot be trusted (it diverged).
+
+    A broken net that predicts N for every beat scores a high plain accuracy and looks "robust"
+    (nothing flips); the searcher must instead see what guessing gives: 1/k balanced accuracy
+    over the k balanced classes and 1/n plain accuracy (every accuracy-like objective we offer
+    is maximised).
+    """
+    return {
+        m: 1.0 / n_balanced_classes if "balanced" in parse_metric(m).kind else 1.0 / n_classes
+        for m in metrics
+    }
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """One trial as the front sees it: its id (an MLflow run id or a Tune trial id), its state
+    (complete, diverged, failed, or None while unfinished) and the metrics of its last report."""
+
+    id: str
+    name: str
+    state: str | None
+    metrics: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StudyFront:
+    """The Pareto analysis of a study's complete trials, with what a table needs beside it."""
+
+    parent_run_id: str
+    result: ParetoResult
+    run_names: Mapping[str, str]  # id -> run name
+    test_values: Mapping[str, tuple[float, ...]]  # id -> the test counterparts of the objectives
+    excluded: Mapping[str, str]  # id -> why it is not ranked (diverged, failed, ...)
+
+    @property
+    def test_names(self) -> tuple[str, ...]:
+        return tuple(on_part(n, "test") for n in self.result.names)
+
+
+def analyse(
+    outcomes: Sequence[TrialOutcome], objectives: Sequence[tuple[str, str]], *, parent_run_id: str = ""
+) -> StudyFront:
+    """Rank the complete trials on the objectives ((metric, "max" | "min") pairs)."""
+    ids, values, names, tests, excluded = [], [], {}, {}, {}
+    for t in outcomes:
+        names[t.id] = t.name
+        if t.state != STATE_COMPLETE:
+            excluded[t.id] = t.state or "unfinished"
+            continue
+        if any(m not in t.metrics for m, _ in objectives):
+            excluded[t.id] = "missing objective"
+            continue
+        ids.append(t.id)
+        values.append([float(t.metrics[m]) for m, _ in objectives])
+        tests[t.id] = tuple(float(t.metrics.get(on_part(m, "test"), math.nan)) for m, _ in objectives)
+    directions = ["maximize" if mode == "max" else "minimize" for _, mode in objectives]
+    result = pareto_analysis(
+        ids,
+        np.asarray(values, dtype=float).reshape(len(ids), len(objectives)),
+        names=[m for m, _ in objectives],
+        directions=directions,
+        reference=default_reference(directions),
+    )
+    return StudyFront(parent_run_id, result, names, tests, excluded)
+
+
+def front_from_record(record: StudyRecord) -> StudyFront:
+    """The front from Tune's results alone, for when MLflow is out of reach."""
+    outcomes = [
+        TrialOutcome(t.trial_id, run_name(t.config, t.trial_id), t.state, t.last) for t in record.trials
+    ]
+    return analyse(outcomes, record.description.objectives)
+
+
+def _csv_text(front: StudyFront) -> str:
+    result = front.result
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["run_id", "run_name", "pareto_rank", *result.names, *front.test_names])
+    order = sorted(range(len(result.ids)), key=lambda i: (result.ranks[i], -result.values[i][0]))
+    for i in order:
+        rid = result.ids[i]
+        writer.writerow(
+            [rid, front.run_names[rid], int(result.ranks[i]), *result.values[i], *front.test_values[rid]]
+        )
+    return out.getvalue()
+
+
+def write_front_files(front: StudyFront, out_dir: Path) -> dict[str, Path]:
+    """pareto.csv, and for two objectives pareto.png and pareto.html, in `out_dir`."""
+    from nsr_tune import plots
+
+    result = front.result
+    text = _csv_text(front)
+    files = {"csv": atomic_write(Path(out_dir) / "pareto.csv", lambda fh: fh.write(text.encode()))}
+    if len(result.names) == 2 and len(result.ids) > 0:
+        labels = {rid: front.run_names[rid] for rid in result.ids}
+        tests = {rid: front.test_values[rid] for rid in result.ids}
+        title = "Pareto front on validation objectives (test values beside)"
+        files["png"] = plots.pareto_figure_png(
+            result, Path(out_dir) / "pareto.png", labels=labels, test_values=tests, title=title
+        )
+        hover = {
+            rid: {"run": front.run_names[rid], **dict(zip(front.test_names, tests[rid], strict=True))}
+            for rid in result.ids
+        }
+        files["html"] = plots.pareto_figure_html(
+            result, Path(out_dir) / "pareto.html", labels=labels, test_values=tests, hover=hover, title=title
+        )
+    return files
+
+
+def front_table(front: StudyFront) -> str:
+    """The front as a plain-text table: validation objectives, their test values beside them."""
+    result = front.result
+    names = list(result.names)
+    header = [
+        "run",
+        *(n.replace("_", " ", 1) for n in names),
+        *(n.replace("_", " ", 1) for n in front.test_names),
+    ]
+    rows = []
+    for row in result.front_rows():
+        rid = str(row["id"])
+        rows.append(
+            [
+                front.run_names[rid],
+                *(f"{row[n]:.4f}" for n in names),
+                *(f"{v:.4f}" for v in front.test_values[rid]),
+            ]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    hv = "n/a" if result.hypervolume is None else f"{result.hypervolume:.4f}"
+    lines.append(
+        f"{int((result.ranks == 0).sum())} of {len(result.ids)} ranked trials on the front; hypervolume {hv} "
+        f"(reference {list(result.reference)}); {len(front.excluded)} not ranked"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,41 @@
+"""The objectives' own configuration: their names, which of them take a weight, their fields.
+
+It lives with the objectives (not in nsr_tune.config) so that the dependency runs one way:
+nsr_tune.config re-exports `ObjectiveConfig`, and no objective imports nsr_tune.config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nsr_tune._checks import choice, finite_number, positive_int
+
+__all__ = ["OBJECTIVE_FIELDS", "OBJECTIVE_NAMES", "WEIGHTED", "ObjectiveConfig"]
+
+# Losses with a regulariser weighed by `beta`; the others ignore it.
+WEIGHTED: tuple[str, ...] = ("nsr", "nsr_ce", "jacobian")
+OBJECTIVE_NAMES: tuple[str, ...] = ("ce", *WEIGHTED, "pgd_at")
+# The fields a search space may set per loss (`beta` only for the weighted ones).
+OBJECTIVE_FIELDS: tuple[str, ...] = ("beta", "nsr_eps", "at_eps", "at_steps")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The training loss. `beta` weighs the regulariser (ignored by `ce` and `pgd_at`)."""
+
+    name: str = "ce"
+    beta: float = 0.0
+    nsr_eps: float = 1.0  # the eps inside the NSR term; the paper uses 1
+    at_eps: float = 0.05  # PGD adversarial training (`pgd_at`): L-inf budget
+    at_steps: int = 10
+
+    def __post_init__(self) -> None:
+        choice(self.name, "objective", OBJECTIVE_NAMES)
+        finite_number(self.beta, "beta", low=0.0)
+        finite_number(self.nsr_eps, "nsr_eps", low=0.0, low_open=True)
+        finite_number(self.at_eps, "at_eps", low=0.0, low_open=True)
+        positive_int(self.at_steps, "at_steps")
+
+    @property
+    def weighted(self) -> bool:
+        return self.name in WEIGHTED

@@ -1,0 +1,191 @@
+"""One parser per top-level section of a search-space file (data, model, objective, optim,
+evaluation, resources, search objectives). Each returns plain values or `Domain`s and checks
+them with the config classes' own rules, so a space fails before any trial starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nsr_tune.config import (
+    BALANCE,
+    OPTIMIZERS,
+    PROTOCOLS,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    OptimConfig,
+    protocol,
+)
+from nsr_tune.errors import ConfigError
+from nsr_tune.metrics import metric_name, objective_names
+from nsr_tune.objectives import OBJECTIVE_FIELDS, OBJECTIVE_NAMES, WEIGHTED
+from nsr_tune.study._yaml import Domain, Reader, Value, check_with_config
+
+OPTIM_FIELDS = ("optimizer", "lr", "weight_decay", "batch_size", "epochs", "balance", "grad_clip")
+DATA_FIELDS = ("split", "max_train_beats", "seed", "val_records", "val_fraction", "test_fraction")
+EVAL_FIELDS = (
+    "protocol",
+    "eps",
+    "norm",
+    "steps",
+    "step_size",
+    "restarts",
+    "attack_loss",
+    "per_class_cap",
+    "seed",
+    "batch_size",
+)
+DEFAULT_OBJECTIVES = (
+    (metric_name("balanced_acc", part="val"), "max"),
+    (metric_name("robust_balanced_acc", part="val", eps=0.05), "max"),
+)
+# The protocol each evaluation section starts from; `protocol: NAME` in the section picks another.
+DEFAULT_PROTOCOLS = {"search": "search", "test": "report"}
+
+
+def parse_data(r: Reader, node: Any) -> dict[str, Any]:
+    data = r.mapping(node, "data", DATA_FIELDS)
+    if isinstance(data.get("val_records"), list):
+        data["val_records"] = tuple(data["val_records"])
+    try:
+        DataConfig(**data)
+    except (ConfigError, TypeError) as e:
+        raise r.fail("data", str(e)) from e
+    return data
+
+
+def parse_models(r: Reader, node: Any) -> tuple[dict[str, dict[str, Value]], Value]:
+    """model: families (each with its knobs) and the weight normalisation switch."""
+    from nsr_tune.models import MODELS
+
+    model = r.mapping(node, "model", ("families", "weight_norm"))
+    families = r.mapping(model.get("families"), "model.families")
+    if not families:
+        raise r.fail("model.families", "name at least one model family")
+    models: dict[str, dict[str, Value]] = {}
+    for family, knobs_node in families.items():
+        if family not in MODELS:
+            raise r.fail(f"model.families.{family}", f"unknown model; choose from {', '.join(MODELS)}")
+        knobs = r.mapping(knobs_node, f"model.families.{family}", tuple(MODELS[family].knobs))
+        models[family] = {}
+        for knob, knob_node in knobs.items():
+            key = f"model.families.{family}.{knob}"
+            value = r.value(knob_node, key, kind=int)
+            check_with_config(r, key, value, lambda v, f=family, k=knob: ModelConfig(name=f, knobs={k: v}))
+            models[family][knob] = value
+    return models, r.value(model.get("weight_norm", False), "model.weight_norm", kind=bool)
+
+
+def parse_losses(r: Reader, node: Any) -> dict[str, dict[str, Value]]:
+    """objective: the losses (each with its fields)."""
+    objective = r.mapping(node, "objective", ("choices",))
+    losses = r.mapping(objective.get("choices"), "objective.choices")
+    if not losses:
+        raise r.fail("objective.choices", "name at least one objective")
+    out: dict[str, dict[str, Value]] = {}
+    for loss, fields_node in losses.items():
+        if loss not in OBJECTIVE_NAMES:
+            raise r.fail(
+                f"objective.choices.{loss}", f"unknown objective; choose from {', '.join(OBJECTIVE_NAMES)}"
+            )
+        allowed = OBJECTIVE_FIELDS if loss in WEIGHTED else tuple(f for f in OBJECTIVE_FIELDS if f != "beta")
+        fields = r.mapping(fields_node, f"objective.choices.{loss}", allowed)
+        out[loss] = {}
+        for f, field_node in fields.items():
+            key = f"objective.choices.{loss}.{f}"
+            value = r.value(field_node, key, kind=int if f == "at_steps" else float)
+            check_with_config(r, key, value, lambda v, n=loss, f=f: ObjectiveConfig(name=n, **{f: v}))
+            out[loss][f] = value
+    return out
+
+
+_OPTIM_KINDS: Mapping[str, Any] = {
+    "optimizer": str,
+    "lr": float,
+    "weight_decay": float,
+    "batch_size": int,
+    "epochs": int,
+    "balance": str,
+    "grad_clip": float,
+}
+
+
+def parse_optim(r: Reader, node: Any) -> dict[str, Value]:
+    optim_node = r.mapping(node, "optim", OPTIM_FIELDS)
+    optim: dict[str, Value] = {}
+    for f, field_node in optim_node.items():
+        key = f"optim.{f}"
+        if f == "grad_clip" and field_node is None:  # null turns gradient clipping off
+            optim[f] = None
+            continue
+        value = r.value(field_node, key, kind=_OPTIM_KINDS[f])
+        if f == "optimizer" and not isinstance(value, Domain) and value not in OPTIMIZERS:
+            raise r.fail(key, f"must be one of {', '.join(OPTIMIZERS)}")
+        if f == "balance" and not isinstance(value, Domain) and value not in BALANCE:
+            raise r.fail(key, f"must be one of {', '.join(BALANCE)}")
+        check_with_config(r, key, value, lambda v, f=f: OptimConfig(**{f: v}))
+        optim[f] = value
+    return optim
+
+
+def parse_evaluation(r: Reader, node: Any) -> dict[str, EvalConfig]:
+    """evaluation.search / evaluation.test: a named protocol (see PROTOCOLS), then overrides."""
+    evaluation = r.mapping(node, "evaluation", tuple(DEFAULT_PROTOCOLS))
+    evals = {}
+    for part, default in DEFAULT_PROTOCOLS.items():
+        section = r.mapping(evaluation.get(part), f"evaluation.{part}", EVAL_FIELDS)
+        name = section.pop("protocol", default)
+        if name not in PROTOCOLS:
+            raise r.fail(
+                f"evaluation.{part}.protocol", f"must be one of {', '.join(PROTOCOLS)}, got {name!r}"
+            )
+        eps = section.get("eps")
+        if eps is not None and (not isinstance(eps, list) or not eps):
+            raise r.fail(f"evaluation.{part}.eps", "expected a non-empty list of noise levels")
+        for k, v in section.items():
+            if isinstance(v, Mapping):
+                raise r.fail(
+                    f"evaluation.{part}.{k}", "evaluation settings are fixed for a study, not searched"
+                )
+        try:
+            evals[part] = protocol(name, **{k: tuple(v) if k == "eps" else v for k, v in section.items()})
+        except (ConfigError, TypeError) as e:
+            raise r.fail(f"evaluation.{part}", str(e)) from e
+    return evals
+
+
+def parse_resources(r: Reader, node: Any) -> dict[str, float]:
+    resources = r.mapping(node, "resources", ("cpu", "gpu"))
+    cpu = r.number(resources.get("cpu", 1), "resources.cpu")
+    gpu = r.number(resources.get("gpu", 0), "resources.gpu", low=0)
+    if cpu <= 0:
+        raise r.fail("resources.cpu", f"must be > 0, got {cpu}")
+    return {"cpu": float(cpu), "gpu": float(gpu)}
+
+
+def parse_objectives(r: Reader, node: Any, search_eval: EvalConfig) -> tuple[tuple[str, str], ...]:
+    if node is None:
+        pairs = list(DEFAULT_OBJECTIVES)
+    else:
+        if not isinstance(node, list) or not node:
+            raise r.fail("search.objectives", "expected a non-empty list of {metric, mode}")
+        pairs = []
+        for i, item in enumerate(node):
+            item = r.mapping(item, f"search.objectives[{i}]", ("metric", "mode"))
+            pairs.append((item.get("metric"), item.get("mode", "max")))
+    known = set(objective_names(search_eval.eps, part="val"))
+    for i, (metric, mode) in enumerate(pairs):
+        if metric not in known:
+            raise r.fail(
+                f"search.objectives[{i}].metric",
+                f"unknown metric {metric!r}; with evaluation.search.eps = {list(search_eval.eps)} "
+                f"choose from {', '.join(sorted(known))}",
+            )
+        if mode not in ("max", "min"):
+            raise r.fail(f"search.objectives[{i}].mode", f"must be max or min, got {mode!r}")
+    if len({m for m, _ in pairs}) != len(pairs):
+        raise r.fail("search.objectives", "lists a metric twice")
+    return tuple(pairs)

@@ -1,0 +1,201 @@
+"""What a study is started with, and how `--resume PATH` gets the same again. No Ray here.
+
+A new study records its settings beside Tune's files (`nsr_tune_study.json`, see
+nsr_tune.record). A resume rebuilds its options from there alone: the saved space text (not the
+file, which may have changed since), data directory, name, sample count, seed, resources and
+MLflow URI. Options given again on resume are either allowed to change (where the cluster,
+the concurrency or the tracking server moved) or must equal the saved value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from nsr_tune.errors import ConfigError
+from nsr_tune.study.space import Space, load_space, parse_space
+
+__all__ = ["CHANGEABLE_ON_RESUME", "StudyOptions", "is_uri", "resume_options"]
+
+log = logging.getLogger(__name__)
+
+# Options (as the command line names them) that a resumed study may take anew: they say where
+# and how fast it runs, not what it computes.
+CHANGEABLE_ON_RESUME = (
+    "address",
+    "max_concurrent",
+    "cpus_per_trial",
+    "gpus_per_trial",
+    "mlflow_uri",
+    "local_cpus",
+    "shared_storage",
+)
+
+
+def is_uri(path: str) -> bool:
+    scheme = urlparse(path).scheme
+    return len(scheme) > 1 and scheme != "file"  # a Windows drive letter is not a scheme
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    space: Space
+    name: str
+    storage: str  # local path or URI (s3://, gs://, ...)
+    mlflow_uri: str
+    data_dir: str | None = None
+    artifact_location: str | None = None
+    num_samples: int | None = None
+    max_concurrent: int | None = None
+    resume: str | None = None
+    seed: int | None = None  # seeds the searcher and every trial (None: the space's own seeds)
+    shared_storage: bool = False
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    ray_address: str | None = None
+    local_cpus: int | None = None  # CPUs of a local Ray started here (None: all)
+
+    def __post_init__(self) -> None:
+        if self.num_samples is not None and self.num_samples < 1:
+            raise ConfigError(f"--num-samples: must be >= 1, got {self.num_samples}")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ConfigError(f"--max-concurrent: must be >= 1, got {self.max_concurrent}")
+        if self.cpus_per_trial is not None and self.cpus_per_trial <= 0:
+            raise ConfigError(f"--cpus-per-trial: must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
+            raise ConfigError(f"--gpus-per-trial: must be >= 0, got {self.gpus_per_trial}")
+        if self.local_cpus is not None and self.local_cpus < 1:
+            raise ConfigError(f"--local-cpus: must be >= 1, got {self.local_cpus}")
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"--name: must be a non-empty name without '/', got {self.name!r}")
+
+    @property
+    def seeded_space(self) -> Space:
+        """The space with `seed` applied to its searcher and its trials."""
+        if self.seed is None:
+            return self.space
+        return replace(self.space, seed=self.seed, sampler_seed=self.seed)
+
+    @property
+    def effective_num_samples(self) -> int:
+        return self.num_samples or self.space.num_samples
+
+    @property
+    def effective_max_concurrent(self) -> int:
+        return self.max_concurrent or self.space.max_concurrent
+
+    def resources(self) -> dict[str, float]:
+        return {
+            "cpu": float(self.cpus_per_trial or self.space.resources["cpu"]),
+            "gpu": float(
+                self.gpus_per_trial if self.gpus_per_trial is not None else self.space.resources["gpu"]
+            ),
+        }
+
+    def settings(self, *, data_dir: str, data_fingerprint: str, storage: str) -> dict[str, Any]:
+        """What a resume needs besides the space's text (saved with it as `settings`)."""
+        resources = self.resources()
+        return {
+            "space_path": self.space.path,
+            "data_dir": data_dir,
+            "data_fingerprint": data_fingerprint,
+            "storage": storage,
+            "num_samples": self.effective_num_samples,
+            "seed": self.seed,
+            "mlflow_uri": self.mlflow_uri,
+            "artifact_location": self.artifact_location,
+            "max_concurrent": self.effective_max_concurrent,
+            "cpus_per_trial": resources["cpu"],
+            "gpus_per_trial": resources["gpu"],
+            "shared_storage": self.shared_storage,
+        }
+
+
+def _same_path(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a == b
+    if is_uri(a) or is_uri(b):
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def resume_options(path: str, given: Mapping[str, Any]) -> StudyOptions:
+    """The options of the study at `path`, as it was started, with the allowed changes in `given`.
+
+    `given` maps option names (as on the command line, with underscores: `max_concurrent`) to
+    the values a user gave again; options not given are left out. A given option that may not
+    change and differs from the saved value is refused with a ConfigError naming the option,
+    the saved value and the given one. Nothing is written.
+    """
+    from nsr_tune.data import resolve_data_dir
+    from nsr_tune.study.results import read_description
+
+    resume_path = path if is_uri(path) else str(Path(path).expanduser().resolve())
+    if not is_uri(resume_path) and not (Path(resume_path) / "tuner.pkl").is_file():
+        raise ConfigError(f"--resume: {path} holds no Tune study (no tuner.pkl there)")
+    description = read_description(resume_path)
+    saved = description.settings
+    space = parse_space(description.space_source, where=str(saved.get("space_path") or "<saved space>"))
+
+    def refuse(option: str, saved_value: Any, given_value: Any, why: str = "") -> ConfigError:
+        return ConfigError(
+            f"--{option.replace('_', '-')}: the study at {resume_path} was started with {saved_value!r}, "
+            f"given {given_value!r}{why}; leave it out to continue the study as it was started"
+        )
+
+    given = dict(given)
+    if given.pop("dry_run", False):
+        given.setdefault("space", "dry_run")
+        given.setdefault("data_dir", "bundled")
+    if "space" in given:
+        other = load_space(given["space"])
+        if other.source != space.source:
+            raise refuse(
+                "space", saved.get("space_path"), other.path, " (its text differs from the saved one)"
+            )
+    if "data_dir" in given:
+        resolved = str(resolve_data_dir(given["data_dir"]))
+        if not _same_path(resolved, saved.get("data_dir")):
+            raise refuse("data_dir", saved.get("data_dir"), resolved)
+    if "name" in given and given["name"] != description.name:
+        raise refuse("name", description.name, given["name"])
+    parent = resume_path.rstrip("/").rsplit("/", 1)[0]
+    if "storage" in given and not _same_path(given["storage"], parent):
+        raise refuse("storage", parent, given["storage"])
+    for option in ("num_samples", "seed", "artifact_location"):
+        if option in given and given[option] != saved.get(option):
+            raise refuse(option, saved.get(option), given[option])
+
+    changed = {k: v for k, v in given.items() if k in CHANGEABLE_ON_RESUME}
+    for option, value in changed.items():
+        before = saved.get(option)
+        if before is not None and value != before:
+            log.info(
+                "resume: --%s %s (the study was started with %s)", option.replace("_", "-"), value, before
+            )
+    mlflow_uri = changed.get("mlflow_uri") or saved.get("mlflow_uri")
+    if not mlflow_uri:
+        raise ConfigError(
+            f"--mlflow-uri: the study at {resume_path} did not record its MLflow URI; give it again"
+        )
+    return StudyOptions(
+        space=space,
+        name=description.name,
+        storage=parent,
+        mlflow_uri=mlflow_uri,
+        data_dir=saved.get("data_dir"),
+        artifact_location=saved.get("artifact_location"),
+        num_samples=saved.get("num_samples"),
+        max_concurrent=changed.get("max_concurrent", saved.get("max_concurrent")),
+        resume=resume_path,
+        seed=saved.get("seed"),
+        shared_storage=bool(changed.get("shared_storage", saved.get("shared_storage", False))),
+        cpus_per_trial=changed.get("cpus_per_trial", saved.get("cpus_per_trial")),
+        gpus_per_trial=changed.get("gpus_per_trial", saved.get("gpus_per_trial")),
+        ray_address=changed.get("address"),
+        local_cpus=changed.get("local_cpus"),
+    )
