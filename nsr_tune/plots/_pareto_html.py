@@ -7,23 +7,12 @@ import os
 from collections.abc import Mapping, Sequence
 from html import escape as _html_escape
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nsr_tune.pareto import ParetoResult
-from nsr_tune.plots._common import (
-    DOMINATED_COLOUR,
-    FRONT_COLOUR,
-    TEST_COLOUR,
-    TEST_LEGEND,
-    better_word,
-    check_path,
-    check_result,
-    front_geometry,
-    front_test_values,
-    save,
-    summary,
-)
+from nsr_tune.plots import _common
 
 
 def _escape(text: str) -> str:
@@ -35,6 +24,19 @@ def _fmt(value: object) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.5g}" if math.isfinite(value) else str(value)
     return str(value)
+
+
+def _connector(go: Any, x: Sequence[Any], y: Sequence[Any], colour: str, width: float, group: str) -> Any:
+    """A line drawn with a legend group's markers: no hover, no legend entry of its own."""
+    return go.Scatter(
+        x=x,
+        y=y,
+        mode="lines",
+        line={"color": colour, "width": width},
+        hoverinfo="skip",
+        showlegend=False,
+        legendgroup=group,
+    )
 
 
 def pareto_figure_html(
@@ -51,10 +53,10 @@ def pareto_figure_html(
     Hovering a point shows its id, label, both objectives and the fields of ``hover[id]`` (for instance
     the hyperparameters). plotly.js is embedded, so the file opens without network access.
     """
-    out = check_path(path)
-    check_result(result)
+    out = _common.check_path(path)
+    _common.check_result(result)
     label_map = dict(labels or {})
-    tests = front_test_values(test_values, result)
+    tests = _common.front_test_values(test_values, result)
     extra = dict(hover or {})
     try:
         import plotly.graph_objects as go
@@ -81,24 +83,14 @@ def pareto_figure_html(
             y=result.values[dominated, 1],
             mode="markers",
             name="dominated trials",
-            marker={"color": DOMINATED_COLOUR, "size": 7, "opacity": 0.7},
+            marker={"color": _common.DOMINATED_COLOUR, "size": 7, "opacity": 0.7},
             hovertext=[hover_text(result.ids[i], result.values[i]) for i in dominated],
             hovertemplate="%{hovertext}<extra></extra>",
         )
     )
-    front_ids, front, stairs = front_geometry(result)
+    front_ids, front, stairs = _common.front_geometry(result)
     if len(front):
-        fig.add_trace(
-            go.Scatter(
-                x=stairs[:, 0],
-                y=stairs[:, 1],
-                mode="lines",
-                line={"color": FRONT_COLOUR, "width": 1.5},
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup="front",
-            )
-        )
+        fig.add_trace(_connector(go, stairs[:, 0], stairs[:, 1], _common.FRONT_COLOUR, 1.5, "front"))
         fig.add_trace(
             go.Scatter(
                 x=front[:, 0],
@@ -106,7 +98,7 @@ def pareto_figure_html(
                 mode="markers+text",
                 name="Pareto front (validation)",
                 legendgroup="front",
-                marker={"color": FRONT_COLOUR, "size": 9, "line": {"color": "white", "width": 1}},
+                marker={"color": _common.FRONT_COLOUR, "size": 9, "line": {"color": "white", "width": 1}},
                 text=[_escape(label_map.get(i, i)) for i in front_ids],
                 textposition=(
                     ("top " if result.directions[1] == "maximize" else "bottom ")
@@ -124,34 +116,29 @@ def pareto_figure_html(
             vx, vy = result.values[index[id_]]
             lx += [float(vx), tx, None]  # None breaks the line between pairs
             ly += [float(vy), ty, None]
-        fig.add_trace(
-            go.Scatter(
-                x=lx,
-                y=ly,
-                mode="lines",
-                line={"color": TEST_COLOUR, "width": 0.8},
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup="test",
-            )
-        )
+        fig.add_trace(_connector(go, lx, ly, _common.TEST_COLOUR, 0.8, "test"))
         fig.add_trace(
             go.Scatter(
                 x=[t[0] for t in tests.values()],
                 y=[t[1] for t in tests.values()],
                 mode="markers",
-                name=TEST_LEGEND,
+                name=_common.TEST_LEGEND,
                 legendgroup="test",
-                marker={"symbol": "circle-open", "color": TEST_COLOUR, "size": 9, "line": {"width": 1.5}},
-                hovertext=[hover_text(i, t, TEST_LEGEND) for i, t in tests.items()],
+                marker={
+                    "symbol": "circle-open",
+                    "color": _common.TEST_COLOUR,
+                    "size": 9,
+                    "line": {"width": 1.5},
+                },
+                hovertext=[hover_text(i, t, _common.TEST_LEGEND) for i, t in tests.items()],
                 hovertemplate="%{hovertext}<extra></extra>",
             )
         )
 
     fig.update_layout(
-        title={"text": f"{_escape(title or 'Pareto front')}<br><sup>{summary(result)}</sup>"},
-        xaxis_title=f"{_escape(names[0])} ({better_word(result.directions[0])})",
-        yaxis_title=f"{_escape(names[1])} ({better_word(result.directions[1])})",
+        title={"text": f"{_escape(title or 'Pareto front')}<br><sup>{_common.summary(result)}</sup>"},
+        xaxis_title=f"{_escape(names[0])} ({_common.better_word(result.directions[0])})",
+        yaxis_title=f"{_escape(names[1])} ({_common.better_word(result.directions[1])})",
         template="plotly_white",
         hovermode="closest",
     )
@@ -163,4 +150,4 @@ def pareto_figure_html(
         config={"displaylogo": False, "toImageButtonOptions": {"filename": out.stem, "scale": 2}},
     )
     data = html.encode("utf-8")
-    return save(out, lambda fh: fh.write(data))
+    return _common.save(out, lambda fh: fh.write(data))

@@ -11,20 +11,7 @@ from typing import Any
 import numpy as np
 
 from nsr_tune.pareto import ParetoResult
-from nsr_tune.plots._common import (
-    DOMINATED_COLOUR,
-    FRONT_COLOUR,
-    TEST_COLOUR,
-    TEST_LEGEND,
-    better_word,
-    check_path,
-    check_result,
-    front_geometry,
-    front_test_values,
-    new_figure,
-    save_png,
-    summary,
-)
+from nsr_tune.plots import _common
 
 
 def _limits(values: np.ndarray, direction: str) -> tuple[float, float]:
@@ -129,35 +116,35 @@ def pareto_figure_png(
     its validation point; entries for points off the front, or with NaN, are not drawn. Trials with
     NaN values are left out.
     """
-    out = check_path(path)
-    check_result(result)
+    out = _common.check_path(path)
+    _common.check_result(result)
     label_map = dict(labels or {})
-    tests = front_test_values(test_values, result)
+    tests = _common.front_test_values(test_values, result)
 
-    fig = new_figure((7.0, 5.6))
+    fig = _common.new_figure((7.0, 5.6))
     ax = fig.add_subplot()
     values = result.values
     dominated = result.ranks > 0
-    front_ids, front, stairs = front_geometry(result)
+    front_ids, front, stairs = _common.front_geometry(result)
     index = {id_: i for i, id_ in enumerate(result.ids)}
 
     ax.scatter(
         values[dominated, 0],
         values[dominated, 1],
         s=16,
-        color=DOMINATED_COLOUR,
+        color=_common.DOMINATED_COLOUR,
         alpha=0.7,
         linewidths=0,
         label="dominated trials",
         zorder=2,
     )
     if len(front):
-        ax.plot(stairs[:, 0], stairs[:, 1], color=FRONT_COLOUR, lw=1.2, alpha=0.8, zorder=3)
+        ax.plot(stairs[:, 0], stairs[:, 1], color=_common.FRONT_COLOUR, lw=1.2, alpha=0.8, zorder=3)
         ax.scatter(
             front[:, 0],
             front[:, 1],
             s=34,
-            color=FRONT_COLOUR,
+            color=_common.FRONT_COLOUR,
             edgecolors="white",
             linewidths=0.6,
             label="Pareto front (validation)",
@@ -166,16 +153,16 @@ def pareto_figure_png(
     if tests:
         for id_, (tx, ty) in tests.items():
             vx, vy = values[index[id_]]
-            ax.plot([vx, tx], [vy, ty], color=TEST_COLOUR, lw=0.7, alpha=0.7, zorder=3)
+            ax.plot([vx, tx], [vy, ty], color=_common.TEST_COLOUR, lw=0.7, alpha=0.7, zorder=3)
         t = np.array(list(tests.values()))
         ax.scatter(
             t[:, 0],
             t[:, 1],
             s=34,
             facecolors="none",
-            edgecolors=TEST_COLOUR,
+            edgecolors=_common.TEST_COLOUR,
             linewidths=1.1,
-            label=TEST_LEGEND,
+            label=_common.TEST_LEGEND,
             zorder=5,
         )
 
@@ -185,14 +172,14 @@ def pareto_figure_png(
     if len(shown):
         ax.set_xlim(*_limits(shown[:, 0], result.directions[0]))
         ax.set_ylim(*_limits(shown[:, 1], result.directions[1]))
-    ax.set_xlabel(f"{result.names[0]}  ({better_word(result.directions[0])})")
-    ax.set_ylabel(f"{result.names[1]}  ({better_word(result.directions[1])})")
+    ax.set_xlabel(f"{result.names[0]}  ({_common.better_word(result.directions[0])})")
+    ax.set_ylabel(f"{result.names[1]}  ({_common.better_word(result.directions[1])})")
     ax.grid(True, color="0.92", lw=0.6, zorder=0)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.suptitle(title or "Pareto front", fontsize=12)
-    ax.set_title(summary(result), fontsize=8, color="0.35")
+    ax.set_title(_common.summary(result), fontsize=8, color="0.35")
     if len(front) or tests or dominated.any():
         ax.legend(loc="best", fontsize=8, frameon=False)
     fig.tight_layout()
@@ -201,4 +188,4 @@ def pareto_figure_png(
     signs = (1 if result.directions[0] == "maximize" else -1, 1 if result.directions[1] == "maximize" else -1)
     items = [(label_map.get(i, i), p) for i, p in zip(front_ids, front, strict=True)]
     _place_labels(ax, fig, items, signs, np.array(list(tests.values())))
-    return save_png(fig, out)
+    return _common.save_png(fig, out)
