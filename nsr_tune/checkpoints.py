@@ -6,9 +6,7 @@ code; a file that is not ours is refused with a CheckpointError that names it.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nsr_tune._io import atomic_write
 from nsr_tune.config import TrialConfig
 from nsr_tune.errors import CheckpointError, ConfigError
 from nsr_tune.models import build_model
@@ -28,17 +27,7 @@ MODEL_FORMAT = "nsr-tune/model/1"
 
 def save_state(path: str | Path, state: Mapping[str, Any]) -> Path:
     """torch.save to a temp file beside `path`, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(dict(state), f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: torch.save(dict(state), fh))
 
 
 def _load(path: str | Path, expected: str) -> dict[str, Any]:

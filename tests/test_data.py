@@ -74,7 +74,7 @@ def same_beats(a: BeatSet, b: BeatSet) -> bool:
 
 
 def reference_beats(base: Path, channel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, Counter[str]]:
-    """The preprocessing of _mitbih's docstring, written beat by beat with exact fractions.
+    """The preprocessing of _segment's docstring, written beat by beat with exact fractions.
 
     Returns x (B, 187), y, length, and counts of the branches taken (to show the test covers them).
     """

@@ -6,7 +6,7 @@ Typical use::
     beats, report = load_mitbih("bundled")          # or a full MIT-BIH directory
     splits = make_splits(beats, split="inter")       # de Chazal DS1/DS2, patient-wise
 
-The preprocessing is documented in nsr_tune/data/_mitbih.py.
+The preprocessing is documented in nsr_tune/data/_segment.py.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from nsr_tune._io import atomic_write
 from nsr_tune.errors import DataError
 
 __all__ = ["ARRAY_KEYS", "cache_file", "default_cache_dir", "fingerprint", "load", "save", "user_cache_root"]
@@ -107,24 +107,10 @@ def _check(arrays: Mapping[str, np.ndarray], report: Any, key: str) -> None:
 def save(cache_dir: Path, key: str, arrays: Mapping[str, np.ndarray], report: Mapping[str, Any]) -> Path:
     """Write the cache file atomically: a temp file in the same directory, then os.replace."""
     path = cache_file(cache_dir, key)
+    stored = {name: arrays[name] for name in ARRAY_KEYS}
+    stored[_REPORT_KEY] = np.array(json.dumps(report))
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=".beats-", suffix=".npz.tmp")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    **{name: arrays[name] for name in ARRAY_KEYS},
-                    **{_REPORT_KEY: np.array(json.dumps(report))},
-                )
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            # Whatever went wrong (disk full, Ctrl-C), leave no partial file behind.
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda fh: np.savez(fh, **stored))
     except OSError as e:
         raise DataError(
             f"{cache_dir}: cannot write the beat cache ({e}); "

@@ -1,0 +1,213 @@
+"""MIT-BIH Arrhythmia Database -> fixed-length, AAMI-labelled heartbeats: the preprocessing.
+
+The beats follow Kachuee, Fazeli & Sarrafzadeh, "ECG Heartbeat Classification: A Deep Transferable
+Representation" (IEEE ICHI 2018), the data the NSR paper (Ma & Liang, arXiv 2110.09759) trained on,
+with these pinned choices. Any change to them must bump PREPROCESS_VERSION so caches are rebuilt.
+
+1. Reading. Each record is read with ``wfdb.rdrecord`` and its reference annotations with
+   ``wfdb.rdann(..., "atr")``. One lead is used, looked up by *name* (default MLII), never by channel
+   number: MLII is channel 0 in 45 records but channel 1 in record 114. Records 102 and 104 have no
+   MLII at all (they are paced records recorded with V5 and V2); when MLII is asked for they use their
+   first lead (V5), and a note says so in the LoadReport and the log, because dropping them would
+   silently change the paced/Q class. Any other record without the lead asked for is an error.
+   Before any signal is decoded the header is parsed and every file is checked to exist and, for
+   fixed-width formats, to be as long as the header says: wfdb itself fails on a truncated format
+   212 file with an unrelated numpy broadcasting error. A lead containing invalid samples (NaN in
+   wfdb's physical signal, i.e. -2048 in format 212) is an error, as NaN would poison the min-max.
+2. Resampling. 360 Hz -> 125 Hz (FS) with ``scipy.signal.resample_poly(sig, 25, 72)`` (the ratio is
+   derived from the header's rate, which is 360 Hz in every MIT-BIH record). An annotation at sample
+   s moves to round(s * 125 / 360), rounding halves up, computed in integers so it is exact.
+3. Windows. The resampled record is cut into consecutive 10 s windows (1250 samples); the last one
+   is shorter. Each window is min-max normalised to [0, 1] (Kachuee step 2). A flat window
+   (max == min) is divided by 1 instead of 0: its beats become all zeros with amp_mv 0, rather than
+   NaN; no MIT-BIH record has such a window.
+4. Beat period. T is the median RR interval, in 125 Hz samples, between consecutive beats whose R
+   peaks both lie in the window. "Beats" here are all beat annotations of any class: the AAMI
+   symbols plus the other WFDB beat codes (B r n ?); not the ventricular flutter waves "!" that
+   record 207 has during flutter, which are not beats for AAMI. A window holding fewer than two
+   beats has no RR interval and uses the median RR over the whole record instead. Kachuee et al.
+   detect R peaks with a threshold; we use the reference annotations instead, so every labelled
+   beat is used exactly once and the label is certain.
+5. Segments. A beat's segment starts at its R peak and is round(1.2 * T) samples long (halves up,
+   at least 1). It is truncated or zero-padded to 187 samples (BEAT_LEN); ``length`` is
+   min(segment length, 187), the number of real samples. A beat is kept only if its whole segment
+   lies inside the record; the others (the last beat or two of a record) are counted in
+   ``dropped_out_of_record``.
+6. Normalisation. A beat is scaled with the min and max of its R peak's 10 s window. When its stored
+   samples run past the end of that window, the spill-over samples are included in the min and max,
+   so that every stored value stays in [0, 1] (a spill-over sample can be higher than anything in
+   the window, e.g. the next window's biggest R wave); elsewhere this is exactly Kachuee's
+   per-window scaling. ``amp_mv`` is that max - min in mV, so the original amplitude can be
+   recovered (x * amp_mv + min).
+7. Labels. Symbols in AAMI_MAP become AAMI classes (N: N L R e j; S: A a J S; V: V E; F: F;
+   Q: / f Q). Non-beat annotations (rhythm, noise, artefacts, comments, flutter: + ~ | x " ! [ ]
+   etc.) are dropped and counted per symbol in ``dropped_non_beat``. WFDB beat codes outside the
+   AAMI map (B r n ?) and symbols WFDB does not define are dropped too, counted in
+   ``unknown_symbols`` and logged as a warning; they do not stop the load.
+
+Step 1 lives in _records, steps 2-7 here (``segment_beats``); ``load_mitbih`` in _mitbih ties them
+together. Everything per record is vectorised with numpy; the full database takes a few seconds
+uncached. Results are cached (see _cache) under a fingerprint of the source bytes, settings and
+PREPROCESS_VERSION.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from nsr_tune.data._beats import AAMI_MAP, BEAT_LEN, FS
+from nsr_tune.errors import DataError
+
+__all__ = ["PREPROCESS_VERSION", "WINDOW_S", "RecordBeats", "segment_beats"]
+
+#: Bump whenever the preprocessing changes in any way that alters the beats or the report.
+PREPROCESS_VERSION = "1"
+WINDOW_S = 10
+_WINDOW = FS * WINDOW_S
+
+#: WFDB beat codes (isqrs) that AAMI_MAP leaves out: counted as unknown, used for RR intervals.
+_OTHER_BEAT_SYMBOLS = frozenset({"B", "r", "n", "?"})
+
+#: WFDB annotation codes that are not beats. "!" (ventricular flutter wave) is here on purpose, see 4.
+_NON_BEAT_SYMBOLS = frozenset(
+    {
+        "+",
+        "~",
+        "|",
+        "x",
+        '"',
+        "!",
+        "[",
+        "]",
+        "s",
+        "T",
+        "*",
+        "D",
+        "=",
+        "p",
+        "t",
+        "u",
+        "^",
+        "@",
+        "(",
+        ")",
+        "`",
+        "'",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RecordBeats:
+    """The beats of one record, and what of its annotations was left out."""
+
+    x: np.ndarray
+    y: np.ndarray
+    length: np.ndarray
+    amp_mv: np.ndarray
+    dropped_out_of_record: int
+    dropped_non_beat: Counter[str]
+    unknown_symbols: Counter[str]
+
+
+def segment_beats(
+    signal_mv: np.ndarray, fs: float, ann_samples: np.ndarray, ann_symbols: Sequence[str], *, where: str
+) -> RecordBeats:
+    """Steps 2-7 of the module docstring for one lead of one record (``where`` names it in errors)."""
+    ratio = Fraction(FS) / Fraction(fs).limit_denominator(10_000)
+    up, down = ratio.numerator, ratio.denominator
+    x = resample_poly(signal_mv, up, down)
+    n = x.shape[0]
+
+    symbols = list(ann_symbols)
+    pos_all = (2 * ann_samples * up + down) // (2 * down)  # round(s * up / down), halves up, exact
+    cls_all = np.fromiter((AAMI_MAP.get(s, -1) for s in symbols), dtype=np.int64, count=len(symbols))
+    is_beat = cls_all >= 0
+    is_rr_beat = is_beat | np.fromiter(
+        (s in _OTHER_BEAT_SYMBOLS for s in symbols), dtype=bool, count=len(symbols)
+    )
+    non_beat = Counter(s for s in symbols if s in _NON_BEAT_SYMBOLS)
+    unknown = Counter(s for s in symbols if s not in AAMI_MAP and s not in _NON_BEAT_SYMBOLS)
+
+    empty = RecordBeats(
+        x=np.zeros((0, BEAT_LEN), np.float32),
+        y=np.zeros(0, np.int64),
+        length=np.zeros(0, np.int32),
+        amp_mv=np.zeros(0, np.float32),
+        dropped_out_of_record=0,
+        dropped_non_beat=non_beat,
+        unknown_symbols=unknown,
+    )
+    if not is_beat.any():
+        return empty
+
+    # Step 4: twice the median RR (an integer, so round(1.2 T) below is exact) per window and overall.
+    rr_pos = np.sort(pos_all[is_rr_beat])
+    if rr_pos.size < 2:
+        raise DataError(
+            f"{where}: only one beat annotation; at least two are needed to measure an RR interval"
+        )
+    rr = np.diff(rr_pos)
+    rr_win = rr_pos // _WINDOW
+    n_groups = max(-(-n // _WINDOW), int(rr_win[-1]) + 1)
+    same = rr_win[1:] == rr_win[:-1]
+    win_m2 = _twice_median_per_group(rr[same], rr_win[1:][same], n_groups)
+    rec_m2 = _twice_median_per_group(rr, np.zeros_like(rr), 1)[0]
+
+    # Step 5: segment lengths, and which segments fit inside the record.
+    pos, y = pos_all[is_beat], cls_all[is_beat]
+    win = pos // _WINDOW
+    m2 = np.where(win_m2[win] >= 0, win_m2[win], rec_m2)
+    seg_len = np.maximum((6 * m2 + 5) // 10, 1)  # round(1.2 * T) = round(0.6 * 2T), halves up
+    inside = pos + seg_len <= n
+    dropped_out = int((~inside).sum())
+    pos, y, win, seg_len = pos[inside], y[inside], win[inside], seg_len[inside]
+    if pos.size == 0:
+        return replace(empty, dropped_out_of_record=dropped_out)
+    length = np.minimum(seg_len, BEAT_LEN)
+
+    # Step 6: scale by the window's range, widened by any stored samples past the window's end.
+    offsets = np.arange(BEAT_LEN)
+    idx = pos[:, None] + offsets
+    stored = offsets < length[:, None]
+    raw = x[np.minimum(idx, n - 1)]  # only padding positions can be clipped, and they are zeroed below
+    starts = np.arange(0, n, _WINDOW)
+    lo_win, hi_win = np.minimum.reduceat(x, starts)[win], np.maximum.reduceat(x, starts)[win]
+    spill = stored & (idx >= ((win + 1) * _WINDOW)[:, None])
+    lo = np.minimum(lo_win, np.where(spill, raw, np.inf).min(axis=1))
+    hi = np.maximum(hi_win, np.where(spill, raw, -np.inf).max(axis=1))
+    amp = hi - lo
+    scale = np.where(amp > 0, amp, 1.0)  # flat window: all-zero beat instead of 0/0
+    beats = np.where(stored, (raw - lo[:, None]) / scale[:, None], 0.0).astype(np.float32)
+
+    return RecordBeats(
+        x=beats,
+        y=y,
+        length=length.astype(np.int32),
+        amp_mv=amp.astype(np.float32),
+        dropped_out_of_record=dropped_out,
+        dropped_non_beat=non_beat,
+        unknown_symbols=unknown,
+    )
+
+
+def _twice_median_per_group(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """2 x median of the integer ``values`` in each group 0..n_groups-1; -1 for an empty group."""
+    out = np.full(n_groups, -1, dtype=np.int64)
+    if values.size == 0:
+        return out
+    order = np.lexsort((values, groups))
+    sorted_values = values[order]
+    counts = np.bincount(groups, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    has = counts > 0
+    lower = starts[has] + (counts[has] - 1) // 2
+    upper = starts[has] + counts[has] // 2
+    out[has] = sorted_values[lower] + sorted_values[upper]
+    return out
