@@ -250,3 +250,16 @@ assert "matplotlib.pyplot" not in sys.modules, "pyplot was imported"
     repo = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("part", "norm", "title"),
+    [
+        ("val", "linf", "validation robustness (PGD, L-inf)"),
+        ("test", "l2", "test robustness (PGD, L2)"),
+    ],
+)
+def test_the_robustness_title_names_the_norm_the_space_evaluates_with(part, norm, title):
+    from nsr_tune.plots import robustness_title
+
+    assert robustness_title(part, norm) == title

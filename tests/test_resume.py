@@ -1,8 +1,10 @@
-"""A study whose driver is killed (SIGKILL) mid-study continues with `tune.py --resume`.
+"""A study whose driver is killed (SIGKILL) mid-study continues with `tune.py --resume PATH` alone.
 
 Real processes throughout: the driver is `python tune.py` in its own process group, killed
-with its local Ray once at least one trial has finished; the resumed study must finish every
-trial, rerun none that had finished, reuse the parent MLflow run and leave none RUNNING.
+with its local Ray once at least one trial has finished. The resume is given nothing but the
+study's path, from another working directory: it must find the study's own space, data and
+MLflow store, finish every trial, rerun none that had finished, reuse the parent MLflow run and
+leave none RUNNING.
 """
 
 from __future__ import annotations
@@ -37,18 +39,11 @@ def _terminated_trials(experiment: Path) -> set[str]:
 
 def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path):
     storage, uri = tmp_path / "ray", f"sqlite:///{tmp_path / 'mlflow.db'}"
-    base = [
-        sys.executable,
-        str(REPO / "tune.py"),
-        "--dry-run",
-        "--storage",
-        str(storage),
-        "--mlflow-uri",
-        uri,
-    ]
+    start = [sys.executable, str(REPO / "tune.py"), "--space", str(REPO / "search_spaces" / "dry_run.yaml")]
+    start += ["--data-dir", "bundled", "--name", "killed", "--storage", str(storage), "--mlflow-uri", uri]
     env = {**os.environ, "RAY_ADDRESS": "local", "TUNE_RESULT_BUFFER_LENGTH": "1"}
     driver = subprocess.Popen(
-        [*base, "--name", "killed", "--local-cpus", "2"],
+        [*start, "--local-cpus", "2"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -66,9 +61,11 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path):
     finished_before = _terminated_trials(experiment)
     assert 1 <= len(finished_before) < 4
 
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     resumed = subprocess.run(
-        [*base, "--resume", str(experiment), "--local-cpus", "2"],
-        cwd=tmp_path,
+        [sys.executable, str(REPO / "tune.py"), "--resume", str(experiment)],
+        cwd=elsewhere,
         env=env,
         capture_output=True,
         text=True,
@@ -76,6 +73,8 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "4 trials (0 errored)" in resumed.stdout
+    assert f"resuming study 'killed': space {REPO / 'search_spaces' / 'dry_run.yaml'}" in resumed.stderr
+    assert not (elsewhere / "mlflow.db").exists()  # the study's own store, not a new one here
 
     # A trial that had finished is not trained again: its reports are exactly epochs 1 and 2.
     for trial_id in finished_before:

@@ -86,12 +86,12 @@ def test_conditional_knobs_exist_only_for_their_family():
         (
             "nsr: {beta: {float: [0.01, 1.0], log: true, include_zero: true}}",
             "nsr: {beta: -0.5}",
-            "objective.choices.nsr.beta: beta must be >= 0, got -0.5",
+            "objective.choices.nsr.beta: beta: must be >= 0.0, got -0.5",
         ),
         (
             "nsr: {beta: {float: [0.01, 1.0], log: true, include_zero: true}}",
             "nsr: {beta: {float: [-1, 1]}}",
-            "objective.choices.nsr.beta: beta must be >= 0, got -1",
+            "objective.choices.nsr.beta: beta: must be >= 0.0, got -1",
         ),
         ("ce: {}", "ce: {beta: 0.3}", "objective.choices.ce.beta: unknown key"),
         ("ce: {}", "hinge: {}", "objective.choices.hinge: unknown objective"),

@@ -6,6 +6,8 @@ One dry run is shared by every test that only reads its results (MLflow runs, ta
 from __future__ import annotations
 
 import csv
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from nsr_tune.cli import main
+from nsr_tune.data import BUNDLED_DIR
 from nsr_tune.study.space import load_space
 
 pytestmark = pytest.mark.slow
@@ -20,10 +23,15 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
-    """`nsr-tune tune --dry-run`, in-process, into a private Tune dir and MLflow store."""
+    """`nsr-tune tune --dry-run --seed 3`, in-process, into a private Tune dir and MLflow store.
+
+    Its data are a copy of the bundled records, so that a test can change them under the study.
+    """
     root = tmp_path_factory.mktemp("dry")
+    data = shutil.copytree(BUNDLED_DIR, root / "mitdb")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     argv = ["tune", "--dry-run", "--name", "dry", "--storage", str(root / "ray"), "--mlflow-uri", uri]
+    argv += ["--data-dir", str(data), "--seed", "3"]
     try:
         assert main([*argv, "--address", "local", "--local-cpus", "2"]) == 0
     finally:
@@ -33,7 +41,15 @@ def dry_run(tmp_path_factory):
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     parents = [r for r in runs if r.data.tags.get("nsr_tune.role") == "study"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    return {"root": root, "uri": uri, "client": client, "parents": parents, "children": children}
+    return {
+        "root": root,
+        "data": data,
+        "path": root / "ray" / "dry",
+        "uri": uri,
+        "client": client,
+        "parents": parents,
+        "children": children,
+    }
 
 
 def test_one_parent_and_one_child_per_trial(dry_run):
@@ -136,4 +152,72 @@ def test_a_second_study_of_the_same_name_is_refused(dry_run, capsys):
     ]
     assert main([*argv, "--address", "local"]) == 2
     assert "a study already exists" in capsys.readouterr().err
+    assert not ray.is_initialized()
+
+
+def test_the_seed_reaches_the_searcher_and_every_trial_and_the_parent_run(dry_run):
+    parent = dry_run["parents"][0]
+    assert parent.data.params["seed"] == "3" and parent.data.params["sampler_seed"] == "3"
+    assert {c.data.params["seed"] for c in dry_run["children"]} == {"3"}
+
+
+def _snapshot(path: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*")}
+
+
+def _n_runs(dry_run) -> int:
+    client = dry_run["client"]
+    return len(client.search_runs([client.get_experiment_by_name("dry_run").experiment_id]))
+
+
+@pytest.mark.parametrize(
+    ("given", "line"),
+    [
+        (["--num-samples", "7"], "--num-samples: the study at {path} was started with 4, given 7"),
+        (["--seed", "4"], "--seed: the study at {path} was started with 3, given 4"),
+        (["--name", "other"], "--name: the study at {path} was started with 'dry', given 'other'"),
+        (["--data-dir", "bundled"], "--data-dir: the study at {path} was started with '{data}', given '{bundled}'"),
+        (
+            ["--space", "mitbih_wide"],
+            "--space: the study at {path} was started with '{dry}', given '{wide}' "
+            "(its text differs from the saved one)",
+        ),
+    ],
+)
+def test_resume_refuses_an_option_that_differs_from_the_study_and_writes_nothing(dry_run, capsys, given, line):
+    path = dry_run["path"]
+    before, runs = _snapshot(path), _n_runs(dry_run)
+    assert main(["tune", "--resume", str(path), *given]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = line.format(
+        path=path,
+        data=dry_run["data"],
+        bundled=BUNDLED_DIR.resolve(),
+        dry=load_space("dry_run").path,
+        wide=load_space("mitbih_wide").path,
+    )
+    assert len(err) == 1 and err[0].startswith(f"nsr-tune: error: {expected}"), err
+    assert err[0].endswith("leave it out to continue the study as it was started")
+    assert _snapshot(path) == before and _n_runs(dry_run) == runs
+    assert not ray.is_initialized()
+
+
+def test_resume_refuses_other_records_under_the_same_path_and_writes_nothing(dry_run, capsys, tmp_path):
+    path, data = dry_run["path"], dry_run["data"]
+    before, runs = _snapshot(path), _n_runs(dry_run)
+    # Other real records under the same path: record 232 taken away.
+    moved = [shutil.move(str(f), tmp_path) for f in data.glob("232.*")]
+    records = (data / "RECORDS").read_text()
+    (data / "RECORDS").write_text("".join(f"{r}\n" for r in records.split() if r != "232"))
+    try:
+        assert main(["tune", "--resume", str(path)]) == 2
+    finally:
+        for f in moved:
+            shutil.move(f, data)
+        (data / "RECORDS").write_text(records)
+    err = capsys.readouterr().err.strip().splitlines()
+    saved = dry_run["parents"][0].data.tags["data_fingerprint"]
+    assert len(err) == 1 and f"{saved[:16]} when it started" in err[0], err
+    assert err[0].startswith(f"nsr-tune: error: --resume: the records in {data} are not the ones")
+    assert _snapshot(path) == before and _n_runs(dry_run) == runs
     assert not ray.is_initialized()

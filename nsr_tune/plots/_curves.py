@@ -67,6 +67,15 @@ def _thin_tick_labels(fig: Any, ax: Any, ticks: np.ndarray) -> None:
         ax.set_xticks(ticks, kept, fontsize=8)
 
 
+_NORM_NAMES = {"linf": "L-inf", "l2": "L2"}
+
+
+def robustness_title(part: str, norm: str, *, attack: str = "PGD") -> str:
+    """The title of a trial's robustness figure, e.g. "test robustness (PGD, L2)"."""
+    where = {"val": "validation", "test": "test"}.get(part, part)
+    return f"{where} robustness ({attack}, {_NORM_NAMES.get(norm, norm)})"
+
+
 def robustness_curve_png(
     eps: Sequence[float],
     curves: Mapping[str, Sequence[float]],

@@ -290,14 +290,13 @@ class StudyTracker:
                 "white noise accuracy": [c["clean_acc"], *c["noise_acc"]],
             }
             uv = [0.0, *c["eps_uv"]]
-            norm = {"linf": "L-inf", "l2": "L2"}.get(c["norm"], c["norm"])
             with tempfile.TemporaryDirectory() as d:
                 path = plots.robustness_curve_png(
                     [0.0, *c["eps"]],
                     curves,
                     Path(d) / f"robustness_{part}.png",
                     eps_uv=None if any(math.isnan(v) for v in uv) else uv,
-                    title=f"{'validation' if part == 'val' else 'test'} robustness (PGD, {norm})",
+                    title=plots.robustness_title(part, c["norm"]),
                 )
                 self.log_file(run_id, path)
 

@@ -1,0 +1,190 @@
+"""The study front, the study record and the metric schema: pure data, no Ray, no MLflow."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from nsr_tune.config import PROTOCOLS, EvalConfig, protocol
+from nsr_tune.errors import ConfigError
+from nsr_tune.front import (
+    TrialOutcome,
+    analyse,
+    chance_objectives,
+    front_from_record,
+    front_table,
+    run_name,
+    trial_params,
+    write_front_files,
+)
+from nsr_tune.metrics import MetricName, metric_name, objective_names, on_part, parse_metric
+from nsr_tune.record import StudyDescription, StudyRecord, TrialRecord
+
+OBJ = (("val_balanced_acc", "max"), ("val_robust_balanced_acc_eps_0.05", "max"))
+
+
+def _metrics(clean: float, robust: float, *, test: tuple[float, float] | None = None) -> dict[str, float]:
+    out = {"val_balanced_acc": clean, "val_robust_balanced_acc_eps_0.05": robust}
+    if test is not None:
+        out |= {"test_balanced_acc": test[0], "test_robust_balanced_acc_eps_0.05": test[1]}
+    return out
+
+
+OUTCOMES = [
+    TrialOutcome("a", "cnn ce · a", "complete", _metrics(0.9, 0.1, test=(0.8, 0.05))),
+    TrialOutcome("b", "cnn nsr β=0.3 · b", "complete", _metrics(0.7, 0.5, test=(0.6, 0.4))),
+    TrialOutcome("c", "mlp ce · c", "complete", _metrics(0.6, 0.2)),  # dominated by b
+    TrialOutcome("d", "mlp nsr β=1 · d", "complete", _metrics(0.5, 0.5)),  # dominated by b (tie on robust)
+    TrialOutcome("e", "cnn nsr β=9 · e", "diverged", _metrics(0.99, 0.99)),  # never ranked
+    TrialOutcome("f", "cnn ce · f", "failed", {}),
+    TrialOutcome("g", "cnn ce · g", None, _metrics(0.95, 0.95)),  # partly trained: never ranked
+    TrialOutcome("h", "cnn ce · h", "complete", {"val_balanced_acc": 0.99}),
+]
+
+
+def test_only_complete_trials_with_every_objective_are_ranked():
+    front = analyse(OUTCOMES, OBJ, parent_run_id="p")
+    r = front.result
+    assert r.ids == ("a", "b", "c", "d")
+    assert r.ranks.tolist() == [0, 0, 1, 1]
+    assert set(r.front_ids) == {"a", "b"}
+    assert dict(front.excluded) == {"e": "diverged", "f": "failed", "g": "unfinished", "h": "missing objective"}
+    # Area dominated by (0.9, 0.1) and (0.7, 0.5) above the reference (0, 0).
+    assert r.hypervolume == pytest.approx(0.9 * 0.1 + 0.7 * (0.5 - 0.1))
+    assert front.test_values["a"] == (0.8, 0.05)
+    assert all(math.isnan(v) for v in front.test_values["c"])
+    assert front.test_names == ("test_balanced_acc", "test_robust_balanced_acc_eps_0.05")
+
+
+def test_front_from_record_reads_the_last_report_and_the_trial_state():
+    def trial(tid: str, *reports: dict, error: str | None = None) -> TrialRecord:
+        config = {"model": {"name": "cnn"}, "objective": {"name": "nsr", "beta": 0.3}}
+        return TrialRecord(tid, config, tuple(reports), error)
+
+    record = StudyRecord(
+        "/x",
+        StudyDescription(name="s", experiment="e", objectives=OBJ),
+        (
+            trial("t1", {"epoch": 1, **_metrics(0.2, 0.9)}, {"epoch": 2, "final": True, **_metrics(0.8, 0.3)}),
+            trial("t2", {"epoch": 1, "final": True, **_metrics(0.6, 0.6)}),
+            trial("t3", {"epoch": 1, **_metrics(1.0, 1.0)}),  # still running: its epoch-1 scores stay out
+            trial("t4", {"epoch": 1, **_metrics(1.0, 1.0)}, error="RuntimeError: boom"),
+            trial("t5", {"epoch": 1, "diverged": True, "final": True, **_metrics(0.2, 0.2)}),
+        ),
+    )
+    assert [t.state for t in record.trials] == ["complete", "complete", None, "failed", "diverged"]
+    front = front_from_record(record)
+    assert front.result.ids == ("t1", "t2")
+    assert front.result.values.tolist() == [[0.8, 0.3], [0.6, 0.6]]
+    assert front.result.ranks.tolist() == [0, 0]
+    assert dict(front.excluded) == {"t3": "unfinished", "t4": "failed", "t5": "diverged"}
+    assert front.run_names["t1"] == "cnn nsr β=0.3 · t1"
+
+
+def test_front_table_and_csv_are_exact(tmp_path):
+    pytest.importorskip("matplotlib")
+    front = analyse(OUTCOMES[:2], OBJ)
+    assert front_table(front).splitlines() == [
+        "run                val balanced_acc  val robust_balanced_acc_eps_0.05  "
+        "test balanced_acc  test robust_balanced_acc_eps_0.05",
+        "-----------------  ----------------  --------------------------------  "
+        "-----------------  ---------------------------------",
+        "cnn ce · a         0.9000            0.1000                            "
+        "0.8000             0.0500                           ",
+        "cnn nsr β=0.3 · b  0.7000            0.5000                            "
+        "0.6000             0.4000                           ",
+        "2 of 2 ranked trials on the front; hypervolume 0.3700 (reference [0.0, 0.0]); 0 not ranked",
+    ]
+    files = write_front_files(front, tmp_path)
+    assert set(files) == {"csv", "png", "html"}
+    rows = list(csv.reader(files["csv"].open()))
+    assert rows == [
+        ["run_id", "run_name", "pareto_rank", *(m for m, _ in OBJ), *(on_part(m, "test") for m, _ in OBJ)],
+        ["a", "cnn ce · a", "0", "0.9", "0.1", "0.8", "0.05"],
+        ["b", "cnn nsr β=0.3 · b", "0", "0.7", "0.5", "0.6", "0.4"],
+    ]
+
+
+def test_run_names_params_and_chance_values():
+    config = {"model": {"name": "cnn", "knobs": {"width": 8}}, "objective": {"name": "jacobian", "beta": 0.25}}
+    assert run_name(config, "x_1") == "cnn jacobian β=0.25 · x_1"
+    assert run_name({**config, "objective": {"name": "pgd_at", "beta": 0.0}}, "x_2") == "cnn pgd_at · x_2"
+    assert trial_params(config) == {
+        "model.name": "cnn",
+        "model.knobs.width": 8,
+        "objective.name": "jacobian",
+        "objective.beta": 0.25,
+    }
+    assert chance_objectives(
+        ["val_balanced_acc", "val_robust_acc_eps_0.05", "val_robust_balanced_acc_eps_0.1"], n_balanced_classes=4
+    ) == {"val_balanced_acc": 0.25, "val_robust_acc_eps_0.05": 0.2, "val_robust_balanced_acc_eps_0.1": 0.25}
+
+
+def test_a_description_of_an_older_study_still_yields_its_settings():
+    old = {
+        "name": "n",
+        "experiment": "dry_run",
+        "objectives": [list(o) for o in OBJ],
+        "params": {"data_dir": "/data/mitdb", "num_samples": 4},
+        "tags": {"data_fingerprint": "abc", "nsr_tune.space_path": "spaces/dry_run.yaml"},
+        "texts": {"search_space.yaml": "name: dry_run\n"},
+    }
+    d = StudyDescription.from_dict(old)
+    assert dict(d.settings) == {
+        "space_path": "spaces/dry_run.yaml",
+        "data_dir": "/data/mitdb",
+        "data_fingerprint": "abc",
+        "num_samples": 4,
+    }
+    assert d.objectives == OBJ and d.space_source == "name: dry_run\n"
+    assert StudyDescription.from_dict(d.to_dict()) == d
+    with pytest.raises(ConfigError, match="no objectives"):
+        StudyDescription.from_dict({"name": "n", "experiment": "e"})
+
+
+@pytest.mark.parametrize(
+    ("name", "parsed"),
+    [
+        ("val_robust_balanced_acc_eps_0.05", MetricName("robust_balanced_acc", "val", 0.05)),
+        ("test_clean_acc", MetricName("clean_acc", "test", None)),
+        ("val_noise_acc_eps_1e-05", MetricName("noise_acc", "val", 1e-05)),
+        ("sensitivity_N", MetricName("sensitivity_N", None, None)),
+        ("epoch_val_acc", MetricName("epoch_val_acc", None, None)),
+    ],
+)
+def test_metric_names_round_trip(name, parsed):
+    assert parse_metric(name) == parsed
+    assert str(parsed) == name
+
+
+def test_metric_names_are_built_in_one_way():
+    assert metric_name("robust_acc", part="val", eps=0.050) == "val_robust_acc_eps_0.05"
+    assert on_part("val_robust_acc_eps_0.1", "test") == "test_robust_acc_eps_0.1"
+    assert objective_names([0.05]) == (
+        "val_clean_acc",
+        "val_balanced_acc",
+        "val_robust_auc",
+        "val_robust_balanced_auc",
+        "val_robust_acc_eps_0.05",
+        "val_robust_balanced_acc_eps_0.05",
+        "val_noise_acc_eps_0.05",
+    )
+    with pytest.raises(ValueError, match="part"):
+        metric_name("clean_acc", part="train")
+
+
+def test_the_named_protocols_and_their_overrides():
+    assert PROTOCOLS["report"] == EvalConfig()
+    assert PROTOCOLS["report"].eps == (0.01, 0.03, 0.05, 0.1, 0.2, 0.3)
+    assert (PROTOCOLS["report"].steps, PROTOCOLS["report"].per_class_cap) == (100, 300)
+    search = PROTOCOLS["search"]
+    assert (search.eps, search.steps, search.per_class_cap) == ((0.01, 0.05, 0.1), 20, 150)
+    assert protocol("search", steps=7, eps=[0.2, 0.1]) == EvalConfig(eps=(0.1, 0.2), steps=7, per_class_cap=150)
+    with pytest.raises(ConfigError, match="^protocol: must be one of report, search; got 'strong'"):
+        protocol("strong")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        protocol("report", stepz=3)
+    with pytest.raises(ConfigError, match="^steps: must be a positive integer"):
+        protocol("report", steps=0)
