@@ -50,7 +50,12 @@ def test_only_complete_trials_with_every_objective_are_ranked():
     assert r.ids == ("a", "b", "c", "d")
     assert r.ranks.tolist() == [0, 0, 1, 1]
     assert set(r.front_ids) == {"a", "b"}
-    assert dict(front.excluded) == {"e": "diverged", "f": "failed", "g": "unfinished", "h": "missing objective"}
+    assert dict(front.excluded) == {
+        "e": "diverged",
+        "f": "failed",
+        "g": "unfinished",
+        "h": "missing objective",
+    }
     # Area dominated by (0.9, 0.1) and (0.7, 0.5) above the reference (0, 0).
     assert r.hypervolume == pytest.approx(0.9 * 0.1 + 0.7 * (0.5 - 0.1))
     assert front.test_values["a"] == (0.8, 0.05)
@@ -67,7 +72,9 @@ def test_front_from_record_reads_the_last_report_and_the_trial_state():
         "/x",
         StudyDescription(name="s", experiment="e", objectives=OBJ),
         (
-            trial("t1", {"epoch": 1, **_metrics(0.2, 0.9)}, {"epoch": 2, "final": True, **_metrics(0.8, 0.3)}),
+            trial(
+                "t1", {"epoch": 1, **_metrics(0.2, 0.9)}, {"epoch": 2, "final": True, **_metrics(0.8, 0.3)}
+            ),
             trial("t2", {"epoch": 1, "final": True, **_metrics(0.6, 0.6)}),
             trial("t3", {"epoch": 1, **_metrics(1.0, 1.0)}),  # still running: its epoch-1 scores stay out
             trial("t4", {"epoch": 1, **_metrics(1.0, 1.0)}, error="RuntimeError: boom"),
@@ -108,7 +115,10 @@ def test_front_table_and_csv_are_exact(tmp_path):
 
 
 def test_run_names_params_and_chance_values():
-    config = {"model": {"name": "cnn", "knobs": {"width": 8}}, "objective": {"name": "jacobian", "beta": 0.25}}
+    config = {
+        "model": {"name": "cnn", "knobs": {"width": 8}},
+        "objective": {"name": "jacobian", "beta": 0.25},
+    }
     assert run_name(config, "x_1") == "cnn jacobian β=0.25 · x_1"
     assert run_name({**config, "objective": {"name": "pgd_at", "beta": 0.0}}, "x_2") == "cnn pgd_at · x_2"
     assert trial_params(config) == {
@@ -118,7 +128,8 @@ def test_run_names_params_and_chance_values():
         "objective.beta": 0.25,
     }
     assert chance_objectives(
-        ["val_balanced_acc", "val_robust_acc_eps_0.05", "val_robust_balanced_acc_eps_0.1"], n_balanced_classes=4
+        ["val_balanced_acc", "val_robust_acc_eps_0.05", "val_robust_balanced_acc_eps_0.1"],
+        n_balanced_classes=4,
     ) == {"val_balanced_acc": 0.25, "val_robust_acc_eps_0.05": 0.2, "val_robust_balanced_acc_eps_0.1": 0.25}
 
 
@@ -181,10 +192,12 @@ def test_the_named_protocols_and_their_overrides():
     assert (PROTOCOLS["report"].steps, PROTOCOLS["report"].per_class_cap) == (100, 300)
     search = PROTOCOLS["search"]
     assert (search.eps, search.steps, search.per_class_cap) == ((0.01, 0.05, 0.1), 20, 150)
-    assert protocol("search", steps=7, eps=[0.2, 0.1]) == EvalConfig(eps=(0.1, 0.2), steps=7, per_class_cap=150)
-    with pytest.raises(ConfigError, match="^protocol: must be one of report, search; got 'strong'"):
+    assert protocol("search", steps=7, eps=[0.2, 0.1]) == EvalConfig(
+        eps=(0.1, 0.2), steps=7, per_class_cap=150
+    )
+    with pytest.raises(ConfigError, match=r"^protocol: must be one of report, search; got 'strong'"):
         protocol("strong")
     with pytest.raises(ConfigError, match="unknown setting"):
         protocol("report", stepz=3)
-    with pytest.raises(ConfigError, match="^steps: must be a positive integer"):
+    with pytest.raises(ConfigError, match=r"^steps: must be a positive integer"):
         protocol("report", steps=0)

@@ -176,7 +176,10 @@ def _n_runs(dry_run) -> int:
         (["--num-samples", "7"], "--num-samples: the study at {path} was started with 4, given 7"),
         (["--seed", "4"], "--seed: the study at {path} was started with 3, given 4"),
         (["--name", "other"], "--name: the study at {path} was started with 'dry', given 'other'"),
-        (["--data-dir", "bundled"], "--data-dir: the study at {path} was started with '{data}', given '{bundled}'"),
+        (
+            ["--data-dir", "bundled"],
+            "--data-dir: the study at {path} was started with '{data}', given '{bundled}'",
+        ),
         (
             ["--space", "mitbih_wide"],
             "--space: the study at {path} was started with '{dry}', given '{wide}' "
@@ -184,7 +187,9 @@ def _n_runs(dry_run) -> int:
         ),
     ],
 )
-def test_resume_refuses_an_option_that_differs_from_the_study_and_writes_nothing(dry_run, capsys, given, line):
+def test_resume_refuses_an_option_that_differs_from_the_study_and_writes_nothing(
+    dry_run, capsys, given, line
+):
     path = dry_run["path"]
     before, runs = _snapshot(path), _n_runs(dry_run)
     assert main(["tune", "--resume", str(path), *given]) == 2
