@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from nsr_tune.config import DataConfig, EvalConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
+from nsr_tune.config import PROTOCOLS, DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
 from nsr_tune.data import load_mitbih, make_splits
 from nsr_tune.trial import run_trial
 
@@ -40,7 +40,7 @@ def main() -> None:
             objective=ObjectiveConfig(name=objective, beta=beta),
             optim=OptimConfig(epochs=args.epochs),
             val_eval=None,
-            test_eval=EvalConfig(eps=(0.01, 0.03, 0.05, 0.1, 0.2, 0.3), steps=100, per_class_cap=300),
+            test_eval=PROTOCOLS["report"],
         )
         started = time.perf_counter()
         for result in run_trial(config, splits, device=args.device):
