@@ -112,3 +112,16 @@ def test_evaluation_robust_curve_is_monotone(splits):
     values = [result.robust_acc[e] for e in result.eps]
     assert values == sorted(values, reverse=True)
     assert all(result.robust_balanced_acc[e] <= result.balanced_acc + 1e-12 for e in result.eps)
+
+
+def test_the_data_config_pins_the_split_fractions(mitdb_dir):
+    beats, _ = load_mitbih(mitdb_dir, records=RECORDS)
+    data = DataConfig(split="intra", seed=2, val_fraction=0.25, test_fraction=0.5)
+    assert data.split_arguments() == {"split": "intra", "seed": 2, "val_fraction": 0.25, "test_fraction": 0.5}
+    ours = make_splits(beats, **data.split_arguments())
+    direct = make_splits(beats, split="intra", seed=2, val_fraction=0.25, test_fraction=0.5)
+    default = make_splits(beats, split="intra", seed=2)
+    assert ours.describe() == direct.describe() != default.describe()
+    # About half of the beats are test beats, a quarter of the rest validation (rounded per class).
+    assert abs(len(ours.test) - len(beats) / 2) <= 5
+    assert abs(len(ours.val) - (len(beats) - len(ours.test)) / 4) <= 5
