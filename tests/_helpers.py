@@ -9,11 +9,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import nn
 
 
@@ -47,6 +50,65 @@ def train_quick(
 
 
 REPO = Path(__file__).resolve().parents[1]
+
+# What every tiny study evaluates: two noise levels (0.05 is the default robust objective's), a
+# PGD of 2 steps, and 5 beats per class.
+TINY_EVAL = {"eps": [0.01, 0.05], "steps": 2, "per_class_cap": 5}
+
+
+def tiny_space(
+    name: str,
+    *,
+    models: Sequence[str] = ("cnn",),
+    losses: Sequence[str] | Mapping[str, Mapping[str, Any]] = ("ce",),
+    epochs: int = 1,
+    batch_size: int = 64,
+    max_train_beats: int = 600,
+    num_samples: int = 2,
+    max_concurrent: int = 2,
+    start_with: Sequence[Mapping[str, Any]] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """The YAML text of a small search space (the format of nsr_tune/search_spaces/*.yaml) for tests.
+
+    Real records under the `inter` split, at most ``max_train_beats`` training beats, the
+    random sampler, one CPU per trial and the `TINY_EVAL` evaluation. ``models`` are model
+    families with their default knobs; ``losses`` are objective names, or a mapping from name to
+    fields (``{"nsr": {"beta": {"choice": [0.0, 0.3]}}}``). ``extra`` is merged in last, key by
+    key (``{"optim": {"grad_clip": None}, "search": {"max_failures": 1}}``), for what a test
+    needs beyond that.
+    """
+    fields = losses if isinstance(losses, Mapping) else {loss: {} for loss in losses}
+    search: dict[str, Any] = {"sampler": "random", "num_samples": num_samples}
+    search["max_concurrent"] = max_concurrent
+    if start_with:
+        search["start_with"] = [dict(point) for point in start_with]
+    space: dict[str, Any] = {
+        "name": name,
+        "data": {"split": "inter", "max_train_beats": max_train_beats},
+        "model": {"families": {family: {} for family in models}},
+        "objective": {"choices": {loss: dict(f) for loss, f in fields.items()}},
+        "optim": {"epochs": epochs, "batch_size": batch_size},
+        "evaluation": {"search": TINY_EVAL, "test": TINY_EVAL},
+        "search": search,
+        "resources": {"cpu": 1, "gpu": 0},
+    }
+    return yaml.dump(_merged(space, extra or {}), Dumper=_PlainDumper, sort_keys=False)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value used twice in full, not as a YAML anchor and alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = _merged(out[key], value) if both else value
+    return out
 
 
 def start_tune(tmp_path: Path, space_text: str, *, name: str, mlflow_uri: str, env: dict | None = None):

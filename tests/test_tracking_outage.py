@@ -10,21 +10,11 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from nsr_tune.cli import main
+from tests._helpers import tiny_space
 
 pytestmark = pytest.mark.slow
 
-SPACE = """
-name: outage
-data: {split: inter, max_train_beats: 600}
-model: {families: {cnn: {}, mlp: {}}}
-objective: {choices: {ce: {}}}
-optim: {epochs: 2, batch_size: 64}
-evaluation:
-  search: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-  test: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-search: {sampler: random, num_samples: 2, max_concurrent: 2, start_with: [{model: cnn}, {model: mlp}]}
-resources: {cpu: 1, gpu: 0}
-"""
+SPACE = tiny_space("outage", models=("cnn", "mlp"), epochs=2, start_with=[{"model": "cnn"}, {"model": "mlp"}])
 
 
 def _closed_port() -> int:

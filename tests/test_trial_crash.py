@@ -14,22 +14,19 @@ import subprocess
 
 import pytest
 
-from tests._helpers import finish, start_tune, study_runs, wait_for_first_report
+from tests._helpers import finish, start_tune, study_runs, tiny_space, wait_for_first_report
 
 pytestmark = pytest.mark.slow
 
-SPACE = """
-name: crash
-data: {split: inter, max_train_beats: 3000}
-model: {families: {cnn: {}}}
-objective: {choices: {ce: {}}}
-optim: {epochs: 4, batch_size: 32}
-evaluation:
-  search: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-  test: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-search: {sampler: random, num_samples: 1, max_concurrent: 1, max_failures: 2}
-resources: {cpu: 1, gpu: 0}
-"""
+SPACE = tiny_space(
+    "crash",
+    epochs=4,
+    batch_size=32,
+    max_train_beats=3000,
+    num_samples=1,
+    max_concurrent=1,
+    extra={"search": {"max_failures": 2}},
+)
 
 
 def _worker_pids() -> list[int]:

@@ -10,27 +10,21 @@ import time
 
 import pytest
 
-from tests._helpers import finish, start_tune, study_runs
+from tests._helpers import finish, start_tune, study_runs, tiny_space
 
 pytestmark = pytest.mark.slow
 
-SPACE = """
-name: fails
-data: {split: inter, max_train_beats: 3000}
-model: {families: {cnn: {}, mlp: {}}}
-objective: {choices: {ce: {}}}
-optim: {epochs: 3, batch_size: 32}
-evaluation:
-  search: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-  test: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-search:
-  sampler: random
-  num_samples: 2
-  max_concurrent: 1
-  max_failures: 1
-  start_with: [{model: cnn}, {model: mlp}]
-resources: {cpu: 1, gpu: 0}
-"""
+SPACE = tiny_space(
+    "fails",
+    models=("cnn", "mlp"),
+    epochs=3,
+    batch_size=32,
+    max_train_beats=3000,
+    num_samples=2,
+    max_concurrent=1,
+    start_with=[{"model": "cnn"}, {"model": "mlp"}],
+    extra={"search": {"max_failures": 1}},
+)
 
 
 def _workers() -> set[int]:
