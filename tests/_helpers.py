@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +31,59 @@ def kaggle_beats(path: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return x, y, lengths
 
 
-def linear_model(seed: int = 0, dtype: torch.dtype = torch.float32) -> nn.Module:
+def linear_model(seed: int = 0, dtype: torch.dtype = torch.float32, classes: int = 5) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Flatten(), nn.Linear(187, 5)).to(dtype)
+    return nn.Sequential(nn.Flatten(), nn.Linear(187, classes)).to(dtype)
+
+
+def _train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, seed: int) -> Iterator[int]:
+    """Adam epochs over shuffled batches of 64, without end; yields the epoch just finished (1, 2, ...)."""
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for epoch in itertools.count(1):
+        model.train()
+        for idx in torch.randperm(len(x)).split(64):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+        model.eval()
+        yield epoch
 
 
 def train_quick(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 30, seed: int = 0
 ) -> nn.Module:
-    """A few full-batch Adam epochs: enough for a model that is right on most beats."""
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x)).split(64):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
+    """A fixed number of Adam epochs. How good the model gets differs between machines (float
+    arithmetic does): assert nothing about its accuracy; use `train_until` where a test needs it."""
+    for _ in itertools.islice(_train_epochs(model, x, y, seed=seed), epochs):
+        pass
     return model.eval()
+
+
+def train_until(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    measure: Callable[[nn.Module], float],
+    target: float,
+    max_epochs: int,
+    what: str = "accuracy",
+    seed: int = 0,
+) -> nn.Module:
+    """Train as `train_quick` does until ``measure(model) >= target``, checked after every epoch.
+
+    A test that needs a model at least this good gets one on any machine, however its arithmetic
+    steers training; past ``max_epochs`` the test fails and says how far the model got.
+    """
+    got = float("nan")
+    for epoch in _train_epochs(model, x, y, seed=seed):
+        got = measure(model)
+        if got >= target:
+            return model
+        if epoch == max_epochs:
+            break
+    pytest.fail(f"the test model reached {what} {got:.3f} after {max_epochs} epochs; it needs >= {target}")
 
 
 REPO = Path(__file__).resolve().parents[1]
