@@ -29,8 +29,11 @@ SPACE = tiny_space(
 )
 
 
-def _worker_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True)
+def _worker_pids(session: int) -> list[int]:
+    """Trial workers of the study whose driver leads ``session``: not another study's on this machine."""
+    out = subprocess.run(
+        ["pgrep", "-s", str(session), "-f", "ray::ImplicitFunc"], capture_output=True, text=True
+    )
     return [int(p) for p in out.stdout.split()]
 
 
@@ -40,7 +43,7 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
     results = tmp_path / "ray" / "c"
     try:
         wait_for_first_report(results, driver)
-        pids = _worker_pids()
+        pids = _worker_pids(driver.pid)  # start_tune gives the driver a session of its own
         assert pids, "no trial worker found"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)

@@ -27,8 +27,11 @@ SPACE = tiny_space(
 )
 
 
-def _workers() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True)
+def _workers(session: int) -> set[int]:
+    """Trial workers of the study whose driver leads ``session``: not another study's on this machine."""
+    out = subprocess.run(
+        ["pgrep", "-s", str(session), "-f", "ray::ImplicitFunc"], capture_output=True, text=True
+    )
     return {int(p) for p in out.stdout.split()}
 
 
@@ -40,7 +43,7 @@ def test_a_trial_that_always_crashes_ends_failed_and_the_study_goes_on(tmp_path)
         deadline = time.monotonic() + 600
         while len(killed) < 2:  # the first attempt and its one retry
             assert driver.poll() is None and time.monotonic() < deadline
-            fresh = _workers() - killed
+            fresh = _workers(driver.pid) - killed  # start_tune gives the driver its own session
             if fresh:
                 time.sleep(2)  # let it start training
                 for pid in fresh:
