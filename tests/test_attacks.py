@@ -14,7 +14,8 @@ from tests._helpers import kaggle_beats, linear_model, train_quick, train_until
 CLEAN_TARGET = 0.8
 # A budget that surely breaks beats: the L-inf ball of radius 0.5 around any beat in [0, 1] holds the
 # flat signal 0.5 on its true samples, one point shared by every beat of that length, and there the
-# model is wrong for every class but one. (The CNN keeps no beat of this sample from 0.2 on.)
+# model is wrong for every class but one. (Where these tests were written, PGD left the trained CNN
+# no beat of this sample from eps 0.2 on.)
 SURE_EPS = 0.5
 
 
