@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -9,11 +10,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import nn
 
 
@@ -27,26 +31,121 @@ def kaggle_beats(path: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return x, y, lengths
 
 
-def linear_model(seed: int = 0, dtype: torch.dtype = torch.float32) -> nn.Module:
+def linear_model(seed: int = 0, dtype: torch.dtype = torch.float32, classes: int = 5) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Flatten(), nn.Linear(187, 5)).to(dtype)
+    return nn.Sequential(nn.Flatten(), nn.Linear(187, classes)).to(dtype)
+
+
+def _train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, seed: int) -> Iterator[int]:
+    """Adam epochs over shuffled batches of 64, without end; yields the epoch just finished (1, 2, ...)."""
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for epoch in itertools.count(1):
+        model.train()
+        for idx in torch.randperm(len(x)).split(64):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+        model.eval()
+        yield epoch
 
 
 def train_quick(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 30, seed: int = 0
 ) -> nn.Module:
-    """A few full-batch Adam epochs: enough for a model that is right on most beats."""
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x)).split(64):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
+    """A fixed number of Adam epochs. How good the model gets differs between machines (float
+    arithmetic does): assert nothing about its accuracy; use `train_until` where a test needs it."""
+    for _ in itertools.islice(_train_epochs(model, x, y, seed=seed), epochs):
+        pass
     return model.eval()
 
 
+def train_until(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    measure: Callable[[nn.Module], float],
+    target: float,
+    max_epochs: int,
+    what: str = "accuracy",
+    seed: int = 0,
+) -> nn.Module:
+    """Train as `train_quick` does until ``measure(model) >= target``, checked after every epoch.
+
+    A test that needs a model at least this good gets one on any machine, however its arithmetic
+    steers training; past ``max_epochs`` the test fails and says how far the model got.
+    """
+    got = float("nan")
+    for epoch in _train_epochs(model, x, y, seed=seed):
+        got = measure(model)
+        if got >= target:
+            return model
+        if epoch == max_epochs:
+            break
+    pytest.fail(f"the test model reached {what} {got:.3f} after {max_epochs} epochs; it needs >= {target}")
+
+
 REPO = Path(__file__).resolve().parents[1]
+
+# What every tiny study evaluates: two noise levels (0.05 is the default robust objective's), a
+# PGD of 2 steps, and 5 beats per class.
+TINY_EVAL = {"eps": [0.01, 0.05], "steps": 2, "per_class_cap": 5}
+
+
+def tiny_space(
+    name: str,
+    *,
+    models: Sequence[str] = ("cnn",),
+    losses: Sequence[str] | Mapping[str, Mapping[str, Any]] = ("ce",),
+    epochs: int = 1,
+    batch_size: int = 64,
+    max_train_beats: int = 600,
+    num_samples: int = 2,
+    max_concurrent: int = 2,
+    start_with: Sequence[Mapping[str, Any]] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """The YAML text of a small search space (the format of nsr_tune/search_spaces/*.yaml) for tests.
+
+    Real records under the `inter` split, at most ``max_train_beats`` training beats, the
+    random sampler, one CPU per trial and the `TINY_EVAL` evaluation. ``models`` are model
+    families with their default knobs; ``losses`` are objective names, or a mapping from name to
+    fields (``{"nsr": {"beta": {"choice": [0.0, 0.3]}}}``). ``extra`` is merged in last, key by
+    key (``{"optim": {"grad_clip": None}, "search": {"max_failures": 1}}``), for what a test
+    needs beyond that.
+    """
+    fields = losses if isinstance(losses, Mapping) else {loss: {} for loss in losses}
+    search: dict[str, Any] = {"sampler": "random", "num_samples": num_samples}
+    search["max_concurrent"] = max_concurrent
+    if start_with:
+        search["start_with"] = [dict(point) for point in start_with]
+    space: dict[str, Any] = {
+        "name": name,
+        "data": {"split": "inter", "max_train_beats": max_train_beats},
+        "model": {"families": {family: {} for family in models}},
+        "objective": {"choices": {loss: dict(f) for loss, f in fields.items()}},
+        "optim": {"epochs": epochs, "batch_size": batch_size},
+        "evaluation": {"search": TINY_EVAL, "test": TINY_EVAL},
+        "search": search,
+        "resources": {"cpu": 1, "gpu": 0},
+    }
+    return yaml.dump(_merged(space, extra or {}), Dumper=_PlainDumper, sort_keys=False)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value used twice in full, not as a YAML anchor and alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = _merged(out[key], value) if both else value
+    return out
 
 
 def start_tune(tmp_path: Path, space_text: str, *, name: str, mlflow_uri: str, env: dict | None = None):

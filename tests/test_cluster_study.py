@@ -15,25 +15,16 @@ from nsr_tune.errors import ConfigError
 from nsr_tune.study import runner
 from nsr_tune.study.runner import StudyOptions, run_study
 from nsr_tune.study.space import parse_space
+from tests._helpers import tiny_space
 
 pytestmark = pytest.mark.slow
 
-SPACE = """
-name: two_nodes
-data: {split: inter, max_train_beats: 600}
-model: {families: {cnn: {}, mlp: {}}}
-objective: {choices: {ce: {}, nsr: {beta: {choice: [0.0, 0.3]}}}}
-optim: {epochs: 1, batch_size: 64}
-evaluation:
-  search: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-  test: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-search:
-  sampler: random
-  num_samples: 2
-  max_concurrent: 2
-  start_with: [{model: cnn, objective: ce}, {model: mlp, objective: ce}]
-resources: {cpu: 1, gpu: 0}
-"""
+SPACE = tiny_space(
+    "two_nodes",
+    models=("cnn", "mlp"),
+    losses={"ce": {}, "nsr": {"beta": {"choice": [0.0, 0.3]}}},
+    start_with=[{"model": "cnn", "objective": "ce"}, {"model": "mlp", "objective": "ce"}],
+)
 
 
 @pytest.fixture(scope="module")

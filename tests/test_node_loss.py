@@ -18,21 +18,19 @@ from ray.cluster_utils import Cluster
 
 from nsr_tune.study.runner import StudyOptions, run_study
 from nsr_tune.study.space import parse_space
+from tests._helpers import tiny_space
 
 pytestmark = pytest.mark.slow
 
-SPACE = """
-name: node_loss
-data: {split: inter, max_train_beats: 3000}
-model: {families: {cnn: {}}}
-objective: {choices: {ce: {}}}
-optim: {epochs: 4, batch_size: 32}
-evaluation:
-  search: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-  test: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-search: {sampler: random, num_samples: 1, max_concurrent: 1, max_failures: 2}
-resources: {cpu: 1, gpu: 0}
-"""
+SPACE = tiny_space(
+    "node_loss",
+    epochs=4,
+    batch_size=32,
+    max_train_beats=3000,
+    num_samples=1,
+    max_concurrent=1,
+    extra={"search": {"max_failures": 2}},
+)
 
 
 def _reports(experiment: Path) -> list[dict]:

@@ -7,6 +7,7 @@ import pytest
 
 from nsr_tune.config import TrialConfig
 from nsr_tune.study.space import SPACES_DIR, SpaceError, load_space, parse_space, resolve_space_path
+from tests._helpers import tiny_space
 
 BASE = """
 name: t
@@ -134,3 +135,32 @@ def test_start_with_points_are_checked():
     text = BASE.replace("seed: 1}", "seed: 1, start_with: [{model: cnn, lr: 0.1}]}")
     with pytest.raises(SpaceError, match=r"search.start_with\[0\]: lr is not a searched parameter"):
         parse_space(text, where="s.yaml")
+
+
+def test_the_tests_tiny_space_is_a_valid_space_with_what_was_asked():
+    # The slow study tests all build their spaces with this helper.
+    text = tiny_space(
+        "tiny",
+        models=("cnn", "mlp"),
+        losses={"ce": {}, "nsr": {"beta": {"choice": [0.0, 0.3]}}},
+        epochs=3,
+        num_samples=4,
+        max_concurrent=1,
+        start_with=[{"model": "mlp", "objective": "ce"}],
+        extra={
+            "optim": {"grad_clip": None},
+            "search": {"max_failures": 1},
+            "evaluation": {"test": {"steps": 4}},
+        },
+    )
+    space = parse_space(text, where="tiny.yaml")
+    assert space.name == "tiny" and space.data == {"split": "inter", "max_train_beats": 600}
+    assert list(space.models) == ["cnn", "mlp"] and list(space.objectives_space) == ["ce", "nsr"]
+    assert space.optim == {"epochs": 3, "batch_size": 64, "grad_clip": None}
+    assert (space.sampler, space.num_samples, space.max_concurrent, space.max_failures) == ("random", 4, 1, 1)
+    assert space.start_with == ({"model": "mlp", "objective": "ce"},)
+    # `extra` is merged key by key: the test evaluation keeps its other settings.
+    assert (space.search_eval.steps, space.test_eval.steps) == (2, 4)
+    assert space.search_eval.eps == space.test_eval.eps == (0.01, 0.05)
+    assert space.test_eval.per_class_cap == 5
+    assert space.resources == {"cpu": 1.0, "gpu": 0.0}

@@ -16,23 +16,21 @@ from tests._helpers import (
     start_mlflow_server,
     start_tune,
     study_runs,
+    tiny_space,
     wait_for_first_report,
 )
 
 pytestmark = pytest.mark.slow
 
-SPACE = """
-name: server_dies
-data: {split: inter, max_train_beats: 2000}
-model: {families: {cnn: {}, mlp: {}}}
-objective: {choices: {ce: {}}}
-optim: {epochs: 2, batch_size: 32}
-evaluation:
-  search: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-  test: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-search: {sampler: random, num_samples: 2, max_concurrent: 1, start_with: [{model: cnn}, {model: mlp}]}
-resources: {cpu: 1, gpu: 0}
-"""
+SPACE = tiny_space(
+    "server_dies",
+    models=("cnn", "mlp"),
+    epochs=2,
+    batch_size=32,
+    max_train_beats=2000,
+    max_concurrent=1,
+    start_with=[{"model": "cnn"}, {"model": "mlp"}],
+)
 
 
 def test_server_dies_mid_study_then_sync_fills_the_gap(tmp_path):

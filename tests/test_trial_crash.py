@@ -14,26 +14,26 @@ import subprocess
 
 import pytest
 
-from tests._helpers import finish, start_tune, study_runs, wait_for_first_report
+from tests._helpers import finish, start_tune, study_runs, tiny_space, wait_for_first_report
 
 pytestmark = pytest.mark.slow
 
-SPACE = """
-name: crash
-data: {split: inter, max_train_beats: 3000}
-model: {families: {cnn: {}}}
-objective: {choices: {ce: {}}}
-optim: {epochs: 4, batch_size: 32}
-evaluation:
-  search: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-  test: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-search: {sampler: random, num_samples: 1, max_concurrent: 1, max_failures: 2}
-resources: {cpu: 1, gpu: 0}
-"""
+SPACE = tiny_space(
+    "crash",
+    epochs=4,
+    batch_size=32,
+    max_train_beats=3000,
+    num_samples=1,
+    max_concurrent=1,
+    extra={"search": {"max_failures": 2}},
+)
 
 
-def _worker_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True)
+def _worker_pids(session: int) -> list[int]:
+    """Trial workers of the study whose driver leads ``session``: not another study's on this machine."""
+    out = subprocess.run(
+        ["pgrep", "-s", str(session), "-f", "ray::ImplicitFunc"], capture_output=True, text=True
+    )
     return [int(p) for p in out.stdout.split()]
 
 
@@ -43,7 +43,7 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
     results = tmp_path / "ray" / "c"
     try:
         wait_for_first_report(results, driver)
-        pids = _worker_pids()
+        pids = _worker_pids(driver.pid)  # start_tune gives the driver a session of its own
         assert pids, "no trial worker found"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)

@@ -10,31 +10,28 @@ import time
 
 import pytest
 
-from tests._helpers import finish, start_tune, study_runs
+from tests._helpers import finish, start_tune, study_runs, tiny_space
 
 pytestmark = pytest.mark.slow
 
-SPACE = """
-name: fails
-data: {split: inter, max_train_beats: 3000}
-model: {families: {cnn: {}, mlp: {}}}
-objective: {choices: {ce: {}}}
-optim: {epochs: 3, batch_size: 32}
-evaluation:
-  search: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-  test: {eps: [0.01, 0.05], steps: 2, per_class_cap: 5}
-search:
-  sampler: random
-  num_samples: 2
-  max_concurrent: 1
-  max_failures: 1
-  start_with: [{model: cnn}, {model: mlp}]
-resources: {cpu: 1, gpu: 0}
-"""
+SPACE = tiny_space(
+    "fails",
+    models=("cnn", "mlp"),
+    epochs=3,
+    batch_size=32,
+    max_train_beats=3000,
+    num_samples=2,
+    max_concurrent=1,
+    start_with=[{"model": "cnn"}, {"model": "mlp"}],
+    extra={"search": {"max_failures": 1}},
+)
 
 
-def _workers() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True)
+def _workers(session: int) -> set[int]:
+    """Trial workers of the study whose driver leads ``session``: not another study's on this machine."""
+    out = subprocess.run(
+        ["pgrep", "-s", str(session), "-f", "ray::ImplicitFunc"], capture_output=True, text=True
+    )
     return {int(p) for p in out.stdout.split()}
 
 
@@ -46,7 +43,7 @@ def test_a_trial_that_always_crashes_ends_failed_and_the_study_goes_on(tmp_path)
         deadline = time.monotonic() + 600
         while len(killed) < 2:  # the first attempt and its one retry
             assert driver.poll() is None and time.monotonic() < deadline
-            fresh = _workers() - killed
+            fresh = _workers(driver.pid) - killed  # start_tune gives the driver its own session
             if fresh:
                 time.sleep(2)  # let it start training
                 for pid in fresh:
