@@ -175,7 +175,12 @@ def resume_options(path: str, given: Mapping[str, Any]) -> StudyOptions:
         before = saved.get(option)
         if before is not None and value != before:
             log.info(
-                "resume: --%s %s (the study was started with %s)", option.replace("_", "-"), value, before
+                "resume: --%s %s (the study was started with %s)%s",
+                option.replace("_", "-"),
+                value,
+                before,
+                # Tune keeps the resources of trials it created before; new ones get these.
+                "; trials that had started keep theirs" if option.endswith("_per_trial") else "",
             )
     mlflow_uri = changed.get("mlflow_uri") or saved.get("mlflow_uri")
     if not mlflow_uri:

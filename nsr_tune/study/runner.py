@@ -15,6 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import ray
@@ -22,13 +23,14 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from nsr_tune.config import DataConfig
-from nsr_tune.data import load_mitbih, make_splits, resolve_data_dir
+from nsr_tune.data import LoadReport, SplitData, load_mitbih, make_splits, resolve_data_dir
 from nsr_tune.errors import ConfigError
 from nsr_tune.front import StudyFront, front_from_record
 from nsr_tune.record import StudyDescription
 from nsr_tune.study.callback import MlflowStudyCallback
 from nsr_tune.study.options import StudyOptions, is_uri
 from nsr_tune.study.results import read_description, read_study, write_study_file
+from nsr_tune.study.space import Space
 from nsr_tune.study.trainable import train_trial
 from nsr_tune.tracking import StudyTracker, front_view_url, outage_errors
 
@@ -120,7 +122,7 @@ def _init_ray(options: StudyOptions) -> bool:
         return True
 
 
-def _load_data(options: StudyOptions, space_data: dict) -> tuple:
+def _load_data(options: StudyOptions, space_data: dict[str, Any]) -> tuple[Path, LoadReport, SplitData]:
     """Read and split the beats; on resume, refuse data that differ from the study's own."""
     data_dir = resolve_data_dir(options.data_dir)
     beats, report = load_mitbih(data_dir)
@@ -138,7 +140,13 @@ def _load_data(options: StudyOptions, space_data: dict) -> tuple:
 
 
 def _description(
-    options: StudyOptions, *, space, data_dir: Path, report, splits, storage: str
+    options: StudyOptions,
+    *,
+    space: Space,
+    data_dir: Path,
+    report: LoadReport,
+    splits: SplitData,
+    storage: str,
 ) -> StudyDescription:
     """What MLflow's parent run shows, and everything a resume needs (see nsr_tune.study.options)."""
     return StudyDescription(
@@ -174,7 +182,9 @@ def _description(
     )
 
 
-def _restore_tuner(path: str, trainable, options: StudyOptions, callback: MlflowStudyCallback) -> tune.Tuner:
+def _restore_tuner(
+    path: str, trainable: Any, options: StudyOptions, callback: MlflowStudyCallback
+) -> tune.Tuner:
     tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     # Tuner.restore keeps the TuneConfig and RunConfig pickled when the study started, and Ray
     # has no public way to change them; both are read when fit() starts. The callback is this
