@@ -202,14 +202,53 @@ def test_early_exit_changes_speed_not_results(two_class):
     out = {}
     for early_exit in (True, False):
         model = Counting(linear)
-        res = Square(model, eps=0.05, n_queries=200, early_exit=early_exit)(
-            x, y, lengths=lengths, generator=_gen(2)
-        )
-        out[early_exit] = (res, model.rows)
-    (a, rows_a), (b, rows_b) = out[True], out[False]
+        attack = Square(model, eps=0.05, n_queries=200, early_exit=early_exit)
+        res = attack(x, y, lengths=lengths, generator=_gen(2))
+        out[early_exit] = (res, model.rows, attack.last_queries)
+    (a, rows_a, q_a), (b, rows_b, q_b) = out[True], out[False]
     assert torch.equal(a.broken, b.broken)
     assert torch.allclose(a.x_adv, b.x_adv)
+    assert torch.equal(q_a, q_b)  # a beat's queries stop at the one that broke it
     assert rows_a < rows_b
+
+
+class Recording(nn.Module):
+    """Constant logits (class 0 wins by 0: never broken, no proposal ever accepted); keeps every query."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.queries.append(x.clone())
+        return torch.zeros(len(x), 2, dtype=x.dtype)
+
+
+def test_every_proposal_changes_one_window_within_the_beat(two_class):
+    x1, _, _, _ = two_class
+    lengths = torch.tensor([40, 101, 187])
+    x = torch.cat([x1[:3], 1 - x1[:3]], dim=1) * padding_mask(x1[:3], lengths)  # (3, 2, 187)
+    model = Recording()
+    n_queries = 300
+    attack = Square(model, eps=0.05, n_queries=n_queries)
+    attack(x, torch.zeros(3, dtype=torch.long), lengths=lengths, generator=_gen())
+    clean, start, *proposals = model.queries
+    assert torch.equal(clean, x) and len(proposals) == n_queries - 2
+    # +-eps on every real sample (to the float rounding of x + eps), 0 on the padding.
+    assert torch.allclose((start - x).abs(), 0.05 * padding_mask(x, lengths), rtol=0, atol=1e-6)
+    for i, proposal in enumerate(proposals):
+        # Nothing is accepted, so each proposal is the start with one window changed.
+        changed = (proposal != start).any(dim=1)  # (3, L)
+        p = p_schedule(0.8, i, n_queries)
+        for beat, n in enumerate(lengths.tolist()):
+            where = changed[beat].nonzero().squeeze(1)
+            # Redrawing the signs makes every query count (8 draws: all fail with odds 4^-8 here).
+            assert where.numel() > 0, f"proposal {i} of beat {beat} changes nothing"
+            assert where.max() < n  # within the beat's real samples
+            assert where.max() - where.min() < max(
+                1, round(p * n)
+            )  # within one window of the schedule's width
+    assert (attack.last_queries == n_queries).all()
 
 
 def test_clamp_keeps_beats_in_unit_range(two_class):
