@@ -181,7 +181,7 @@ class APGD(Attack):
             best_delta[active] = torch.where(better[:, None, None], delta[active], best_delta[active])
             best_grad[active] = torch.where(better[:, None, None], grad, best_grad[active])
             if k == 0:
-                best_at_check[active] = best[active]
+                best_at_check[active] = best[active]  # w_0 = 0
             elif k in self.checkpoints:
                 # Condition 1: too few steps raised the loss, the step overshoots. Condition 2: the
                 # step was not cut last time and nothing improved since. Either way, halve it and
@@ -193,6 +193,7 @@ class APGD(Attack):
                 eta[active] = torch.where(cut, eta[active] / 2, eta[active])
                 delta[active] = torch.where(cut[:, None, None], best_delta[active], delta[active])
                 grad = torch.where(cut[:, None, None], best_grad[active], grad)
+                # The best point is now the current one: the next step succeeds if it beats its loss.
                 prev_loss[active] = torch.where(cut, best[active], prev_loss[active])
                 successes[active] = 0
                 last_check = k
