@@ -1,21 +1,39 @@
-"""Attacks on beats: PGD under L-inf and L2 (one loop, two projections) and white noise."""
+"""Attacks on beats and records, all on (B, leads, L) inputs with a mask of the real samples.
+
+White-box: PGD (one loop, L-inf and L2 projections) and APGD (CE, DLR, targeted DLR). Black
+box: the Square attack (scores only). Smooth: SAP. Baselines that are not adversarial: white
+noise, and real ECG noise from the MIT-BIH Noise Stress Test Database plus powerline hum.
+"""
 
 from __future__ import annotations
 
+from nsr_tune.attacks._apgd import APGD, dlr_loss, dlr_targeted_loss
 from nsr_tune.attacks._base import Attack, AttackResult, padding_mask
+from nsr_tune.attacks._ecg_noise import BeatNoise, Powerline, RecordedNoise, signal_power_mv2
 from nsr_tune.attacks._noise import WhiteNoise
 from nsr_tune.attacks._pgd import PGD, ce_loss, margin_loss
 from nsr_tune.attacks._projections import L2Ball, LinfBall, Projection
+from nsr_tune.attacks._sap import SAP
+from nsr_tune.attacks._square import Square
 
 __all__ = [
+    "APGD",
     "PGD",
+    "SAP",
     "Attack",
     "AttackResult",
+    "BeatNoise",
     "L2Ball",
     "LinfBall",
+    "Powerline",
     "Projection",
+    "RecordedNoise",
+    "Square",
     "WhiteNoise",
     "ce_loss",
+    "dlr_loss",
+    "dlr_targeted_loss",
     "margin_loss",
     "padding_mask",
+    "signal_power_mv2",
 ]

@@ -22,6 +22,7 @@ from nsr_tune.data._download import (
 )
 from nsr_tune.data._kaggle import load_kaggle_csv
 from nsr_tune.data._mitbih import PREPROCESS_VERSION, LoadReport, load_mitbih
+from nsr_tune.data._nstdb import NSTDB_KINDS, default_nstdb_dir, load_nstdb, resolve_nstdb_dir
 from nsr_tune.data._splits import DEFAULT_VAL_RECORDS, DS1, DS2, PACED, SplitData, make_splits
 from nsr_tune.data._summary import summarize
 
@@ -34,6 +35,7 @@ __all__ = [
     "DS1",
     "DS2",
     "FS",
+    "NSTDB_KINDS",
     "PACED",
     "PREPROCESS_VERSION",
     "BeatSet",
@@ -41,11 +43,14 @@ __all__ = [
     "SplitData",
     "default_cache_dir",
     "default_data_dir",
+    "default_nstdb_dir",
     "download_mitdb",
     "load_kaggle_csv",
     "load_mitbih",
+    "load_nstdb",
     "make_splits",
     "mitdb_checksum_problems",
     "resolve_data_dir",
+    "resolve_nstdb_dir",
     "summarize",
 ]
