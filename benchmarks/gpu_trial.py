@@ -40,7 +40,7 @@ def main() -> None:
             objective=ObjectiveConfig(name=objective, beta=beta),
             optim=OptimConfig(epochs=args.epochs),
             val_eval=None,
-            test_eval=PROTOCOLS["report"],
+            test_eval=PROTOCOLS["standard"],
         )
         started = time.perf_counter()
         for result in run_trial(config, splits, device=args.device):

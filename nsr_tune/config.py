@@ -37,6 +37,9 @@ __all__ = [
 SPLITS = ("inter", "intra")
 NORMS = ("linf", "l2")
 ATTACK_LOSSES = ("worst", "ce", "margin")
+# The attacks a protocol may chain (see nsr_tune.evaluation): PGD, APGD with the CE loss,
+# APGD-T (targeted DLR), the Square attack (black box) and SAP (smooth perturbations).
+ATTACKS = ("pgd", "apgd_ce", "apgd_t", "square", "sap")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 BALANCE = ("balanced", "none")
 # The paper's L-inf noise levels, in units of the [0, 1]-normalised beat.
@@ -144,6 +147,13 @@ class EvalConfig:
     # Classes the headline balanced accuracy averages over. None: N, S, V, F for `inter`
     # (as EC57 and de Chazal do: DS2 has about 7 Q beats), all five for `intra`.
     balanced_classes: tuple[str, ...] | None = None
+    # The attacks, in the order they run as a cascade: each attacks only the beats that every
+    # attack before it left correct (as AutoAttack does); a beat is broken if any attack breaks
+    # it. `steps`, `step_size`, `restarts` and `attack_loss` configure `pgd`.
+    attacks: tuple[str, ...] = ("pgd",)
+    apgd_steps: int = 100  # apgd_ce and apgd_t
+    square_queries: int = 1000  # per beat
+    sap_steps: int = 100
 
     def __post_init__(self) -> None:
         eps = tuple(float(e) for e in self.eps) if isinstance(self.eps, (list, tuple)) else self.eps
@@ -165,15 +175,31 @@ class EvalConfig:
             for c in self.balanced_classes:
                 _choice(c, "balanced_classes", ("N", "S", "V", "F", "Q"))
             _check(len(self.balanced_classes) > 0, "balanced_classes", "must name at least one class")
+        attacks = tuple(self.attacks) if isinstance(self.attacks, (list, tuple)) else self.attacks
+        _check(isinstance(attacks, tuple) and len(attacks) > 0, "attacks", "must name at least one attack")
+        for a in attacks:
+            _choice(a, "attacks", ATTACKS)
+        _check(len(set(attacks)) == len(attacks), "attacks", f"names an attack twice: {list(attacks)}")
+        _check(
+            "square" not in attacks or self.norm == "linf",
+            "attacks",
+            "square runs under the L-inf norm only; drop it for norm l2",
+        )
+        object.__setattr__(self, "attacks", attacks)
+        for name in ("apgd_steps", "square_queries", "sap_steps"):
+            _positive_int(getattr(self, name), name)
 
 
-# The named evaluation protocols, shared by the CLI and the search spaces. `report` is the
-# held-out report of a model (the paper's eps list, PGD-100, 300 beats per class); `search` is
-# the cheap one a study scores every trial with on validation beats.
+# The named evaluation protocols, shared by the CLI, the Python API and the search spaces.
+# `quick` is what a study scores every trial with on validation beats; `standard` is the
+# held-out report of a model (the paper's eps list, PGD-100, 300 beats per class); `strong`
+# chains gradient-based, black-box and smooth attacks on the same beats, so that a masked
+# gradient cannot pass for robustness.
 PROTOCOLS: Mapping[str, EvalConfig] = MappingProxyType(
     {
-        "report": EvalConfig(),
-        "search": EvalConfig(eps=(0.01, 0.05, 0.1), steps=20, per_class_cap=150),
+        "quick": EvalConfig(eps=(0.01, 0.05, 0.1), steps=20, per_class_cap=150),
+        "standard": EvalConfig(),
+        "strong": EvalConfig(attacks=("apgd_ce", "apgd_t", "square", "sap")),
     }
 )
 
@@ -228,7 +254,7 @@ class TrialConfig:
             if unknown:
                 raise ConfigError(f"{kind.__name__}: unknown key(s) {', '.join(unknown)}")
             kwargs = dict(value)
-            for key in ("eps", "val_records", "balanced_classes"):
+            for key in ("eps", "val_records", "balanced_classes", "attacks"):
                 if isinstance(kwargs.get(key), list):
                     kwargs[key] = tuple(kwargs[key])
             return kind(**kwargs)

@@ -1,7 +1,9 @@
-"""The evaluation protocol: clean metrics, then PGD and white noise at each eps, as plain data.
+"""The evaluation protocol: clean metrics, then a cascade of attacks and white noise at each eps.
 
-Following AutoAttack, only beats that are still correct are attacked, and a beat broken at some
-eps counts as broken at every larger eps, so robust accuracy never rises with eps.
+Following AutoAttack, the protocol's attacks run in order, each only on the beats that are still
+correct, and a beat broken by any of them is broken; a beat broken at some eps counts as broken
+at every larger eps, so robust accuracy never rises with eps. The accuracy after each attack of
+the cascade is kept too, so a reader sees which attack did the work.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,9 +19,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from nsr_tune.attacks import PGD, WhiteNoise
+from nsr_tune.attacks import APGD, PGD, SAP, Attack, Square, WhiteNoise
 from nsr_tune.config import EvalConfig
-from nsr_tune.data import AAMI_CLASSES, BeatSet
+from nsr_tune.data import AAMI_CLASSES, FS, BeatSet
 from nsr_tune.errors import ConfigError
 from nsr_tune.metrics import CURVE_KINDS, SCALAR_KINDS, eps_key, metric_name
 
@@ -27,6 +29,7 @@ __all__ = [
     "ClassMetrics",
     "EvalResult",
     "balanced_classes_for",
+    "cascade",
     "evaluate",
     "mean_recall",
     "predict",
@@ -61,12 +64,18 @@ class EvalResult:
     robust_balanced_auc: float
     attack: str
     seconds: float
+    # Robust accuracy after each attack of the cascade, in its order (the last one equals
+    # `robust_acc`); empty for a protocol of one attack.
+    robust_acc_by_attack: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form: eps keys become strings such as "0.05"."""
         out = asdict(self)
         for key in ("robust_acc", "robust_balanced_acc", "noise_acc", "eps_uv"):
             out[key] = {eps_key(e): v for e, v in getattr(self, key).items()}
+        out["robust_acc_by_attack"] = {
+            a: {eps_key(e): v for e, v in curve.items()} for a, curve in self.robust_acc_by_attack.items()
+        }
         out["eps"] = list(self.eps)
         out["balanced_classes"] = list(self.balanced_classes)
         return out
@@ -77,6 +86,9 @@ class EvalResult:
         for e in self.eps:
             for k in CURVE_KINDS:
                 out[metric_name(k, part=part, eps=e)] = getattr(self, k)[e]
+        for a, curve in self.robust_acc_by_attack.items():
+            for e, v in curve.items():
+                out[metric_name(f"robust_acc_{a}", part=part, eps=e)] = v
         for c, m in self.per_class.items():
             out[metric_name(f"sensitivity_{c}", part=part)] = m.sensitivity
         return out
@@ -145,6 +157,57 @@ def _per_class(pred: np.ndarray, y: np.ndarray) -> dict[str, ClassMetrics]:
     return out
 
 
+def cascade(model: nn.Module, eps: float, config: EvalConfig) -> dict[str, Attack]:
+    """The protocol's attacks at one eps, in cascade order."""
+    common = {
+        "eps": eps,
+        "norm": config.norm,
+        "clamp": config.clamp,
+        "respect_padding": config.respect_padding,
+    }
+    makers = {
+        "pgd": lambda: PGD(
+            model,
+            steps=config.steps,
+            step_size=config.step_size,
+            restarts=config.restarts,
+            loss=config.attack_loss,
+            early_exit=config.early_exit,
+            **common,
+        ),
+        "apgd_ce": lambda: APGD(
+            model, steps=config.apgd_steps, loss="ce", early_exit=config.early_exit, **common
+        ),
+        # APGD-T on every other class (C - 1 targets), as AutoAttack's standard version does.
+        "apgd_t": lambda: APGD(
+            model, steps=config.apgd_steps, loss="dlr_targeted", early_exit=config.early_exit, **common
+        ),
+        "square": lambda: Square(
+            model, n_queries=config.square_queries, early_exit=config.early_exit, **common
+        ),
+        # Beats are at FS (125 Hz); SAP's kernels are defined in seconds.
+        "sap": lambda: SAP(model, fs=FS, steps=config.sap_steps, early_exit=config.early_exit, **common),
+    }
+    return {name: makers[name]() for name in config.attacks}
+
+
+def _describe(config: EvalConfig) -> str:
+    step = config.step_size if config.step_size is not None else "2.5*eps/steps"
+    parts = {
+        "pgd": f"PGD-{config.steps} loss={config.attack_loss} restarts={config.restarts} step={step} "
+        "random_start",
+        "apgd_ce": f"APGD-CE-{config.apgd_steps}",
+        "apgd_t": f"APGD-T-{config.apgd_steps}",
+        "square": f"Square-{config.square_queries}q",
+        "sap": f"SAP-{config.sap_steps}",
+    }
+    return (
+        " -> ".join(parts[a] for a in config.attacks)
+        + f" ({config.norm}, early_exit={config.early_exit} clamp={config.clamp} "
+        f"respect_padding={config.respect_padding})"
+    )
+
+
 def evaluate(
     model: nn.Module,
     beats: BeatSet,
@@ -173,28 +236,24 @@ def evaluate(
     generator = torch.Generator(device=device).manual_seed(config.seed)
 
     robust, robust_bal, noise, eps_uv = {}, {}, {}, {}
+    by_attack: dict[str, dict[float, float]] = {a: {} for a in config.attacks}
     alive = clean_correct.copy()  # correct so far: clean, and unbroken at every smaller eps
     bar = tqdm(
-        total=len(config.eps), desc=f"PGD-{config.steps} {config.norm}", disable=not progress, leave=False
+        total=len(config.eps) * len(config.attacks),
+        desc=f"{'+'.join(config.attacks)} {config.norm}",
+        disable=not progress,
+        leave=False,
     )
     for eps in config.eps:
-        attack = PGD(
-            model,
-            eps=eps,
-            norm=config.norm,
-            steps=config.steps,
-            step_size=config.step_size,
-            restarts=config.restarts,
-            loss=config.attack_loss,
-            early_exit=config.early_exit,
-            clamp=config.clamp,
-            respect_padding=config.respect_padding,
-        )
-        todo = np.flatnonzero(alive)
-        for start in range(0, len(todo), config.batch_size):
-            idx = torch.from_numpy(todo[start : start + config.batch_size]).to(device)
-            result = attack(x[idx], y[idx], lengths=lengths[idx], generator=generator)
-            alive[idx.cpu().numpy()[result.broken.cpu().numpy()]] = False
+        for name, attack in cascade(model, eps, config).items():
+            todo = np.flatnonzero(alive)
+            for start in range(0, len(todo), config.batch_size):
+                idx = torch.from_numpy(todo[start : start + config.batch_size]).to(device)
+                result = attack(x[idx], y[idx], lengths=lengths[idx], generator=generator)
+                alive[idx.cpu().numpy()[result.broken.cpu().numpy()]] = False
+            by_attack[name][eps] = float(alive.mean())
+            bar.update(1)
+            bar.set_postfix(eps=eps, attack=name, robust=f"{alive.mean():.3f}")
         robust[eps] = float(alive.mean())
         robust_bal[eps] = mean_recall(alive, y_np, classes)
 
@@ -209,14 +268,11 @@ def evaluate(
         noise[eps] = float(noisy_correct.mean())
         amp = sub.amp_mv[np.isfinite(sub.amp_mv)]
         eps_uv[eps] = float(np.median(eps * amp * 1000.0)) if len(amp) else float("nan")
-        bar.update(1)
-        bar.set_postfix(eps=eps, robust=f"{robust[eps]:.3f}")
     bar.close()
 
     clean_acc = float(clean_correct.mean())
     balanced = mean_recall(clean_correct, y_np, classes)
     eps_list = list(config.eps)
-    step = config.step_size if config.step_size is not None else "2.5*eps/steps"
     return EvalResult(
         n=len(y_np),
         clean_acc=clean_acc,
@@ -231,10 +287,7 @@ def evaluate(
         eps_uv=eps_uv,
         robust_auc=robust_auc(eps_list, clean_acc, [robust[e] for e in eps_list]),
         robust_balanced_auc=robust_auc(eps_list, balanced, [robust_bal[e] for e in eps_list]),
-        attack=(
-            f"PGD-{config.steps} {config.norm} loss={config.attack_loss} restarts={config.restarts} "
-            f"step={step} random_start early_exit={config.early_exit} clamp={config.clamp} "
-            f"respect_padding={config.respect_padding}"
-        ),
+        attack=_describe(config),
         seconds=time.perf_counter() - started,
+        robust_acc_by_attack=by_attack if len(config.attacks) > 1 else {},
     )

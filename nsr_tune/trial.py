@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from nsr_tune.attacks import padding_mask
 from nsr_tune.config import TrialConfig
 from nsr_tune.data import AAMI_CLASSES, BeatSet, SplitData
-from nsr_tune.errors import CheckpointError
+from nsr_tune.errors import CheckpointError, ConfigError
 from nsr_tune.evaluation import EvalResult, balanced_classes_for, evaluate, mean_recall, predict
 from nsr_tune.models import build_model, normalize_units_
 from nsr_tune.objectives import OBJECTIVES
@@ -238,7 +238,13 @@ def _restore(
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"resume: not an nsr-tune checkpoint (format {state.get('format')!r})")
     saved = state.get("config")
-    if saved != config.to_dict():
+    # Compared as configs, not dicts: a checkpoint written before a field with a default
+    # existed still belongs to the same trial.
+    try:
+        same = isinstance(saved, Mapping) and TrialConfig.from_dict(saved) == config
+    except ConfigError:
+        same = False
+    if not same:
         raise CheckpointError("resume: the checkpoint was written by a trial with a different config")
     try:
         model.load_state_dict(state["model_state"])

@@ -61,6 +61,19 @@ def test_evaluate_reproduces_the_training_evaluation(trained, tmp_path, capsys):
     assert "robust" in capsys.readouterr().out
 
 
+def test_evaluate_under_the_strong_protocol_writes_the_cascade_and_each_attacks_accuracy(trained, tmp_path):
+    out = tmp_path / "strong.json"
+    argv = ["evaluate", str(trained / "model.pt"), "--data-dir", "bundled", "-q", "--out", str(out)]
+    argv += ["--protocol", "strong", "--eval-beats", "4", "--eps", "0.05", "--attacks", "apgd_ce,square"]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["attack"].startswith("APGD-CE-100 -> Square-1000q (linf")
+    by = result["robust_acc_by_attack"]
+    assert list(by) == ["apgd_ce", "square"]
+    final, after_apgd = by["square"]["0.05"], by["apgd_ce"]["0.05"]
+    assert result["robust_acc"]["0.05"] == final <= after_apgd <= result["clean_acc"]
+
+
 def test_resume_from_a_finished_checkpoint_trains_nothing(trained, tmp_path):
     argv = ["train", "--data-dir", "bundled", "--objective", "nsr", "--beta", "0.3", "-q", *QUICK]
     assert main([*argv, "--out", str(tmp_path / "r"), "--resume", str(trained / "checkpoint.pt")]) == 0

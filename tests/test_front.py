@@ -187,17 +187,26 @@ def test_metric_names_are_built_in_one_way():
 
 
 def test_the_named_protocols_and_their_overrides():
-    assert PROTOCOLS["report"] == EvalConfig()
-    assert PROTOCOLS["report"].eps == (0.01, 0.03, 0.05, 0.1, 0.2, 0.3)
-    assert (PROTOCOLS["report"].steps, PROTOCOLS["report"].per_class_cap) == (100, 300)
-    search = PROTOCOLS["search"]
-    assert (search.eps, search.steps, search.per_class_cap) == ((0.01, 0.05, 0.1), 20, 150)
-    assert protocol("search", steps=7, eps=[0.2, 0.1]) == EvalConfig(
+    standard = PROTOCOLS["standard"]
+    assert standard == EvalConfig()
+    assert standard.eps == (0.01, 0.03, 0.05, 0.1, 0.2, 0.3)
+    assert (standard.steps, standard.per_class_cap, standard.attacks) == (100, 300, ("pgd",))
+    quick = PROTOCOLS["quick"]
+    assert (quick.eps, quick.steps, quick.per_class_cap) == ((0.01, 0.05, 0.1), 20, 150)
+    strong = PROTOCOLS["strong"]
+    assert strong.attacks == ("apgd_ce", "apgd_t", "square", "sap")
+    assert (strong.eps, strong.per_class_cap) == (standard.eps, standard.per_class_cap)
+    assert protocol("quick", steps=7, eps=[0.2, 0.1]) == EvalConfig(
         eps=(0.1, 0.2), steps=7, per_class_cap=150
     )
-    with pytest.raises(ConfigError, match=r"^protocol: must be one of report, search; got 'strong'"):
-        protocol("strong")
+    with pytest.raises(ConfigError, match=r"^protocol: must be one of quick, standard, strong; got 'auto'"):
+        protocol("auto")
     with pytest.raises(ConfigError, match="unknown setting"):
-        protocol("report", stepz=3)
+        protocol("standard", stepz=3)
     with pytest.raises(ConfigError, match=r"^steps: must be a positive integer"):
-        protocol("report", steps=0)
+        protocol("standard", steps=0)
+    with pytest.raises(ConfigError, match=r"^attacks: must be one of pgd, apgd_ce, apgd_t, square, sap"):
+        protocol("strong", attacks=["pgd", "fgsm"])
+    with pytest.raises(ConfigError, match=r"^attacks: square runs under the L-inf norm only"):
+        protocol("strong", norm="l2")
+    assert protocol("strong", norm="l2", attacks=("apgd_ce", "sap")).attacks == ("apgd_ce", "sap")

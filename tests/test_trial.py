@@ -129,3 +129,38 @@ def test_the_data_config_pins_the_split_fractions(mitdb_dir):
     # About half of the beats are test beats, a quarter of the rest validation (rounded per class).
     assert abs(len(ours.test) - len(beats) / 2) <= 5
     assert abs(len(ours.val) - (len(beats) - len(ours.test)) / 4) <= 5
+
+
+def test_the_strong_protocol_runs_its_cascade_and_keeps_each_attacks_accuracy(splits):
+    from nsr_tune.config import protocol
+    from nsr_tune.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("cnn")
+    # A few CE steps on real beats, so that some beats are correct and there is work to do.
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x, y = torch.from_numpy(splits.train.x[:1024]), torch.from_numpy(splits.train.y[:1024])
+    for _ in range(3):
+        for idx in torch.randperm(len(x)).split(128):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    config = protocol(
+        "strong", eps=(0.02, 0.1), per_class_cap=8, apgd_steps=10, square_queries=30, sap_steps=5
+    )
+    result = evaluate(model.eval(), splits.test, config=config, split="inter")
+    by = result.robust_acc_by_attack
+    assert list(by) == ["apgd_ce", "apgd_t", "square", "sap"]
+    for e in config.eps:
+        chain = [by[a][e] for a in by]
+        # Each attack only removes beats: accuracy never rises along the cascade or with eps.
+        assert chain == sorted(chain, reverse=True)
+        assert chain[-1] == result.robust_acc[e] <= result.clean_acc
+    assert result.robust_acc[0.1] <= result.robust_acc[0.02]
+    assert result.attack.startswith("APGD-CE-10 -> APGD-T-10 -> Square-30q -> SAP-5 (linf")
+    flat = result.flat_metrics("test")
+    assert flat["test_robust_acc_square_eps_0.1"] == by["square"][0.1]
+    assert json.loads(json.dumps(result.to_dict()))["robust_acc_by_attack"]["sap"]["0.02"] == by["sap"][0.02]
+    # A protocol of one attack keeps no per-attack curves: its robust_acc is that attack's.
+    quick = evaluate(model, splits.test, config=protocol("quick", per_class_cap=5), split="inter")
+    assert quick.robust_acc_by_attack == {}

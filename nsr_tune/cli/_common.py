@@ -45,27 +45,37 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     """The evaluation protocol: a named one (see nsr_tune.config.PROTOCOLS), then overrides."""
     from nsr_tune.config import PROTOCOLS
 
-    report = PROTOCOLS["report"]
+    standard = PROTOCOLS["standard"]
     g = p.add_argument_group("evaluation (a named protocol; each option below overrides it)")
     g.add_argument(
         "--protocol",
         choices=tuple(PROTOCOLS),
-        default="report",
-        help="report: the paper's eps list, PGD-100, 300 beats per class (default); "
-        "search: the cheap protocol a study scores its trials with",
+        default="standard",
+        help="standard: the paper's eps list, PGD-100, 300 beats per class (default); "
+        "strong: the same beats and eps under APGD-CE, APGD-T, Square and SAP in a cascade; "
+        "quick: the cheap protocol a study scores its trials with",
     )
-    g.add_argument("--eps", type=eps_list, help=f"noise levels (report: {','.join(map(str, report.eps))})")
-    g.add_argument("--norm", choices=("linf", "l2"), help=f"report: {report.norm}")
-    g.add_argument("--pgd-steps", type=int, help=f"report: {report.steps}")
-    g.add_argument("--restarts", type=int, help=f"report: {report.restarts}")
-    g.add_argument("--attack-loss", choices=("worst", "ce", "margin"), help=f"report: {report.attack_loss}")
+    g.add_argument(
+        "--eps", type=eps_list, help=f"noise levels (standard: {','.join(map(str, standard.eps))})"
+    )
+    g.add_argument("--norm", choices=("linf", "l2"), help=f"standard: {standard.norm}")
+    g.add_argument("--pgd-steps", type=int, help=f"standard: {standard.steps}")
+    g.add_argument("--restarts", type=int, help=f"standard: {standard.restarts}")
+    g.add_argument(
+        "--attack-loss", choices=("worst", "ce", "margin"), help=f"standard: {standard.attack_loss}"
+    )
     g.add_argument(
         "--eval-beats",
         type=int,
-        help=f"at most this many test beats per class (report: {report.per_class_cap})",
+        help=f"at most this many test beats per class (standard: {standard.per_class_cap})",
     )
     g.add_argument(
-        "--eval-seed", type=int, help="seed of the evaluation subset and random starts (report: 0)"
+        "--eval-seed", type=int, help="seed of the evaluation subset and random starts (standard: 0)"
+    )
+    g.add_argument(
+        "--attacks",
+        type=lambda text: tuple(a.strip() for a in text.split(",") if a.strip()),
+        help="the cascade, in order, e.g. apgd_ce,square (pgd, apgd_ce, apgd_t, square, sap)",
     )
     g.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda where present)")
 
@@ -81,6 +91,7 @@ def eval_config(args: argparse.Namespace) -> Any:
         "attack_loss": args.attack_loss,
         "per_class_cap": args.eval_beats,
         "seed": args.eval_seed,
+        "attacks": args.attacks,
     }
     return protocol(args.protocol, **{k: v for k, v in given.items() if v is not None})
 

@@ -37,13 +37,17 @@ EVAL_FIELDS = (
     "per_class_cap",
     "seed",
     "batch_size",
+    "attacks",
+    "apgd_steps",
+    "square_queries",
+    "sap_steps",
 )
 DEFAULT_OBJECTIVES = (
     (metric_name("balanced_acc", part="val"), "max"),
     (metric_name("robust_balanced_acc", part="val", eps=0.05), "max"),
 )
 # The protocol each evaluation section starts from; `protocol: NAME` in the section picks another.
-DEFAULT_PROTOCOLS = {"search": "search", "test": "report"}
+DEFAULT_PROTOCOLS = {"search": "quick", "test": "standard"}
 
 
 def parse_data(r: Reader, node: Any) -> dict[str, Any]:
@@ -151,7 +155,9 @@ def parse_evaluation(r: Reader, node: Any) -> dict[str, EvalConfig]:
                     f"evaluation.{part}.{k}", "evaluation settings are fixed for a study, not searched"
                 )
         try:
-            evals[part] = protocol(name, **{k: tuple(v) if k == "eps" else v for k, v in section.items()})
+            evals[part] = protocol(
+                name, **{k: tuple(v) if k in ("eps", "attacks") else v for k, v in section.items()}
+            )
         except (ConfigError, TypeError) as e:
             raise r.fail(f"evaluation.{part}", str(e)) from e
     return evals
