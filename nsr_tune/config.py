@@ -154,6 +154,8 @@ class EvalConfig:
     apgd_steps: int = 100  # apgd_ce and apgd_t
     square_queries: int = 1000  # per beat
     sap_steps: int = 100
+    # Run the checks that flag a masked gradient (nsr_tune.masking) after the cascade.
+    check_masking: bool = False
 
     def __post_init__(self) -> None:
         eps = tuple(float(e) for e in self.eps) if isinstance(self.eps, (list, tuple)) else self.eps
@@ -188,6 +190,7 @@ class EvalConfig:
         object.__setattr__(self, "attacks", attacks)
         for name in ("apgd_steps", "square_queries", "sap_steps"):
             _positive_int(getattr(self, name), name)
+        _check(isinstance(self.check_masking, bool), "check_masking", "must be true or false")
 
 
 # The named evaluation protocols, shared by the CLI, the Python API and the search spaces.
@@ -199,7 +202,7 @@ PROTOCOLS: Mapping[str, EvalConfig] = MappingProxyType(
     {
         "quick": EvalConfig(eps=(0.01, 0.05, 0.1), steps=20, per_class_cap=150),
         "standard": EvalConfig(),
-        "strong": EvalConfig(attacks=("apgd_ce", "apgd_t", "square", "sap")),
+        "strong": EvalConfig(attacks=("apgd_ce", "apgd_t", "square", "sap"), check_masking=True),
     }
 )
 

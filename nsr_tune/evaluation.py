@@ -23,6 +23,7 @@ from nsr_tune.attacks import APGD, PGD, SAP, Attack, Square, WhiteNoise
 from nsr_tune.config import EvalConfig
 from nsr_tune.data import AAMI_CLASSES, FS, BeatSet
 from nsr_tune.errors import ConfigError
+from nsr_tune.masking import masking_flags
 from nsr_tune.metrics import CURVE_KINDS, SCALAR_KINDS, eps_key, metric_name
 
 __all__ = [
@@ -67,6 +68,9 @@ class EvalResult:
     # Robust accuracy after each attack of the cascade, in its order (the last one equals
     # `robust_acc`); empty for a protocol of one attack.
     robust_acc_by_attack: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
+    # Checks that fired for a masked gradient (name -> one line saying what was seen); see
+    # nsr_tune.masking. Empty when the protocol runs no checks or none fired.
+    flags: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form: eps keys become strings such as "0.05"."""
@@ -237,6 +241,7 @@ def evaluate(
 
     robust, robust_bal, noise, eps_uv = {}, {}, {}, {}
     by_attack: dict[str, dict[float, float]] = {a: {} for a in config.attacks}
+    survivors: dict[float, np.ndarray] = {}
     alive = clean_correct.copy()  # correct so far: clean, and unbroken at every smaller eps
     bar = tqdm(
         total=len(config.eps) * len(config.attacks),
@@ -256,6 +261,7 @@ def evaluate(
             bar.set_postfix(eps=eps, attack=name, robust=f"{alive.mean():.3f}")
         robust[eps] = float(alive.mean())
         robust_bal[eps] = mean_recall(alive, y_np, classes)
+        survivors[eps] = alive.copy()
 
         noisy_correct = np.empty(len(y_np), dtype=bool)
         noise_attack = WhiteNoise(
@@ -270,6 +276,27 @@ def evaluate(
         eps_uv[eps] = float(np.median(eps * amp * 1000.0)) if len(amp) else float("nan")
     bar.close()
 
+    flags = {}
+    if config.check_masking:
+        flags = masking_flags(
+            model,
+            x,
+            y,
+            lengths,
+            clean_correct=clean_correct,
+            survivors=survivors,
+            by_attack=by_attack,
+            robust_acc=robust,
+            noise_acc=noise,
+            attacks=config.attacks,
+            apgd_steps=config.apgd_steps,
+            norm=config.norm,
+            balanced_k=len(classes),
+            generator=generator,
+            batch_size=config.batch_size,
+        )
+        for name, why in flags.items():
+            log.warning("possible gradient masking (%s): %s", name, why)
     clean_acc = float(clean_correct.mean())
     balanced = mean_recall(clean_correct, y_np, classes)
     eps_list = list(config.eps)
@@ -290,4 +317,5 @@ def evaluate(
         attack=_describe(config),
         seconds=time.perf_counter() - started,
         robust_acc_by_attack=by_attack if len(config.attacks) > 1 else {},
+        flags=flags,
     )

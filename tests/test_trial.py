@@ -164,3 +164,43 @@ def test_the_strong_protocol_runs_its_cascade_and_keeps_each_attacks_accuracy(sp
     # A protocol of one attack keeps no per-attack curves: its robust_acc is that attack's.
     quick = evaluate(model, splits.test, config=protocol("quick", per_class_cap=5), split="inter")
     assert quick.robust_acc_by_attack == {}
+
+
+class _Quantised(torch.nn.Module):
+    """A model behind an input quantiser: its input gradient is zero almost everywhere, so
+    gradient attacks see nothing, yet a small change that crosses a level flips its output."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.round(x * 8) / 8)
+
+
+def test_the_strong_protocol_flags_a_masked_gradient_and_sees_through_it(splits):
+    from nsr_tune.config import protocol
+    from nsr_tune.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("cnn")
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x, y = torch.from_numpy(splits.train.x[:1024]), torch.from_numpy(splits.train.y[:1024])
+    for _ in range(3):
+        for idx in torch.randperm(len(x)).split(128):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(torch.round(x[idx] * 8) / 8), y[idx]).backward()
+            opt.step()
+    masked = _Quantised(model.eval()).eval()
+    small = {"eps": (0.15,), "per_class_cap": 25, "apgd_steps": 10, "square_queries": 300, "sap_steps": 5}
+    strong = evaluate(masked, splits.test, config=protocol("strong", **small), split="inter")
+    pgd = evaluate(
+        masked, splits.test, config=protocol("standard", eps=(0.15,), per_class_cap=25), split="inter"
+    )
+    assert strong.clean_acc == pgd.clean_acc > 0
+    # The input gradient is exactly zero, so PGD breaks beats only through its random start,
+    # while the black-box Square attack finds what it cannot.
+    assert {"zero_gradients", "black_box_beats_white_box"} <= set(strong.flags), strong.flags
+    assert strong.robust_acc[0.15] < pgd.robust_acc[0.15]
+    plain = evaluate(model, splits.test, config=protocol("strong", **small), split="inter")
+    assert "zero_gradients" not in plain.flags

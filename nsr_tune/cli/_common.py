@@ -129,6 +129,14 @@ def print_result(result: Any, *, title: str) -> None:
             f"  {e:>7g} {uv_text:>7} {_fmt(result.robust_acc[e]):>7} "
             f"{_fmt(result.robust_balanced_acc[e]):>7} {_fmt(result.noise_acc[e]):>7}"
         )
+    if result.robust_acc_by_attack:
+        names = list(result.robust_acc_by_attack)
+        print("  robust accuracy after each attack of the cascade:")
+        print(f"  {'eps':>7} " + " ".join(f"{a:>8}" for a in names))
+        for e in result.eps:
+            print(f"  {e:>7g} " + " ".join(f"{_fmt(result.robust_acc_by_attack[a][e]):>8}" for a in names))
+    for name, why in result.flags.items():
+        print(f"  FLAG {name}: {why}")
     print(f"  {'class':>7} {'sens.':>7} {'prec.':>7} {'beats':>7}")
     for c in AAMI_CLASSES:
         m = result.per_class[c]
