@@ -5,11 +5,11 @@
 The paper's CNN is trained with CE and with NSR (beta 0.3) on the `intra` split (a class-
 proportional subset of `--max-train-beats` beats, `--epochs` epochs). On the same test beats
 (at most `--per-class` per class) each attack runs alone on the clean-correct beats, then the
-attacks run as a cascade in the order APGD-CE, APGD-T, Square, SAP, each on the beats still
-correct (as AutoAttack does). Printed per model: beats/s and beats broken by each attack, the
-cascade's robust accuracy next to PGD-100's, and the cascade's time relative to PGD-100 on the
-same beats (ratios, measured in the same run, are the point: absolute times depend on the
-machine and its load).
+attacks run as the `strong` protocol's cascade, in the order APGD-CE, APGD-T, Square, SAP, each
+on the beats still correct (as AutoAttack does). Printed per model: beats/s and beats broken by
+each attack, the cascade's robust accuracy next to PGD-100's, and the cascade's time relative
+to PGD-100 on the same beats (ratios, measured in the same run, are the point: absolute times
+depend on the machine and its load).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nsr_tune.attacks import APGD, PGD, SAP, Attack, Square
-from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
-from nsr_tune.data import FS, load_mitbih, make_splits
-from nsr_tune.evaluation import stratified_cap
+from nsr_tune.attacks import PGD, Attack
+from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig, protocol
+from nsr_tune.data import load_mitbih, make_splits
+from nsr_tune.evaluation import cascade, stratified_cap
 from nsr_tune.models import build_model
 from nsr_tune.trial import run_trial
 
@@ -47,16 +47,6 @@ def train(splits, objective: str, beta: float, *, epochs: int, max_train_beats: 
     return model.eval()
 
 
-def attacks(model: torch.nn.Module, eps: float, args: argparse.Namespace) -> dict[str, Attack]:
-    """The cascade's attacks at their default budgets, in cascade order."""
-    return {
-        "APGD-CE": APGD(model, eps=eps, steps=args.steps, loss="ce"),
-        "APGD-T": APGD(model, eps=eps, steps=args.steps, loss="dlr_targeted", n_target_classes=3),
-        "Square": Square(model, eps=eps, n_queries=args.queries),
-        "SAP": SAP(model, eps=eps, fs=FS, steps=args.steps),
-    }
-
-
 def run(
     attack: Attack, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor
 ) -> tuple[torch.Tensor, float]:
@@ -74,7 +64,9 @@ def bench_model(model: torch.nn.Module, x, y, lengths, args: argparse.Namespace)
     pgd_broken, pgd_s = run(PGD(model, eps=args.eps, steps=100), xc, yc, lc)
     print(f"  {'attack':<10} {'beats/s':>9} {'broken':>7} {'alone: s':>9} {'x PGD-100':>10}")
     print(f"  {'PGD-100':<10} {n / pgd_s:9.1f} {int(pgd_broken.sum()):7d} {pgd_s:9.1f} {1.0:10.2f}")
-    chain = attacks(model, args.eps, args)
+    # The strong protocol's own cascade (nsr_tune.evaluation.cascade) at this eps and these budgets.
+    strong = protocol("strong", apgd_steps=args.steps, square_queries=args.queries, sap_steps=args.steps)
+    chain = {name.upper(): attack for name, attack in cascade(model, args.eps, strong).items()}
     for name, attack in chain.items():
         broken, s = run(attack, xc, yc, lc)
         print(f"  {name:<10} {n / s:9.1f} {int(broken.sum()):7d} {s:9.1f} {s / pgd_s:10.2f}")
