@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,7 +50,13 @@ def test_server_dies_mid_study_then_sync_fills_the_gap(tmp_path):
         out = finish(driver)
     assert driver.returncode == 0, out[-3000:]
     assert "2 trials (0 errored)" in out
-    assert out.count("Traceback") == 0
+    # No error anywhere: not in the driver, not in a trial worker. A worker that Ray tells to
+    # exit while the driver shuts down prints a traceback ending in `SystemExit: 1` (seen on a
+    # loaded machine); that is Ray's teardown, not a failure of the study.
+    lines = out.splitlines()
+    assert [line for line in lines if "Traceback" in line and "pid=" not in line] == []
+    raised = re.compile(r"^(\x1b\[\d+m)?(\(\w+ pid=\d+\))?(\x1b\[0m)?\s*[\w.]*(Error|Exception): ")
+    assert [line for line in lines if raised.match(line)] == []
     assert "nsr-tune sync-mlflow" in out
 
     server = start_mlflow_server(store, port=port, cwd=tmp_path)
