@@ -131,20 +131,26 @@ def test_the_data_config_pins_the_split_fractions(mitdb_dir):
     assert abs(len(ours.val) - (len(beats) - len(ours.test)) / 4) <= 5
 
 
-def test_the_strong_protocol_runs_its_cascade_and_keeps_each_attacks_accuracy(splits):
-    from nsr_tune.config import protocol
+def _briefly_trained_cnn(splits, *, inputs=lambda x: x) -> torch.nn.Module:
+    """A few CE steps on real beats, so that some beats are correct and attacks have work to do."""
     from nsr_tune.models import build_model
 
     torch.manual_seed(0)
     model = build_model("cnn")
-    # A few CE steps on real beats, so that some beats are correct and there is work to do.
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     x, y = torch.from_numpy(splits.train.x[:1024]), torch.from_numpy(splits.train.y[:1024])
     for _ in range(3):
         for idx in torch.randperm(len(x)).split(128):
             opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            torch.nn.functional.cross_entropy(model(inputs(x[idx])), y[idx]).backward()
             opt.step()
+    return model.eval()
+
+
+def test_the_strong_protocol_runs_its_cascade_and_keeps_each_attacks_accuracy(splits):
+    from nsr_tune.config import protocol
+
+    model = _briefly_trained_cnn(splits)
     config = protocol(
         "strong", eps=(0.02, 0.1), per_class_cap=8, apgd_steps=10, square_queries=30, sap_steps=5
     )
@@ -174,24 +180,19 @@ class _Quantised(torch.nn.Module):
         super().__init__()
         self.model = model
 
+    @staticmethod
+    def quantise(x: torch.Tensor) -> torch.Tensor:
+        return torch.round(x * 8) / 8
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(torch.round(x * 8) / 8)
+        return self.model(self.quantise(x))
 
 
 def test_the_strong_protocol_flags_a_masked_gradient_and_sees_through_it(splits):
     from nsr_tune.config import protocol
-    from nsr_tune.models import build_model
 
-    torch.manual_seed(0)
-    model = build_model("cnn")
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    x, y = torch.from_numpy(splits.train.x[:1024]), torch.from_numpy(splits.train.y[:1024])
-    for _ in range(3):
-        for idx in torch.randperm(len(x)).split(128):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(torch.round(x[idx] * 8) / 8), y[idx]).backward()
-            opt.step()
-    masked = _Quantised(model.eval()).eval()
+    model = _briefly_trained_cnn(splits, inputs=_Quantised.quantise)
+    masked = _Quantised(model).eval()
     small = {"eps": (0.15,), "per_class_cap": 25, "apgd_steps": 10, "square_queries": 300, "sap_steps": 5}
     strong = evaluate(masked, splits.test, config=protocol("strong", **small), split="inter")
     pgd = evaluate(
