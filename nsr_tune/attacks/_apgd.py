@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from nsr_tune._checks import positive_int
 from nsr_tune.attacks._base import Attack, AttackResult
 from nsr_tune.attacks._pgd import ce_loss
 from nsr_tune.errors import ConfigError
@@ -88,14 +89,11 @@ class APGD(Attack):
         respect_padding: bool = True,
     ) -> None:
         super().__init__(model, eps=eps, norm=norm, clamp=clamp, respect_padding=respect_padding)
-        if not (isinstance(steps, int) and steps > 0):
-            raise ConfigError(f"steps: must be a positive integer, got {steps!r}")
-        if not (isinstance(restarts, int) and restarts > 0):
-            raise ConfigError(f"restarts: must be a positive integer, got {restarts!r}")
+        positive_int(steps, "steps")
+        positive_int(restarts, "restarts")
         if loss not in LOSSES:
             raise ConfigError(f"loss: must be one of {', '.join(LOSSES)}, got {loss!r}")
-        if n_target_classes is not None and not (isinstance(n_target_classes, int) and n_target_classes > 0):
-            raise ConfigError(f"n_target_classes: must be a positive integer, got {n_target_classes!r}")
+        positive_int(n_target_classes, "n_target_classes", allow_none=True)
         if n_target_classes is not None and loss != "dlr_targeted":
             raise ConfigError(f"n_target_classes: applies only to loss 'dlr_targeted', not {loss!r}")
         if not (isinstance(rho, (int, float)) and 0 <= rho <= 1):
@@ -160,7 +158,7 @@ class APGD(Attack):
         fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
         x_fool = x.clone()
         active = torch.arange(n, device=x.device)  # beats still being attacked
-        compact_every = 1 if x.device.type == "cpu" else 10  # as in PGD: a compaction waits for the device
+        compact_every = self._compact_every(x)
         for k in range(self.steps + 1):
             xa = (x[active] + delta[active]).requires_grad_(k < self.steps)
             with torch.enable_grad():

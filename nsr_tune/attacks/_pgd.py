@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nsr_tune._checks import positive_int
 from nsr_tune.attacks._base import Attack, AttackResult
 from nsr_tune.errors import ConfigError
 
@@ -61,10 +62,8 @@ class PGD(Attack):
         respect_padding: bool = True,
     ) -> None:
         super().__init__(model, eps=eps, norm=norm, clamp=clamp, respect_padding=respect_padding)
-        if not (isinstance(steps, int) and steps > 0):
-            raise ConfigError(f"steps: must be a positive integer, got {steps!r}")
-        if not (isinstance(restarts, int) and restarts > 0):
-            raise ConfigError(f"restarts: must be a positive integer, got {restarts!r}")
+        positive_int(steps, "steps")
+        positive_int(restarts, "restarts")
         if loss not in (*LOSSES, "worst"):
             raise ConfigError(f"loss: must be ce, margin or worst, got {loss!r}")
         if step_size is not None and not step_size > 0:
@@ -110,18 +109,12 @@ class PGD(Attack):
         fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         x_best = x.clone()
         active = torch.arange(len(x), device=x.device)  # beats still being attacked
-        # Dropping broken beats from the batch takes a boolean index, which waits for the device;
-        # on a GPU that wait costs more than the saved work unless it happens only now and then.
-        compact_every = 1 if x.device.type == "cpu" else 10
+        compact_every = self._compact_every(x)
         for step in range(self.steps + 1):
             xa = (x[active] + delta[active]).requires_grad_(step < self.steps)
             with torch.enable_grad():
                 z = self.model(xa)  # (A, C)
-                # The logits at this iterate tell which beats it fools, so early exit costs
-                # no extra forward pass. Only a beat's first fooling iterate is kept.
-                hit = (z.argmax(dim=1) != y[active]) & ~fooled[active]  # (A,)
-                x_best[active] = torch.where(hit[:, None, None], xa.detach(), x_best[active])
-                fooled[active] = fooled[active] | hit
+                self._keep_first_hits(z, y, xa, active, fooled, x_best)
                 if step == self.steps:
                     break
                 (grad,) = torch.autograd.grad(loss_fn(z, y[active]).sum(), xa)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nsr_tune._checks import positive_int
 from nsr_tune.attacks._base import Attack, AttackResult
 from nsr_tune.attacks._pgd import PGD, margin_loss
 from nsr_tune.errors import ConfigError
@@ -98,9 +99,8 @@ class SAP(Attack):
         super().__init__(model, eps=eps, norm=norm, clamp=clamp, respect_padding=respect_padding)
         if isinstance(fs, bool) or not (isinstance(fs, (int, float)) and fs > 0):
             raise ConfigError(f"fs: must be a positive sampling rate in Hz, got {fs!r}")
-        for name, value in (("steps", steps), ("pgd_steps", pgd_steps)):
-            if isinstance(value, bool) or not (isinstance(value, int) and value > 0):
-                raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
+        positive_int(steps, "steps")
+        positive_int(pgd_steps, "pgd_steps")
         if step_size is not None and not step_size > 0:
             raise ConfigError(f"step_size: must be positive, got {step_size!r}")
         self.fs = float(fs)
@@ -127,15 +127,13 @@ class SAP(Attack):
         fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         x_best = x.clone()
         active = torch.arange(len(x), device=x.device)
-        compact_every = 1 if x.device.type == "cpu" else 10  # as PGD: boolean indexing waits for a GPU
+        compact_every = self._compact_every(x)
         for step in range(self.steps + 1):
             th = theta[active].requires_grad_(step < self.steps)
             with torch.enable_grad():
                 xa = x[active] + self._delta(x[active], th, mask[active], kernel)
                 z = self.model(xa)  # (A, C)
-                hit = (z.argmax(dim=1) != y[active]) & ~fooled[active]
-                x_best[active] = torch.where(hit[:, None, None], xa.detach(), x_best[active])
-                fooled[active] = fooled[active] | hit
+                self._keep_first_hits(z, y, xa, active, fooled, x_best)
                 if step == self.steps:
                     break
                 (grad,) = torch.autograd.grad(margin_loss(z, y[active]).sum(), th)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nsr_tune._checks import positive_int
 from nsr_tune.attacks._base import Attack, AttackResult
 from nsr_tune.attacks._pgd import margin_loss
 from nsr_tune.attacks._projections import _draw
@@ -57,12 +58,10 @@ class Square(Attack):
         if norm == "l2":
             raise ConfigError("norm: Square implements only 'linf' (the paper's L2 attack is not ported)")
         super().__init__(model, eps=eps, norm=norm, clamp=clamp, respect_padding=respect_padding)
-        if not (isinstance(n_queries, int) and n_queries > 0):
-            raise ConfigError(f"n_queries: must be a positive integer, got {n_queries!r}")
+        positive_int(n_queries, "n_queries")
         if not (isinstance(p_init, (int, float)) and 0 < p_init <= 1):
             raise ConfigError(f"p_init: must be a fraction in (0, 1], got {p_init!r}")
-        if not (isinstance(restarts, int) and restarts > 0):
-            raise ConfigError(f"restarts: must be a positive integer, got {restarts!r}")
+        positive_int(restarts, "restarts")
         self.n_queries, self.p_init, self.restarts = n_queries, float(p_init), restarts
         self.early_exit = early_exit
         self.last_queries: torch.Tensor | None = None
@@ -80,7 +79,7 @@ class Square(Attack):
         n_real = mask.sum(dim=(1, 2))  # (B,) the samples a window may cover
         rank = mask.cumsum(dim=-1) - 1  # (B, 1, L): each real sample's place among its beat's
         # Dropping broken beats takes a boolean index, a wait for the device: on a GPU, only now and then.
-        compact_every = 1 if x.device.type == "cpu" else 10
+        compact_every = self._compact_every(x)
 
         def query(active: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
             """One forward of the beats `active` at x + delta; records who it breaks; their margins."""
