@@ -22,6 +22,8 @@ from nsr_tune.errors import ConfigError
 from nsr_tune.objectives import ObjectiveConfig
 
 __all__ = [
+    "ATTACKS",
+    "NOISE_KINDS",
     "PAPER_EPS",
     "PROTOCOLS",
     "SPLITS",
@@ -38,8 +40,12 @@ SPLITS = ("inter", "intra")
 NORMS = ("linf", "l2")
 ATTACK_LOSSES = ("worst", "ce", "margin")
 # The attacks a protocol may chain (see nsr_tune.evaluation): PGD, APGD with the CE loss,
-# APGD-T (targeted DLR), the Square attack (black box) and SAP (smooth perturbations).
-ATTACKS = ("pgd", "apgd_ce", "apgd_t", "square", "sap")
+# APGD-T (targeted DLR), the Square attack (black box), SAP (smooth perturbations) and the
+# transfer attack (PGD on a surrogate model, which the evaluation is given).
+ATTACKS = ("pgd", "apgd_ce", "apgd_t", "square", "sap", "transfer")
+# The noise stress test's kinds of noise: white Gaussian noise, the NSTDB's baseline wander and
+# muscle artifact records, and powerline hum at 50 and 60 Hz.
+NOISE_KINDS = ("white", "bw", "ma", "powerline_50hz", "powerline_60hz")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 BALANCE = ("balanced", "none")
 # The paper's L-inf noise levels, in units of the [0, 1]-normalised beat.
@@ -149,13 +155,26 @@ class EvalConfig:
     balanced_classes: tuple[str, ...] | None = None
     # The attacks, in the order they run as a cascade: each attacks only the beats that every
     # attack before it left correct (as AutoAttack does); a beat is broken if any attack breaks
-    # it. `steps`, `step_size`, `restarts` and `attack_loss` configure `pgd`.
+    # it. `steps`, `step_size`, `restarts` and `attack_loss` configure `pgd`; `steps` and
+    # `attack_loss` also configure the PGD that `transfer` runs on its surrogate.
     attacks: tuple[str, ...] = ("pgd",)
     apgd_steps: int = 100  # apgd_ce and apgd_t
     square_queries: int = 1000  # per beat
     sap_steps: int = 100
     # Run the checks that flag a masked gradient (nsr_tune.masking) after the cascade.
     check_masking: bool = False
+    # Run every attack on every clean-correct beat instead of only on the beats the attacks
+    # before it left correct, so that each attack's own robust accuracy is known. The cascade's
+    # figures are the same per-beat worst case; the cost is the sum of the attacks run alone.
+    each_attack: bool = False
+    # Refine each broken beat's smallest breaking eps between grid points by this many
+    # bisection steps (with the attack that broke it), for the median adversarial eps.
+    bisect_steps: int = 3
+    # The noise stress test (real and synthetic noise, not adversarial) at these levels: the RMS
+    # of the added noise in microvolts, and the signal-to-noise ratio in dB.
+    noise_stress: bool = False
+    noise_uv: tuple[float, ...] = (50.0, 100.0, 200.0, 500.0)
+    noise_snr_db: tuple[float, ...] = (24.0, 12.0, 6.0, 0.0)
 
     def __post_init__(self) -> None:
         eps = tuple(float(e) for e in self.eps) if isinstance(self.eps, (list, tuple)) else self.eps
@@ -190,19 +209,40 @@ class EvalConfig:
         object.__setattr__(self, "attacks", attacks)
         for name in ("apgd_steps", "square_queries", "sap_steps"):
             _positive_int(getattr(self, name), name)
-        _check(isinstance(self.check_masking, bool), "check_masking", "must be true or false")
+        for name in ("check_masking", "each_attack", "noise_stress"):
+            _check(isinstance(getattr(self, name), bool), name, "must be true or false")
+        _check(
+            isinstance(self.bisect_steps, int)
+            and not isinstance(self.bisect_steps, bool)
+            and self.bisect_steps >= 0,
+            "bisect_steps",
+            f"must be a whole number >= 0, got {self.bisect_steps!r}",
+        )
+        uv = tuple(self.noise_uv) if isinstance(self.noise_uv, (list, tuple)) else self.noise_uv
+        _check(isinstance(uv, tuple), "noise_uv", "must be a list of levels in microvolts")
+        for v in uv:
+            _finite_number(v, "noise_uv", low=0.0, low_open=True)
+        object.__setattr__(self, "noise_uv", tuple(float(v) for v in uv))
+        snr = tuple(self.noise_snr_db) if isinstance(self.noise_snr_db, (list, tuple)) else self.noise_snr_db
+        _check(isinstance(snr, tuple), "noise_snr_db", "must be a list of signal-to-noise ratios in dB")
+        for v in snr:
+            _finite_number(v, "noise_snr_db")
+        object.__setattr__(self, "noise_snr_db", tuple(float(v) for v in snr))
 
 
 # The named evaluation protocols, shared by the CLI, the Python API and the search spaces.
 # `quick` is what a study scores every trial with on validation beats; `standard` is the
 # held-out report of a model (the paper's eps list, PGD-100, 300 beats per class); `strong`
-# chains gradient-based, black-box and smooth attacks on the same beats, so that a masked
-# gradient cannot pass for robustness.
+# chains gradient-based, black-box, smooth and transfer attacks on the same beats, so that a
+# masked gradient cannot pass for robustness, checks for signs of masking, and runs the noise
+# stress test.
 PROTOCOLS: Mapping[str, EvalConfig] = MappingProxyType(
     {
-        "quick": EvalConfig(eps=(0.01, 0.05, 0.1), steps=20, per_class_cap=150),
+        "quick": EvalConfig(eps=(0.01, 0.05, 0.1), steps=20, per_class_cap=150, bisect_steps=0),
         "standard": EvalConfig(),
-        "strong": EvalConfig(attacks=("apgd_ce", "apgd_t", "square", "sap"), check_masking=True),
+        "strong": EvalConfig(
+            attacks=("apgd_ce", "apgd_t", "square", "sap", "transfer"), check_masking=True, noise_stress=True
+        ),
     }
 )
 
@@ -257,7 +297,7 @@ class TrialConfig:
             if unknown:
                 raise ConfigError(f"{kind.__name__}: unknown key(s) {', '.join(unknown)}")
             kwargs = dict(value)
-            for key in ("eps", "val_records", "balanced_classes", "attacks"):
+            for key in ("eps", "val_records", "balanced_classes", "attacks", "noise_uv", "noise_snr_db"):
                 if isinstance(kwargs.get(key), list):
                     kwargs[key] = tuple(kwargs[key])
             return kind(**kwargs)

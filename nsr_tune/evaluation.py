@@ -19,7 +19,18 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from nsr_tune.attacks import APGD, PGD, SAP, Attack, Square, WhiteNoise
+from nsr_tune.attacks import (
+    APGD,
+    PGD,
+    SAP,
+    Attack,
+    GaussianNoise,
+    Powerline,
+    RecordedNoise,
+    Square,
+    Transfer,
+    WhiteNoise,
+)
 from nsr_tune.config import EvalConfig
 from nsr_tune.data import AAMI_CLASSES, FS, BeatSet
 from nsr_tune.errors import ConfigError
@@ -71,15 +82,30 @@ class EvalResult:
     # Checks that fired for a masked gradient (name -> one line saying what was seen); see
     # nsr_tune.masking. Empty when the protocol runs no checks or none fired.
     flags: Mapping[str, str] = field(default_factory=dict)
+    # Each attack's own robust accuracy, run alone on every clean-correct beat (EvalConfig's
+    # `each_attack`); empty otherwise.
+    robust_acc_alone: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
+    # Robust accuracy (the cascade's) among the beats of each class present: class -> eps -> acc.
+    robust_acc_by_class: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
+    # Median over the clean-correct beats of the smallest eps that breaks each (grid, then
+    # bisection), in x's units and in microvolts; inf when more than half survive the largest eps.
+    median_adv_eps: float = float("nan")
+    median_adv_eps_uv: float = float("nan")
+    # The noise stress test: accuracy under each kind of noise at each level (e.g. `bw_snr_6db`,
+    # `ma_100uv`, `white_100uv`, `powerline_50hz_100uv`); empty when the protocol runs none.
+    noise_stress: Mapping[str, float] = field(default_factory=dict)
+    # What the protocol asked for but could not run, and why (e.g. transfer without a surrogate).
+    skipped: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form: eps keys become strings such as "0.05"."""
         out = asdict(self)
         for key in ("robust_acc", "robust_balanced_acc", "noise_acc", "eps_uv"):
             out[key] = {eps_key(e): v for e, v in getattr(self, key).items()}
-        out["robust_acc_by_attack"] = {
-            a: {eps_key(e): v for e, v in curve.items()} for a, curve in self.robust_acc_by_attack.items()
-        }
+        for key in ("robust_acc_by_attack", "robust_acc_alone", "robust_acc_by_class"):
+            out[key] = {
+                a: {eps_key(e): v for e, v in curve.items()} for a, curve in getattr(self, key).items()
+            }
         out["eps"] = list(self.eps)
         out["balanced_classes"] = list(self.balanced_classes)
         return out
@@ -90,11 +116,20 @@ class EvalResult:
         for e in self.eps:
             for k in CURVE_KINDS:
                 out[metric_name(k, part=part, eps=e)] = getattr(self, k)[e]
-        for a, curve in self.robust_acc_by_attack.items():
-            for e, v in curve.items():
-                out[metric_name(f"robust_acc_{a}", part=part, eps=e)] = v
+        for prefix, table in (
+            ("robust_acc", self.robust_acc_by_attack),
+            ("robust_acc_alone", self.robust_acc_alone),
+            ("robust_sensitivity", self.robust_acc_by_class),
+        ):
+            for a, curve in table.items():
+                for e, v in curve.items():
+                    out[metric_name(f"{prefix}_{a}", part=part, eps=e)] = v
         for c, m in self.per_class.items():
             out[metric_name(f"sensitivity_{c}", part=part)] = m.sensitivity
+        out[metric_name("median_adv_eps", part=part)] = self.median_adv_eps
+        out[metric_name("median_adv_eps_uv", part=part)] = self.median_adv_eps_uv
+        for key, v in self.noise_stress.items():
+            out[metric_name(f"noise_{key}", part=part)] = v
         return out
 
     def curves(self) -> dict[str, Any]:
@@ -161,16 +196,17 @@ def _per_class(pred: np.ndarray, y: np.ndarray) -> dict[str, ClassMetrics]:
     return out
 
 
-def cascade(model: nn.Module, eps: float, config: EvalConfig) -> dict[str, Attack]:
-    """The protocol's attacks at one eps, in cascade order."""
+def _make_attack(
+    name: str, model: nn.Module, eps: float, config: EvalConfig, surrogate: nn.Module | None
+) -> Attack:
     common = {
         "eps": eps,
         "norm": config.norm,
         "clamp": config.clamp,
         "respect_padding": config.respect_padding,
     }
-    makers = {
-        "pgd": lambda: PGD(
+    if name == "pgd":
+        return PGD(
             model,
             steps=config.steps,
             step_size=config.step_size,
@@ -178,24 +214,35 @@ def cascade(model: nn.Module, eps: float, config: EvalConfig) -> dict[str, Attac
             loss=config.attack_loss,
             early_exit=config.early_exit,
             **common,
-        ),
-        "apgd_ce": lambda: APGD(
-            model, steps=config.apgd_steps, loss="ce", early_exit=config.early_exit, **common
-        ),
+        )
+    if name == "apgd_ce":
+        return APGD(model, steps=config.apgd_steps, loss="ce", early_exit=config.early_exit, **common)
+    if name == "apgd_t":
         # APGD-T on every other class (C - 1 targets), as AutoAttack's standard version does.
-        "apgd_t": lambda: APGD(
+        return APGD(
             model, steps=config.apgd_steps, loss="dlr_targeted", early_exit=config.early_exit, **common
-        ),
-        "square": lambda: Square(
-            model, n_queries=config.square_queries, early_exit=config.early_exit, **common
-        ),
+        )
+    if name == "square":
+        return Square(model, n_queries=config.square_queries, early_exit=config.early_exit, **common)
+    if name == "sap":
         # Beats are at FS (125 Hz); SAP's kernels are defined in seconds.
-        "sap": lambda: SAP(model, fs=FS, steps=config.sap_steps, early_exit=config.early_exit, **common),
-    }
-    return {name: makers[name]() for name in config.attacks}
+        return SAP(model, fs=FS, steps=config.sap_steps, early_exit=config.early_exit, **common)
+    if name == "transfer":
+        if surrogate is None:
+            raise ConfigError("surrogate: the transfer attack needs a surrogate model")
+        return Transfer(model, surrogate=surrogate, steps=config.steps, loss=config.attack_loss, **common)
+    raise ConfigError(f"attacks: unknown attack {name!r}")
 
 
-def _describe(config: EvalConfig) -> str:
+def cascade(
+    model: nn.Module, eps: float, config: EvalConfig, *, surrogate: nn.Module | None = None
+) -> dict[str, Attack]:
+    """The protocol's attacks at one eps, in cascade order; `transfer` only with a surrogate."""
+    names = [a for a in config.attacks if a != "transfer" or surrogate is not None]
+    return {name: _make_attack(name, model, eps, config, surrogate) for name in names}
+
+
+def _describe(config: EvalConfig, names: Sequence[str]) -> str:
     step = config.step_size if config.step_size is not None else "2.5*eps/steps"
     parts = {
         "pgd": f"PGD-{config.steps} loss={config.attack_loss} restarts={config.restarts} step={step} "
@@ -204,12 +251,129 @@ def _describe(config: EvalConfig) -> str:
         "apgd_t": f"APGD-T-{config.apgd_steps}",
         "square": f"Square-{config.square_queries}q",
         "sap": f"SAP-{config.sap_steps}",
+        "transfer": f"transfer(PGD-{config.steps} loss={config.attack_loss} on a surrogate)",
     }
     return (
-        " -> ".join(parts[a] for a in config.attacks)
+        " -> ".join(parts[a] for a in names)
+        + (" (each attack alone and as a cascade)" if config.each_attack and len(names) > 1 else "")
         + f" ({config.norm}, early_exit={config.early_exit} clamp={config.clamp} "
         f"respect_padding={config.respect_padding})"
     )
+
+
+def _broken_by(
+    attack: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lengths: torch.Tensor,
+    todo: np.ndarray,
+    *,
+    generator: torch.Generator,
+    batch_size: int,
+    **extra: Any,
+) -> np.ndarray:
+    """Which of the beats `todo` (indices) `attack` breaks, batch by batch: (len(todo),) bool."""
+    broken = np.zeros(len(todo), dtype=bool)
+    for start in range(0, len(todo), batch_size):
+        idx = torch.from_numpy(todo[start : start + batch_size]).to(x.device)
+        extra_b = {k: v[idx] for k, v in extra.items()}
+        res = attack(x[idx], y[idx], lengths=lengths[idx], generator=generator, **extra_b)
+        broken[start : start + len(idx)] = res.broken.cpu().numpy()
+    return broken
+
+
+def _bisect(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    breaker: np.ndarray,
+    config: EvalConfig,
+    surrogate: nn.Module | None,
+    generator: torch.Generator,
+) -> np.ndarray:
+    """Each beat's smallest breaking eps, refined from the grid interval (lower, upper].
+
+    A beat is bisected with the attack that broke it at `upper`; beats that share an attack and
+    an interval go in one batch, so a round costs one call per distinct interval. Beats with an
+    infinite `upper` (never broken) are left as they are.
+    """
+    lo, hi = lower.copy(), upper.copy()
+    for _ in range(config.bisect_steps):
+        groups: dict[tuple[str, float, float], list[int]] = {}
+        for i in np.flatnonzero(np.isfinite(hi)):
+            groups.setdefault((str(breaker[i]), float(lo[i]), float(hi[i])), []).append(int(i))
+        for (name, a, b), members in groups.items():
+            mid = (a + b) / 2
+            idx = np.asarray(members)
+            attack = _make_attack(name, model, mid, config, surrogate)
+            broken = _broken_by(attack, x, y, lengths, idx, generator=generator, batch_size=config.batch_size)
+            hi[idx[broken]] = mid
+            lo[idx[~broken]] = mid
+    return hi
+
+
+def _noise_stress(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lengths: torch.Tensor,
+    amp_mv: np.ndarray,
+    *,
+    config: EvalConfig,
+    nstdb: Mapping[str, np.ndarray] | None,
+    generator: torch.Generator,
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Accuracy under each kind of noise at each level, and what was skipped and why.
+
+    Keys are `KIND_LEVELuv` (RMS in microvolts) and `KIND_snr_LEVELdb`, e.g. `bw_snr_6db`.
+    """
+    out: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    kinds = ["white"]
+    for k in ("bw", "ma"):
+        if nstdb is not None and k in nstdb:
+            kinds.append(k)
+        else:
+            skipped[f"noise_{k}"] = (
+                "the MIT-BIH Noise Stress Test records are not at hand "
+                "(give --nstdb DIR or set NSR_TUNE_NSTDB)"
+            )
+    kinds += ["powerline_50hz", "powerline_60hz"]
+    levels: list[tuple[str, dict[str, float]]] = [
+        (f"snr_{v:g}db", {"snr_db": v}) for v in config.noise_snr_db
+    ]
+    if np.isfinite(amp_mv).all() and (amp_mv > 0).all():
+        levels = [(f"{v:g}uv", {"amplitude_uv": v}) for v in config.noise_uv] + levels
+    elif config.noise_uv:
+        skipped["noise_uv"] = "the beats have no amplitude in mV (Kaggle CSV rows?); only SNR levels were run"
+
+    def make(kind: str, level: dict[str, float]) -> Any:
+        if kind == "white":
+            return GaussianNoise(model, **level)
+        if kind.startswith("powerline"):
+            return Powerline(model, freq_hz=float(kind.split("_")[1][:-2]), fs=FS, **level)
+        return RecordedNoise(model, noise=nstdb[kind], kind=kind, **level)
+
+    everyone = np.arange(len(y))
+    amp = torch.from_numpy(np.asarray(amp_mv, dtype=np.float32)).to(x.device)
+    for kind in kinds:
+        for label, level in levels:
+            broken = _broken_by(
+                make(kind, level),
+                x,
+                y,
+                lengths,
+                everyone,
+                generator=generator,
+                batch_size=config.batch_size,
+                amp_mv=amp,
+            )
+            out[f"{kind}_{label}"] = float(1.0 - broken.mean())
+    return out, skipped
 
 
 def evaluate(
@@ -220,61 +384,113 @@ def evaluate(
     split: str = "inter",
     device: str | torch.device = "cpu",
     progress: bool = False,
+    surrogate: nn.Module | None = None,
+    nstdb: Mapping[str, np.ndarray] | None = None,
 ) -> EvalResult:
-    """Evaluate `model` on (a per-class-capped subset of) `beats` under `config`'s protocol."""
+    """Evaluate `model` (any nn.Module taking (B, 1, L) beats) on `beats` under `config`'s protocol.
+
+    `surrogate` is the model the `transfer` attack runs PGD on; without one the transfer attack
+    is skipped and `EvalResult.skipped` says so. `nstdb` holds the noise records of the noise
+    stress test (`nsr_tune.data.load_nstdb()`); without them its `bw` and `ma` kinds are skipped.
+    """
     if len(beats) == 0:
         raise ConfigError("beats: nothing to evaluate (empty beat set)")
+    if surrogate is not None and not isinstance(surrogate, nn.Module):
+        raise ConfigError(f"surrogate: must be a torch nn.Module or None, got {type(surrogate).__name__}")
     started = time.perf_counter()
     classes = config.balanced_classes or balanced_classes_for(split)
     keep = stratified_cap(beats.y, cap=config.per_class_cap, seed=config.seed)
     sub = beats.subset(keep)
     device = torch.device(device)
     model = model.to(device).eval()
+    if surrogate is not None:
+        surrogate = surrogate.to(device).eval()
     x = torch.from_numpy(sub.x).to(device)  # (N, 1, 187)
     y = torch.from_numpy(sub.y).to(device)  # (N,)
     lengths = torch.from_numpy(sub.length.astype(np.int64)).to(device)  # (N,)
     y_np = sub.y
+    n = len(y_np)
+    run = {
+        "generator": torch.Generator(device=device).manual_seed(config.seed),
+        "batch_size": config.batch_size,
+    }
 
     pred = predict(model, x, batch_size=config.batch_size).cpu().numpy()
     clean_correct = pred == y_np
-    generator = torch.Generator(device=device).manual_seed(config.seed)
+    skipped: dict[str, str] = {}
+    if "transfer" in config.attacks and surrogate is None:
+        skipped["transfer"] = "no surrogate model was given (--surrogate MODEL)"
+        log.warning("the transfer attack is skipped: no surrogate model was given")
+    names = [a for a in config.attacks if a not in skipped]
 
     robust, robust_bal, noise, eps_uv = {}, {}, {}, {}
-    by_attack: dict[str, dict[float, float]] = {a: {} for a in config.attacks}
+    by_attack: dict[str, dict[float, float]] = {a: {} for a in names}
+    alone: dict[str, dict[float, float]] = {a: {} for a in names} if config.each_attack else {}
+    alive_alone = {a: clean_correct.copy() for a in alone}  # each attack run alone
     survivors: dict[float, np.ndarray] = {}
     alive = clean_correct.copy()  # correct so far: clean, and unbroken at every smaller eps
+    # Where each beat first broke: the grid eps, the one below it, and the attack that did it.
+    first_break = np.full(n, np.inf)
+    below = np.zeros(n)
+    breaker = np.full(n, "", dtype=object)
     bar = tqdm(
-        total=len(config.eps) * len(config.attacks),
-        desc=f"{'+'.join(config.attacks)} {config.norm}",
+        total=len(config.eps) * len(names),
+        desc=f"{'+'.join(names)} {config.norm}",
         disable=not progress,
         leave=False,
     )
+    previous_eps = 0.0
     for eps in config.eps:
-        for name, attack in cascade(model, eps, config).items():
-            todo = np.flatnonzero(alive)
-            for start in range(0, len(todo), config.batch_size):
-                idx = torch.from_numpy(todo[start : start + config.batch_size]).to(device)
-                result = attack(x[idx], y[idx], lengths=lengths[idx], generator=generator)
-                alive[idx.cpu().numpy()[result.broken.cpu().numpy()]] = False
+        before = alive.copy()
+        for name, attack in cascade(model, eps, config, surrogate=surrogate).items():
+            if config.each_attack:
+                todo = np.flatnonzero(alive_alone[name])
+                alive_alone[name][todo[_broken_by(attack, x, y, lengths, todo, **run)]] = False
+                alone[name][eps] = float(alive_alone[name].mean())
+                alive &= alive_alone[name]
+            else:
+                todo = np.flatnonzero(alive)
+                alive[todo[_broken_by(attack, x, y, lengths, todo, **run)]] = False
+            newly = before & ~alive & (breaker == "")
+            breaker[newly], first_break[newly], below[newly] = name, eps, previous_eps
             by_attack[name][eps] = float(alive.mean())
             bar.update(1)
             bar.set_postfix(eps=eps, attack=name, robust=f"{alive.mean():.3f}")
         robust[eps] = float(alive.mean())
         robust_bal[eps] = mean_recall(alive, y_np, classes)
         survivors[eps] = alive.copy()
+        previous_eps = eps
 
-        noisy_correct = np.empty(len(y_np), dtype=bool)
         noise_attack = WhiteNoise(
             model, eps=eps, norm=config.norm, clamp=config.clamp, respect_padding=config.respect_padding
         )
-        for start in range(0, len(y_np), config.batch_size):
-            sl = slice(start, start + config.batch_size)
-            res = noise_attack(x[sl], y[sl], lengths=lengths[sl], generator=generator)
-            noisy_correct[sl] = ~res.broken.cpu().numpy()
-        noise[eps] = float(noisy_correct.mean())
+        noise[eps] = float(1.0 - _broken_by(noise_attack, x, y, lengths, np.arange(n), **run).mean())
         amp = sub.amp_mv[np.isfinite(sub.amp_mv)]
         eps_uv[eps] = float(np.median(eps * amp * 1000.0)) if len(amp) else float("nan")
     bar.close()
+
+    adv_eps = first_break
+    if config.bisect_steps and np.isfinite(first_break).any():
+        adv_eps = _bisect(
+            model,
+            x,
+            y,
+            lengths,
+            lower=below,
+            upper=first_break,
+            breaker=breaker,
+            config=config,
+            surrogate=surrogate,
+            generator=run["generator"],
+        )
+    median_eps, median_uv = _median_adversarial(adv_eps[clean_correct], sub.amp_mv[clean_correct])
+
+    stress: dict[str, float] = {}
+    if config.noise_stress:
+        stress, stress_skipped = _noise_stress(
+            model, x, y, lengths, sub.amp_mv, config=config, nstdb=nstdb, generator=run["generator"]
+        )
+        skipped.update(stress_skipped)
 
     flags = {}
     if config.check_masking:
@@ -288,11 +504,11 @@ def evaluate(
             by_attack=by_attack,
             robust_acc=robust,
             noise_acc=noise,
-            attacks=config.attacks,
+            attacks=names,
             apgd_steps=config.apgd_steps,
             norm=config.norm,
             balanced_k=len(classes),
-            generator=generator,
+            generator=run["generator"],
             batch_size=config.batch_size,
         )
         for name, why in flags.items():
@@ -300,8 +516,13 @@ def evaluate(
     clean_acc = float(clean_correct.mean())
     balanced = mean_recall(clean_correct, y_np, classes)
     eps_list = list(config.eps)
+    by_class = {
+        c: {e: float(survivors[e][y_np == i].mean()) for e in eps_list}
+        for i, c in enumerate(AAMI_CLASSES)
+        if (y_np == i).any()
+    }
     return EvalResult(
-        n=len(y_np),
+        n=n,
         clean_acc=clean_acc,
         balanced_acc=balanced,
         balanced_classes=tuple(classes),
@@ -314,8 +535,27 @@ def evaluate(
         eps_uv=eps_uv,
         robust_auc=robust_auc(eps_list, clean_acc, [robust[e] for e in eps_list]),
         robust_balanced_auc=robust_auc(eps_list, balanced, [robust_bal[e] for e in eps_list]),
-        attack=_describe(config),
+        attack=_describe(config, names),
         seconds=time.perf_counter() - started,
-        robust_acc_by_attack=by_attack if len(config.attacks) > 1 else {},
+        robust_acc_by_attack=by_attack if len(names) > 1 else {},
         flags=flags,
+        robust_acc_alone=alone if len(names) > 1 else {},
+        robust_acc_by_class=by_class,
+        median_adv_eps=median_eps,
+        median_adv_eps_uv=median_uv,
+        noise_stress=stress,
+        skipped=skipped,
     )
+
+
+def _median_adversarial(adv_eps: np.ndarray, amp_mv: np.ndarray) -> tuple[float, float]:
+    """Median smallest breaking eps over the clean-correct beats, and the same in microvolts.
+
+    A beat never broken counts as infinitely robust, so the median is infinite when more than
+    half of the beats survive the largest eps (it lies above the grid). NaN without beats, and in
+    microvolts NaN when the beats have no amplitude in mV.
+    """
+    if len(adv_eps) == 0:
+        return float("nan"), float("nan")
+    uv = adv_eps * amp_mv * 1000.0
+    return float(np.median(adv_eps)), float(np.median(uv)) if np.isfinite(amp_mv).all() else float("nan")

@@ -19,8 +19,8 @@ from nsr_tune.attacks import APGD, Square
 
 __all__ = ["BLACK_BOX", "FLAGS", "masking_flags"]
 
-# Attacks that use no gradient of the model.
-BLACK_BOX = ("square",)
+# Attacks that use no gradient of the model: Square queries its scores, transfer its predictions.
+BLACK_BOX = ("square", "transfer")
 # Every flag, in the order it is reported; the explanations are in masking_flags.
 FLAGS = (
     "black_box_beats_white_box",

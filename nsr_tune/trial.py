@@ -89,12 +89,16 @@ def run_trial(
     resume: Mapping[str, Any] | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    surrogate: nn.Module | None = None,
+    nstdb: Mapping[str, np.ndarray] | None = None,
 ) -> Iterator[EpochResult]:
     """Train `config` on `data.train`, yielding after every epoch; evaluate after the last.
 
     The last result (`final=True`) carries `val` (under `config.val_eval`, if set) and `test`
-    (under `config.test_eval`, if set). A loss, gradient or weight that stops being finite ends
-    the trial early with `diverged=True` and the last finite metrics.
+    (under `config.test_eval`, if set). `surrogate` and `nstdb` go to `evaluate`: the transfer
+    attack's surrogate model and the noise stress test's records. A loss, gradient or weight
+    that stops being finite ends the trial early with `diverged=True` and the last finite
+    metrics.
     """
     device = pick_device(str(device) if device is not None else None)
     train = subsample_train(data.train, max_beats=config.data.max_train_beats, seed=config.seed)
@@ -180,13 +184,14 @@ def run_trial(
         history.append(metrics)
         final = epoch + 1 == epochs
         val_result = test_result = None
+        extra = {"progress": progress, "surrogate": surrogate, "nstdb": nstdb}
         if final and config.val_eval is not None:
             val_result = evaluate(
-                model, data.val, config=config.val_eval, split=data.split, device=device, progress=progress
+                model, data.val, config=config.val_eval, split=data.split, device=device, **extra
             )
         if final and config.test_eval is not None:
             test_result = evaluate(
-                model, data.test, config=config.test_eval, split=data.split, device=device, progress=progress
+                model, data.test, config=config.test_eval, split=data.split, device=device, **extra
             )
         yield EpochResult(
             epoch=epoch + 1,

@@ -30,7 +30,7 @@ from nsr_tune.attacks._base import AttackResult, padding_mask
 from nsr_tune.data._beats import FS
 from nsr_tune.errors import ConfigError
 
-__all__ = ["BeatNoise", "Powerline", "RecordedNoise", "signal_power_mv2"]
+__all__ = ["BeatNoise", "GaussianNoise", "Powerline", "RecordedNoise", "signal_power_mv2"]
 
 
 def _positive(value: object, name: str) -> float:
@@ -164,6 +164,17 @@ def _draw(fn, *args, generator: torch.Generator | None, like: torch.Tensor, **kw
     """Random numbers from ``generator`` on its own device, moved to ``like``'s device."""
     device = generator.device if generator is not None else like.device
     return fn(*args, generator=generator, device=device, **kwargs).to(like.device)
+
+
+class GaussianNoise(BeatNoise):
+    """White Gaussian noise, at the same levels as the recorded noise: the reference beside it."""
+
+    kind = "white"
+
+    def waveform(
+        self, mask: torch.Tensor, like: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        return _draw(torch.randn, mask.shape, generator=generator, like=like, dtype=like.dtype)
 
 
 class RecordedNoise(BeatNoise):

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from nsr_tune.errors import ConfigError
+
 log = logging.getLogger("nsr_tune")
 
 
@@ -52,7 +54,8 @@ def add_eval(p: argparse.ArgumentParser) -> None:
         choices=tuple(PROTOCOLS),
         default="standard",
         help="standard: the paper's eps list, PGD-100, 300 beats per class (default); "
-        "strong: the same beats and eps under APGD-CE, APGD-T, Square and SAP in a cascade; "
+        "strong: the same beats and eps under APGD-CE, APGD-T, Square, SAP and a transfer attack in a "
+        "cascade, the masking checks and the noise stress test; "
         "quick: the cheap protocol a study scores its trials with",
     )
     g.add_argument(
@@ -75,7 +78,25 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--attacks",
         type=lambda text: tuple(a.strip() for a in text.split(",") if a.strip()),
-        help="the cascade, in order, e.g. apgd_ce,square (pgd, apgd_ce, apgd_t, square, sap)",
+        help="the cascade, in order, e.g. apgd_ce,square (pgd, apgd_ce, apgd_t, square, sap, transfer)",
+    )
+    g.add_argument(
+        "--each-attack",
+        action="store_true",
+        default=None,
+        help="run every attack on every clean-correct beat, so each one's own robust accuracy is "
+        "reported beside the cascade's (costs the sum of the attacks)",
+    )
+    g.add_argument(
+        "--surrogate",
+        metavar="MODEL",
+        help="a model.pt to run the transfer attack's PGD on (without one, transfer is skipped)",
+    )
+    g.add_argument(
+        "--nstdb",
+        metavar="DIR",
+        help="the MIT-BIH Noise Stress Test records bw and ma, for the noise stress test "
+        "(default: $NSR_TUNE_NSTDB, else the user cache; skipped when absent there)",
     )
     g.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda where present)")
 
@@ -92,8 +113,25 @@ def eval_config(args: argparse.Namespace) -> Any:
         "per_class_cap": args.eval_beats,
         "seed": args.eval_seed,
         "attacks": args.attacks,
+        "each_attack": args.each_attack,
     }
     return protocol(args.protocol, **{k: v for k, v in given.items() if v is not None})
+
+
+def evaluation_inputs(args: argparse.Namespace, config: Any) -> dict[str, Any]:
+    """The surrogate model and noise records that `config`'s protocol needs, read from the options."""
+    from nsr_tune.checkpoints import load_model_file
+    from nsr_tune.data import nstdb_if_present
+
+    surrogate = None
+    if args.surrogate:
+        if "transfer" not in config.attacks:
+            raise ConfigError(
+                f"--surrogate: the protocol runs no transfer attack ({', '.join(config.attacks)})"
+            )
+        surrogate = load_model_file(args.surrogate)[1]
+    nstdb = nstdb_if_present(args.nstdb) if config.noise_stress else None
+    return {"surrogate": surrogate, "nstdb": nstdb}
 
 
 def load_splits(args: argparse.Namespace, data: Any) -> tuple[Any, Any]:
@@ -112,6 +150,7 @@ def _fmt(v: float) -> str:
 
 
 def print_result(result: Any, *, title: str) -> None:
+    from nsr_tune.config import NOISE_KINDS
     from nsr_tune.data import AAMI_CLASSES
 
     print(f"\n{title}: {result.n} beats, {result.attack}")
@@ -135,6 +174,36 @@ def print_result(result: Any, *, title: str) -> None:
         print(f"  {'eps':>7} " + " ".join(f"{a:>8}" for a in names))
         for e in result.eps:
             print(f"  {e:>7g} " + " ".join(f"{_fmt(result.robust_acc_by_attack[a][e]):>8}" for a in names))
+    if result.robust_acc_alone:
+        names = list(result.robust_acc_alone)
+        print("  robust accuracy of each attack run alone:")
+        print(f"  {'eps':>7} " + " ".join(f"{a:>8}" for a in names))
+        for e in result.eps:
+            print(f"  {e:>7g} " + " ".join(f"{_fmt(result.robust_acc_alone[a][e]):>8}" for a in names))
+    if result.robust_acc_by_class:
+        names = list(result.robust_acc_by_class)
+        print("  robust accuracy by class:")
+        print(f"  {'eps':>7} " + " ".join(f"{c:>6}" for c in names))
+        for e in result.eps:
+            print(f"  {e:>7g} " + " ".join(f"{_fmt(result.robust_acc_by_class[c][e]):>6}" for c in names))
+    uv = result.median_adv_eps_uv
+    print(
+        f"  median adversarial eps {result.median_adv_eps:.4g}"
+        + ("" if uv != uv else f" ({uv:.0f} uV)")
+        + (" (above the largest eps: most beats survive it)" if result.median_adv_eps == float("inf") else "")
+    )
+    if result.noise_stress:
+        print("  noise stress test (accuracy; RMS in uV or SNR in dB):")
+        for kind in NOISE_KINDS:
+            cells = [
+                f"{k[len(kind) + 1 :]} {_fmt(v)}"
+                for k, v in result.noise_stress.items()
+                if k.startswith(kind + "_")
+            ]
+            if cells:
+                print(f"  {kind:>15}: " + "  ".join(cells))
+    for name, why in result.skipped.items():
+        print(f"  SKIPPED {name}: {why}")
     for name, why in result.flags.items():
         print(f"  FLAG {name}: {why}")
     print(f"  {'class':>7} {'sens.':>7} {'prec.':>7} {'beats':>7}")

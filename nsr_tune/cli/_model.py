@@ -11,6 +11,7 @@ from nsr_tune.cli._common import (
     add_data_dir,
     add_eval,
     eval_config,
+    evaluation_inputs,
     knob,
     load_splits,
     log,
@@ -51,6 +52,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} exists and is not a directory")
     resume = load_checkpoint(args.resume) if args.resume else None
+    inputs = evaluation_inputs(args, config.test_eval)
     splits, report = load_splits(args, config.data)
     log.info(
         "%s split: train %d, val %d, test %d beats (data %s)",
@@ -61,7 +63,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         report.fingerprint[:12],
     )
     final = None
-    for result in run_trial(config, splits, resume=resume, device=args.device, progress=not args.quiet):
+    for result in run_trial(
+        config, splits, resume=resume, device=args.device, progress=not args.quiet, **inputs
+    ):
         m = result.metrics
         if result.diverged:
             log.error("epoch %d: training diverged (non-finite loss or weights); stopping", result.epoch)
@@ -100,6 +104,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     data = dataclasses.replace(config.data, split=args.split) if args.split else config.data
     eval_cfg = eval_config(args)
     out = Path(args.out) if args.out else None
+    inputs = evaluation_inputs(args, eval_cfg)
     splits, _ = load_splits(args, data)
     result = evaluate(
         model,
@@ -108,6 +113,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         split=data.split,
         device=pick_device(args.device),
         progress=not args.quiet,
+        **inputs,
     )
     print_result(result, title=f"test ({data.split}) of {args.model_file}")
     if out is not None:

@@ -22,7 +22,13 @@ from nsr_tune.data._download import (
 )
 from nsr_tune.data._kaggle import load_kaggle_csv
 from nsr_tune.data._mitbih import PREPROCESS_VERSION, LoadReport, load_mitbih
-from nsr_tune.data._nstdb import NSTDB_KINDS, default_nstdb_dir, load_nstdb, resolve_nstdb_dir
+from nsr_tune.data._nstdb import (
+    NSTDB_KINDS,
+    default_nstdb_dir,
+    load_nstdb,
+    nstdb_if_present,
+    resolve_nstdb_dir,
+)
 from nsr_tune.data._splits import DEFAULT_VAL_RECORDS, DS1, DS2, PACED, SplitData, make_splits
 from nsr_tune.data._summary import summarize
 
@@ -50,6 +56,7 @@ __all__ = [
     "load_nstdb",
     "make_splits",
     "mitdb_checksum_problems",
+    "nstdb_if_present",
     "resolve_data_dir",
     "resolve_nstdb_dir",
     "summarize",

@@ -10,6 +10,7 @@ resampled arrays are kept in memory, one per record file and rate.
 
 from __future__ import annotations
 
+import logging
 import os
 from fractions import Fraction
 from functools import lru_cache
@@ -24,7 +25,16 @@ from nsr_tune.data._cache import user_cache_root
 from nsr_tune.data._records import _TO_MV, _check_signal_size
 from nsr_tune.errors import ConfigError, DataError
 
-__all__ = ["NSTDB_KINDS", "NSTDB_URL", "default_nstdb_dir", "load_nstdb", "resolve_nstdb_dir"]
+__all__ = [
+    "NSTDB_KINDS",
+    "NSTDB_URL",
+    "default_nstdb_dir",
+    "load_nstdb",
+    "nstdb_if_present",
+    "resolve_nstdb_dir",
+]
+
+log = logging.getLogger(__name__)
 
 NSTDB_URL = "https://physionet.org/content/nstdb/1.0.0/"
 #: The noise records of the database: baseline wander, muscle artifact, electrode motion.
@@ -86,6 +96,28 @@ def load_nstdb(
         stamp = tuple((st.st_size, st.st_mtime_ns) for st in (hea.stat(), dat.stat()))
         out[kind] = _read_resampled(root / kind, fs, stamp)
     return out
+
+
+def nstdb_if_present(
+    data_dir: str | os.PathLike[str] | None = None, *, fs: int = FS
+) -> dict[str, np.ndarray] | None:
+    """``load_nstdb(data_dir)`` for the noise stress test, or None when nobody asked for it.
+
+    A directory given as ``data_dir`` must hold the records (a DataError says what is missing).
+    Without one, the default location ($NSR_TUNE_NSTDB, else the user cache) is tried, and when
+    it holds no ``bw`` and ``ma`` records the result is None and the test runs without them (the
+    evaluation's result says they were skipped), so that a user who never downloaded them can
+    still evaluate under the strong protocol.
+    """
+    if data_dir is not None:
+        return load_nstdb(data_dir, fs=fs)
+    root = default_nstdb_dir()
+    if not all((root / f"{k}.hea").is_file() for k in ("bw", "ma")):
+        log.warning(
+            "no noise stress test records at %s: the bw and ma noise are skipped; %s", root, _how_to_get(root)
+        )
+        return None
+    return load_nstdb(root, fs=fs)
 
 
 def _record_files(root: Path, kind: str) -> tuple[Path, Path]:

@@ -41,6 +41,12 @@ EVAL_FIELDS = (
     "apgd_steps",
     "square_queries",
     "sap_steps",
+    "check_masking",
+    "each_attack",
+    "bisect_steps",
+    "noise_stress",
+    "noise_uv",
+    "noise_snr_db",
 )
 DEFAULT_OBJECTIVES = (
     (metric_name("balanced_acc", part="val"), "max"),

@@ -18,7 +18,7 @@ from ray import tune
 
 from nsr_tune.checkpoints import load_checkpoint, save_state
 from nsr_tune.config import TrialConfig
-from nsr_tune.data import SplitData
+from nsr_tune.data import SplitData, nstdb_if_present
 from nsr_tune.evaluation import balanced_classes_for
 from nsr_tune.front import chance_objectives
 from nsr_tune.trial import run_trial
@@ -41,7 +41,10 @@ def train_trial(config: dict[str, Any], data: SplitData, objectives: list[str]) 
         log.info("trial resumes after epoch %d", resume["epoch"])
 
     node_id = ray.get_runtime_context().get_node_id()
-    for result in run_trial(trial_config, data, resume=resume):
+    stress = any(e is not None and e.noise_stress for e in (trial_config.val_eval, trial_config.test_eval))
+    # The noise records are read on the worker, from its $NSR_TUNE_NSTDB or user cache.
+    nstdb = nstdb_if_present() if stress else None
+    for result in run_trial(trial_config, data, resume=resume, nstdb=nstdb):
         metrics: dict[str, Any] = {
             **result.metrics,
             "final": result.final,
