@@ -12,7 +12,7 @@ import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,27 @@ from nsr_tune.pareto import ParetoResult, default_reference, pareto_analysis
 from nsr_tune.record import STATE_COMPLETE, StudyRecord
 
 __all__ = [
+    "NO_FLAGS",
+    "MaskingFlag",
     "StudyFront",
     "TrialOutcome",
     "analyse",
     "chance_objectives",
+    "flag_metrics",
+    "flags_text",
     "front_from_record",
     "front_table",
+    "parse_flags_text",
+    "reported_flags",
     "run_name",
     "trial_params",
     "write_front_files",
 ]
+
+# The evaluated parts whose masking flags a final report carries, in the order they are listed.
+FLAG_PARTS = ("val", "test")
+# What the MLflow tag and pareto.csv say of a trial that no check flagged.
+NO_FLAGS = "none"
 
 
 def run_name(trial_config: Mapping[str, Any], trial_id: str) -> str:
@@ -78,14 +89,61 @@ def chance_objectives(
 
 
 @dataclass(frozen=True)
+class MaskingFlag:
+    """One gradient-masking check that fired on one evaluated part of a trial (see nsr_tune.masking)."""
+
+    part: str  # "val" or "test"
+    name: str  # one of nsr_tune.masking.FLAGS
+    why: str  # the one line saying what the check saw
+
+    @property
+    def label(self) -> str:
+        """How tables, tags and figures name it, e.g. `test:zero_gradients`."""
+        return f"{self.part}:{self.name}"
+
+
+def flag_metrics(part: str, flags: Mapping[str, str]) -> dict[str, Any]:
+    """What a final report says of one part's masking flags (name -> explanation).
+
+    The count is a number, so the tracker logs it as a metric and a run can be filtered on it;
+    the flags themselves are text, which the tracker keeps as tags instead.
+    """
+    return {f"{part}_masking_flags": float(len(flags)), f"{part}_flags": dict(flags)}
+
+
+def reported_flags(report: Mapping[str, Any]) -> tuple[MaskingFlag, ...]:
+    """The masking flags of a final report, validation first (none for a report without them)."""
+    out: list[MaskingFlag] = []
+    for part in FLAG_PARTS:
+        flags = report.get(f"{part}_flags")
+        if isinstance(flags, Mapping):
+            out += [MaskingFlag(part, str(name), str(why)) for name, why in flags.items()]
+    return tuple(out)
+
+
+def flags_text(labels: Sequence[str], *, none: str = NO_FLAGS) -> str:
+    """Flag labels as one comma-separated text (`val:zero_gradients,test:zero_gradients`), or `none`."""
+    return ",".join(labels) if labels else none
+
+
+def parse_flags_text(text: str | None) -> tuple[str, ...]:
+    """The labels that `flags_text` wrote; nothing for a run recorded before flags were kept."""
+    if not text or text == NO_FLAGS:
+        return ()
+    return tuple(label.strip() for label in text.split(",") if label.strip())
+
+
+@dataclass(frozen=True)
 class TrialOutcome:
     """One trial as the front sees it: its id (an MLflow run id or a Tune trial id), its state
-    (complete, diverged, failed, or None while unfinished) and the metrics of its last report."""
+    (complete, diverged, failed, or None while unfinished), the metrics of its last report and
+    the labels of the masking flags that report carried (`test:zero_gradients`, ...)."""
 
     id: str
     name: str
     state: str | None
     metrics: Mapping[str, Any]
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +155,9 @@ class StudyFront:
     run_names: Mapping[str, str]  # id -> run name
     test_values: Mapping[str, tuple[float, ...]]  # id -> the test counterparts of the objectives
     excluded: Mapping[str, str]  # id -> why it is not ranked (diverged, failed, ...)
+    # id -> labels of its masking flags; a trial that no check flagged is absent. A flagged
+    # trial's robust accuracy may come from a masked gradient, so its place on the front is suspect.
+    flags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def test_names(self) -> tuple[str, ...]:
@@ -108,6 +169,7 @@ def analyse(
 ) -> StudyFront:
     """Rank the complete trials on the objectives ((metric, "max" | "min") pairs)."""
     ids, values, names, tests, excluded = [], [], {}, {}, {}
+    flags = {t.id: tuple(t.flags) for t in outcomes if t.flags}
     for t in outcomes:
         names[t.id] = t.name
         if t.state != STATE_COMPLETE:
@@ -127,13 +189,27 @@ def analyse(
         directions=directions,
         reference=default_reference(directions),
     )
-    return StudyFront(parent_run_id, result, names, tests, excluded)
+    return StudyFront(
+        parent_run_id=parent_run_id,
+        result=result,
+        run_names=names,
+        test_values=tests,
+        excluded=excluded,
+        flags=flags,
+    )
 
 
 def front_from_record(record: StudyRecord) -> StudyFront:
     """The front from Tune's results alone, for when MLflow is out of reach."""
     outcomes = [
-        TrialOutcome(t.trial_id, run_name(t.config, t.trial_id), t.state, t.last) for t in record.trials
+        TrialOutcome(
+            t.trial_id,
+            run_name(t.config, t.trial_id),
+            t.state,
+            t.last,
+            flags=tuple(f.label for f in reported_flags(t.last)),
+        )
+        for t in record.trials
     ]
     return analyse(outcomes, record.description.objectives)
 
@@ -142,12 +218,20 @@ def _csv_text(front: StudyFront) -> str:
     result = front.result
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["run_id", "run_name", "pareto_rank", *result.names, *front.test_names])
+    header = ["run_id", "run_name", "pareto_rank", *result.names, *front.test_names, "masking_flags"]
+    writer.writerow(header)
     order = sorted(range(len(result.ids)), key=lambda i: (result.ranks[i], -result.values[i][0]))
     for i in order:
         rid = result.ids[i]
         writer.writerow(
-            [rid, front.run_names[rid], int(result.ranks[i]), *result.values[i], *front.test_values[rid]]
+            [
+                rid,
+                front.run_names[rid],
+                int(result.ranks[i]),
+                *result.values[i],
+                *front.test_values[rid],
+                flags_text(front.flags.get(rid, ())),
+            ]
         )
     return out.getvalue()
 
@@ -162,28 +246,46 @@ def write_front_files(front: StudyFront, out_dir: Path) -> dict[str, Path]:
     if len(result.names) == 2 and len(result.ids) > 0:
         labels = {rid: front.run_names[rid] for rid in result.ids}
         tests = {rid: front.test_values[rid] for rid in result.ids}
+        flagged = [rid for rid in result.ids if rid in front.flags]
         title = "Pareto front on validation objectives (test values beside)"
         files["png"] = plots.pareto_figure_png(
-            result, Path(out_dir) / "pareto.png", labels=labels, test_values=tests, title=title
+            result,
+            Path(out_dir) / "pareto.png",
+            labels=labels,
+            test_values=tests,
+            flagged=flagged,
+            title=title,
         )
         hover = {
-            rid: {"run": front.run_names[rid], **dict(zip(front.test_names, tests[rid], strict=True))}
+            rid: {
+                "run": front.run_names[rid],
+                **dict(zip(front.test_names, tests[rid], strict=True)),
+                "masking flags": flags_text(front.flags.get(rid, ())),
+            }
             for rid in result.ids
         }
         files["html"] = plots.pareto_figure_html(
-            result, Path(out_dir) / "pareto.html", labels=labels, test_values=tests, hover=hover, title=title
+            result,
+            Path(out_dir) / "pareto.html",
+            labels=labels,
+            test_values=tests,
+            hover=hover,
+            flagged=flagged,
+            title=title,
         )
     return files
 
 
 def front_table(front: StudyFront) -> str:
-    """The front as a plain-text table: validation objectives, their test values beside them."""
+    """The front as a plain-text table: validation objectives, their test values beside them, and
+    the masking flags that make a trial's robustness suspect (`-` where none fired)."""
     result = front.result
     names = list(result.names)
     header = [
         "run",
         *(n.replace("_", " ", 1) for n in names),
         *(n.replace("_", " ", 1) for n in front.test_names),
+        "flags",
     ]
     rows = []
     for row in result.front_rows():
@@ -193,6 +295,7 @@ def front_table(front: StudyFront) -> str:
                 front.run_names[rid],
                 *(f"{row[n]:.4f}" for n in names),
                 *(f"{v:.4f}" for v in front.test_values[rid]),
+                flags_text(front.flags.get(rid, ()), none="-"),
             ]
         )
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
@@ -200,8 +303,10 @@ def front_table(front: StudyFront) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     hv = "n/a" if result.hypervolume is None else f"{result.hypervolume:.4f}"
+    n_front = int((result.ranks == 0).sum())
+    n_flagged = sum(1 for rid in result.front_ids if rid in front.flags)
     lines.append(
-        f"{int((result.ranks == 0).sum())} of {len(result.ids)} ranked trials on the front; hypervolume {hv} "
-        f"(reference {list(result.reference)}); {len(front.excluded)} not ranked"
+        f"{n_front} of {len(result.ids)} ranked trials on the front, {n_flagged} flagged for gradient "
+        f"masking; hypervolume {hv} (reference {list(result.reference)}); {len(front.excluded)} not ranked"
     )
     return "\n".join(lines)

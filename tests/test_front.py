@@ -10,17 +10,23 @@ import pytest
 from nsr_tune.config import PROTOCOLS, EvalConfig, protocol
 from nsr_tune.errors import ConfigError
 from nsr_tune.front import (
+    MaskingFlag,
     TrialOutcome,
     analyse,
     chance_objectives,
+    flag_metrics,
+    flags_text,
     front_from_record,
     front_table,
+    parse_flags_text,
+    reported_flags,
     run_name,
     trial_params,
     write_front_files,
 )
 from nsr_tune.metrics import MetricName, metric_name, objective_names, on_part, parse_metric
 from nsr_tune.record import StudyDescription, StudyRecord, TrialRecord
+from nsr_tune.tracking import masking_tags
 
 OBJ = (("val_balanced_acc", "max"), ("val_robust_balanced_acc_eps_0.05", "max"))
 
@@ -73,9 +79,19 @@ def test_front_from_record_reads_the_last_report_and_the_trial_state():
         StudyDescription(name="s", experiment="e", objectives=OBJ),
         (
             trial(
-                "t1", {"epoch": 1, **_metrics(0.2, 0.9)}, {"epoch": 2, "final": True, **_metrics(0.8, 0.3)}
+                "t1",
+                {"epoch": 1, **_metrics(0.2, 0.9)},
+                {
+                    "epoch": 2,
+                    "final": True,
+                    **_metrics(0.8, 0.3),
+                    **flag_metrics("val", {}),
+                    **flag_metrics(
+                        "test", {"zero_gradients": "3% of the beats", "more_iterations_help": "x"}
+                    ),
+                },
             ),
-            trial("t2", {"epoch": 1, "final": True, **_metrics(0.6, 0.6)}),
+            trial("t2", {"epoch": 1, "final": True, **_metrics(0.6, 0.6), **flag_metrics("val", {})}),
             trial("t3", {"epoch": 1, **_metrics(1.0, 1.0)}),  # still running: its epoch-1 scores stay out
             trial("t4", {"epoch": 1, **_metrics(1.0, 1.0)}, error="RuntimeError: boom"),
             trial("t5", {"epoch": 1, "diverged": True, "final": True, **_metrics(0.2, 0.2)}),
@@ -88,6 +104,8 @@ def test_front_from_record_reads_the_last_report_and_the_trial_state():
     assert front.result.ranks.tolist() == [0, 0]
     assert dict(front.excluded) == {"t3": "unfinished", "t4": "failed", "t5": "diverged"}
     assert front.run_names["t1"] == "cnn nsr β=0.3 · t1"
+    # The final report's flags, in report order; a trial that no check flagged is absent.
+    assert dict(front.flags) == {"t1": ("test:zero_gradients", "test:more_iterations_help")}
 
 
 def test_front_table_and_csv_are_exact(tmp_path):
@@ -95,23 +113,86 @@ def test_front_table_and_csv_are_exact(tmp_path):
     front = analyse(OUTCOMES[:2], OBJ)
     assert front_table(front).splitlines() == [
         "run                val balanced_acc  val robust_balanced_acc_eps_0.05  "
-        "test balanced_acc  test robust_balanced_acc_eps_0.05",
+        "test balanced_acc  test robust_balanced_acc_eps_0.05  flags",
         "-----------------  ----------------  --------------------------------  "
-        "-----------------  ---------------------------------",
+        "-----------------  ---------------------------------  -----",
         "cnn ce · a         0.9000            0.1000                            "
-        "0.8000             0.0500                           ",
+        "0.8000             0.0500                             -    ",
         "cnn nsr β=0.3 · b  0.7000            0.5000                            "
-        "0.6000             0.4000                           ",
-        "2 of 2 ranked trials on the front; hypervolume 0.3700 (reference [0.0, 0.0]); 0 not ranked",
+        "0.6000             0.4000                             -    ",
+        "2 of 2 ranked trials on the front, 0 flagged for gradient masking; hypervolume 0.3700 "
+        "(reference [0.0, 0.0]); 0 not ranked",
     ]
     files = write_front_files(front, tmp_path)
     assert set(files) == {"csv", "png", "html"}
     rows = list(csv.reader(files["csv"].open()))
     assert rows == [
-        ["run_id", "run_name", "pareto_rank", *(m for m, _ in OBJ), *(on_part(m, "test") for m, _ in OBJ)],
-        ["a", "cnn ce · a", "0", "0.9", "0.1", "0.8", "0.05"],
-        ["b", "cnn nsr β=0.3 · b", "0", "0.7", "0.5", "0.6", "0.4"],
+        [
+            "run_id",
+            "run_name",
+            "pareto_rank",
+            *(m for m, _ in OBJ),
+            *(on_part(m, "test") for m, _ in OBJ),
+            "masking_flags",
+        ],
+        ["a", "cnn ce · a", "0", "0.9", "0.1", "0.8", "0.05", "none"],
+        ["b", "cnn nsr β=0.3 · b", "0", "0.7", "0.5", "0.6", "0.4", "none"],
     ]
+
+
+def test_flagged_trials_show_in_the_table_the_csv_and_the_figures(tmp_path):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("plotly")
+    flags = ("val:zero_gradients", "test:zero_gradients")
+    b = TrialOutcome("b", "cnn nsr β=0.3 · b", "complete", _metrics(0.7, 0.5, test=(0.6, 0.4)), flags=flags)
+    c = TrialOutcome("c", "mlp ce · c", "complete", _metrics(0.6, 0.2), flags=("test:noise_beats_attacks",))
+    front = analyse([OUTCOMES[0], b, c], OBJ)
+    assert dict(front.flags) == {"b": flags, "c": ("test:noise_beats_attacks",)}
+    assert front_table(front).splitlines() == [
+        "run                val balanced_acc  val robust_balanced_acc_eps_0.05  "
+        "test balanced_acc  test robust_balanced_acc_eps_0.05  flags                                 ",
+        "-----------------  ----------------  --------------------------------  "
+        "-----------------  ---------------------------------  --------------------------------------",
+        "cnn ce · a         0.9000            0.1000                            "
+        "0.8000             0.0500                             -                                     ",
+        "cnn nsr β=0.3 · b  0.7000            0.5000                            "
+        "0.6000             0.4000                             val:zero_gradients,test:zero_gradients",
+        "2 of 3 ranked trials on the front, 1 flagged for gradient masking; hypervolume 0.3700 "
+        "(reference [0.0, 0.0]); 0 not ranked",
+    ]
+    files = write_front_files(front, tmp_path)
+    rows = list(csv.DictReader(files["csv"].open()))
+    assert [(r["run_id"], r["masking_flags"]) for r in rows] == [
+        ("a", "none"),
+        ("b", "val:zero_gradients,test:zero_gradients"),
+        ("c", "test:noise_beats_attacks"),
+    ]
+    html = files["html"].read_text(encoding="utf-8")
+    assert "gradient masking flagged (distrust its robustness)" in html
+    assert "masking flags: val:zero_gradients,test:zero_gradients" in html
+    assert "masking flags: none" in html
+
+
+def test_masking_flags_travel_from_the_report_to_the_tags_and_back():
+    report = {
+        **_metrics(0.7, 0.5),
+        **flag_metrics("val", {"zero_gradients": "4.0% of the beats have a zero input gradient"}),
+        **flag_metrics("test", {}),
+    }
+    assert report["val_masking_flags"] == 1.0 and report["test_masking_flags"] == 0.0
+    assert reported_flags(report) == (
+        MaskingFlag("val", "zero_gradients", "4.0% of the beats have a zero input gradient"),
+    )
+    tags = masking_tags(report)
+    assert tags == {
+        "masking_flags": "val:zero_gradients",
+        "masking_flag.val.zero_gradients": "4.0% of the beats have a zero input gradient",
+    }
+    assert parse_flags_text(tags["masking_flags"]) == ("val:zero_gradients",)
+    # A report of a protocol without checks, and a run recorded before flags were kept.
+    assert masking_tags(_metrics(0.7, 0.5)) == {"masking_flags": "none"}
+    assert parse_flags_text("none") == () and parse_flags_text(None) == ()
+    assert flags_text(["val:a", "test:b"]) == "val:a,test:b" and flags_text([], none="-") == "-"
 
 
 def test_run_names_params_and_chance_values():

@@ -54,6 +54,14 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+def plotly_strings(html: str) -> str:
+    """The HTML with the \\u escapes that plotly's JSON writes for <, >, /, & and — undone, to read the
+    strings it stores."""
+    for code, char in (("003c", "<"), ("003e", ">"), ("002f", "/"), ("0026", "&"), ("2014", "—")):
+        html = html.replace("\\u" + code, char)
+    return html
+
+
 def assert_single_file(directory: Path, name: str) -> None:
     # Nothing but the figure: no temporary file left behind.
     assert [p.name for p in directory.iterdir()] == [name]
@@ -157,12 +165,34 @@ def test_pareto_html_escapes_user_text(tmp_path: Path) -> None:
     # plotly renders tags in hover text and labels; user text must arrive as entities.
     result = pareto_analysis(["<b>x</b>"], [[0.9, 0.4]], names=["a", "b"], directions=["maximize"] * 2)
     path = pareto_figure_html(result, tmp_path / "p.html", labels={"<b>x</b>": "<i>alert(1)</i>"})
-    text = path.read_text(encoding="utf-8")
-    # plotly's JSON writes <, >, / and & as \\u escapes; undo that to read the strings it stores.
-    for code, char in (("003c", "<"), ("003e", ">"), ("002f", "/"), ("0026", "&")):
-        text = text.replace("\\u" + code, char)
+    text = plotly_strings(path.read_text(encoding="utf-8"))
     assert "&lt;b&gt;x&lt;/b&gt;" in text and "&lt;i&gt;alert(1)&lt;/i&gt;" in text
     assert "<i>alert(1)" not in text
+
+
+@pytest.fixture(scope="module")
+def flagged(result: ParetoResult) -> list[str]:
+    # A front trial, a dominated one, and the failed trial (no values: nothing to ring, no error).
+    dominated = result.ids[int(np.flatnonzero(result.ranks > 0)[0])]
+    return [result.front_ids[0], dominated, "trial_04"]
+
+
+def test_flagged_trials_get_a_ring_and_a_legend_entry(
+    tmp_path: Path, result: ParetoResult, labels, test_values, flagged
+) -> None:
+    png = pareto_figure_png(
+        result, tmp_path / "p.png", labels=labels, test_values=test_values, flagged=flagged
+    )
+    plain = pareto_figure_png(result, tmp_path / "plain.png", labels=labels, test_values=test_values)
+    png_size(png)
+    assert png.read_bytes() != plain.read_bytes()
+    path = pareto_figure_html(result, tmp_path / "p.html", flagged=flagged)
+    text = plotly_strings(path.read_text(encoding="utf-8"))
+    assert text.count("gradient masking flagged (distrust its robustness)") == 1  # the legend entry
+    # The flagged trials with values get a ring whose hover says why; the failed one has none.
+    for id_ in flagged[:2]:
+        assert f"<b>{id_}</b> — gradient masking flagged" in text
+    assert "<b>trial_04</b> — gradient masking flagged" not in text
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,6 +209,8 @@ def test_pareto_figure_validation(tmp_path: Path, result: ParetoResult, writer) 
         (lambda: writer(result, path, test_values={result.front_ids[0]: (0.1, 0.2, 0.3)}), "test_values"),
         (lambda: writer(result, path, test_values={result.front_ids[0]: (0.1, np.inf)}), "test_values"),
         (lambda: writer(result, tmp_path), "path"),
+        (lambda: writer(result, path, flagged=result.ids[0]), "flagged"),  # one id, not a collection
+        (lambda: writer(result, path, flagged=[result.ids[0], "no_such_trial"]), "flagged"),
     ]
     for call, argument in cases:
         with pytest.raises(ConfigError, match=rf"^{re.escape(argument)}\b"):

@@ -91,6 +91,10 @@ def test_children_hold_epochs_objectives_and_test_metrics(dry_run):
         )
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"robustness_val.png", "robustness_test.png"} <= artifacts
+        # The dry run's protocols run no masking checks: every trial says so, as a tag and a count.
+        assert child.data.tags["masking_flags"] == "none"
+        assert metrics["val_masking_flags"] == metrics["test_masking_flags"] == 0.0
+        assert not any(t.startswith("masking_flag.") for t in child.data.tags)
 
 
 def _brute_force_front(values: np.ndarray) -> set[int]:
@@ -127,6 +131,7 @@ def test_parent_has_front_files_and_hypervolume(dry_run, tmp_path):
     assert len(rows) == 4
     front = {r["run_id"] for r in rows if r["pareto_rank"] == "0"}
     assert front == {c.info.run_id for c in dry_run["children"] if c.data.tags["pareto_optimal"] == "true"}
+    assert {r["masking_flags"] for r in rows} == {"none"}
     # The area the trials' objectives dominate above the worst corner (0, 0), recomputed here: how
     # large it is depends on what training reached, so only its bounds are fixed.
     objectives = ["val_balanced_acc", "val_robust_balanced_acc_eps_0.05"]
@@ -144,6 +149,7 @@ def test_pareto_command_prints_the_front(dry_run, tmp_path, capsys):
     assert main(["pareto", "--mlflow-uri", dry_run["uri"], "--experiment", "dry_run", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "val balanced_acc" in text and "test balanced_acc" in text
+    assert "0 flagged for gradient masking" in text
     for child in dry_run["children"]:
         if child.data.tags["pareto_optimal"] == "true":
             assert child.info.run_name in text

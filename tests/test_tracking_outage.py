@@ -66,6 +66,8 @@ def test_study_survives_an_unreachable_server_and_syncs_later(tmp_path, monkeypa
         assert [m.step for m in client.get_metric_history(child.info.run_id, "train_loss")] == [1, 2]
         assert "val_robust_balanced_acc_eps_0.05" in child.data.metrics
         assert child.data.tags["pareto_optimal"] in ("true", "false")
+        # Synced from Tune's last report: what the masking checks found (none ran) arrives too.
+        assert child.data.tags["masking_flags"] == "none" and child.data.metrics["test_masking_flags"] == 0.0
     # A second sync writes nothing twice.
     assert main(["sync-mlflow", str(tmp_path / "ray" / "o"), "--mlflow-uri", uri]) == 0
     again = client.search_runs([client.get_experiment_by_name("outage").experiment_id])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +22,10 @@ FRONT_COLOUR = "#c0392b"
 DOMINATED_COLOUR = "#a6a6a6"
 TEST_COLOUR = "#1f4e9c"
 TEST_LEGEND = "same trial on test (held out)"
+# A ring around a point whose robustness a gradient-masking check doubts: a warning colour that is
+# neither the front's red, the dominated grey nor the test blue (Okabe-Ito orange).
+FLAG_COLOUR = "#e69f00"
+FLAG_LEGEND = "gradient masking flagged (distrust its robustness)"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -63,6 +67,24 @@ def front_test_values(
     if ignored:
         log.debug("test_values: %d entries off the front or with NaN are not drawn", ignored)
     return out
+
+
+def flagged_indices(flagged: Collection[str] | None, result: ParetoResult) -> list[int]:
+    """Positions in ``result`` of the flagged trials that have values to draw, in result order.
+
+    An id that is not a trial of the result is an error rather than ignored: a typo must not
+    silently drop the warning a flag is meant to give.
+    """
+    if flagged is None:
+        return []
+    if isinstance(flagged, str):
+        raise ConfigError(f"flagged: must be a collection of trial ids, not one string; got {flagged!r}")
+    index = {id_: i for i, id_ in enumerate(result.ids)}
+    unknown = sorted(str(f) for f in flagged if f not in index)
+    if unknown:
+        raise ConfigError(f"flagged: not trials of the result: {', '.join(map(repr, unknown))}")
+    wanted = set(flagged)
+    return [i for i, id_ in enumerate(result.ids) if id_ in wanted and result.ranks[i] >= 0]
 
 
 # --------------------------------------------------------------------------------------------------

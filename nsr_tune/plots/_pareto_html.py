@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from html import escape as _html_escape
 from pathlib import Path
 from typing import Any
@@ -46,17 +46,20 @@ def pareto_figure_html(
     labels: Mapping[str, str] | None = None,
     test_values: Mapping[str, Sequence[float]] | None = None,
     hover: Mapping[str, Mapping[str, object]] | None = None,
+    flagged: Collection[str] | None = None,
     title: str | None = None,
 ) -> Path:
     """Interactive version of :func:`pareto_figure_png`, as one self-contained HTML file.
 
     Hovering a point shows its id, label, both objectives and the fields of ``hover[id]`` (for instance
-    the hyperparameters). plotly.js is embedded, so the file opens without network access.
+    the hyperparameters, or which masking checks fired). The ``flagged`` ids get a ring, as in the PNG.
+    plotly.js is embedded, so the file opens without network access.
     """
     out = _common.check_path(path)
     _common.check_result(result)
     label_map = dict(labels or {})
     tests = _common.front_test_values(test_values, result)
+    rings = _common.flagged_indices(flagged, result)
     extra = dict(hover or {})
     try:
         import plotly.graph_objects as go
@@ -131,6 +134,26 @@ def pareto_figure_html(
                     "line": {"width": 1.5},
                 },
                 hovertext=[hover_text(i, t, _common.TEST_LEGEND) for i, t in tests.items()],
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    if rings:
+        # Last, so the ring is on top and its hover (which says why it is there) wins.
+        fig.add_trace(
+            go.Scatter(
+                x=result.values[rings, 0],
+                y=result.values[rings, 1],
+                mode="markers",
+                name=_common.FLAG_LEGEND,
+                marker={
+                    "symbol": "circle-open",
+                    "color": _common.FLAG_COLOUR,
+                    "size": 17,
+                    "line": {"width": 2.5},
+                },
+                hovertext=[
+                    hover_text(result.ids[i], result.values[i], "gradient masking flagged") for i in rings
+                ],
                 hovertemplate="%{hovertext}<extra></extra>",
             )
         )

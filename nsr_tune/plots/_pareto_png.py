@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,12 +100,27 @@ def _place_labels(
         taken.append(box)
 
 
+def _draw_rings(ax: Any, points: np.ndarray) -> None:
+    """A hollow ring around each flagged point, above every other marker."""
+    ax.scatter(
+        points[:, 0],
+        points[:, 1],
+        s=150,
+        facecolors="none",
+        edgecolors=_common.FLAG_COLOUR,
+        linewidths=1.8,
+        label=_common.FLAG_LEGEND,
+        zorder=6,
+    )
+
+
 def pareto_figure_png(
     result: ParetoResult,
     path: str | os.PathLike[str],
     *,
     labels: Mapping[str, str] | None = None,
     test_values: Mapping[str, Sequence[float]] | None = None,
+    flagged: Collection[str] | None = None,
     title: str | None = None,
 ) -> Path:
     """Scatter of a two-objective study with its Pareto front, written as a PNG.
@@ -114,12 +129,14 @@ def pareto_figure_png(
     region it dominates, and each front point is labelled with ``labels[id]`` (the id when absent).
     ``test_values[id]`` (two numbers) draws a front point's held-out result as a hollow marker tied to
     its validation point; entries for points off the front, or with NaN, are not drawn. Trials with
-    NaN values are left out.
+    NaN values are left out. Each id in ``flagged`` (trials a gradient-masking check flagged) gets a
+    ring around its point, so a robust accuracy that may be an artefact stands out.
     """
     out = _common.check_path(path)
     _common.check_result(result)
     label_map = dict(labels or {})
     tests = _common.front_test_values(test_values, result)
+    rings = _common.flagged_indices(flagged, result)
 
     fig = _common.new_figure((7.0, 5.6))
     ax = fig.add_subplot()
@@ -165,6 +182,8 @@ def pareto_figure_png(
             label=_common.TEST_LEGEND,
             zorder=5,
         )
+    if rings:
+        _draw_rings(ax, values[rings])
 
     shown = values[result.ranks >= 0]
     if tests:
@@ -180,12 +199,14 @@ def pareto_figure_png(
         ax.spines[side].set_visible(False)
     fig.suptitle(title or "Pareto front", fontsize=12)
     ax.set_title(_common.summary(result), fontsize=8, color="0.35")
-    if len(front) or tests or dominated.any():
+    if len(front) or tests or rings or dominated.any():
         ax.legend(loc="best", fontsize=8, frameon=False)
     fig.tight_layout()
 
     # Labels last: their overlap test needs the final axes geometry.
     signs = (1 if result.directions[0] == "maximize" else -1, 1 if result.directions[1] == "maximize" else -1)
     items = [(label_map.get(i, i), p) for i, p in zip(front_ids, front, strict=True)]
-    _place_labels(ax, fig, items, signs, np.array(list(tests.values())))
+    # A ring on a dominated point is an obstacle to a label as much as a test point is.
+    others = np.vstack([np.array(list(tests.values())).reshape(-1, 2), values[rings].reshape(-1, 2)])
+    _place_labels(ax, fig, items, signs, others)
     return _common.save_png(fig, out)

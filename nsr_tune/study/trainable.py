@@ -20,7 +20,7 @@ from nsr_tune.checkpoints import load_checkpoint, save_state
 from nsr_tune.config import TrialConfig
 from nsr_tune.data import SplitData, nstdb_if_present
 from nsr_tune.evaluation import balanced_classes_for
-from nsr_tune.front import chance_objectives
+from nsr_tune.front import chance_objectives, flag_metrics
 from nsr_tune.trial import run_trial
 
 __all__ = ["CHECKPOINT_FILE", "train_trial"]
@@ -62,6 +62,9 @@ def train_trial(config: dict[str, Any], data: SplitData, objectives: list[str]) 
                 if evaluated is not None:
                     metrics.update(evaluated.flat_metrics(part))
                     metrics[f"{part}_curves"] = evaluated.curves()
+                    # Kept beside the objectives: a robust accuracy that a masking check doubts
+                    # must stay visible in MLflow and on the front, not only in a worker's log.
+                    metrics.update(flag_metrics(part, evaluated.flags))
             missing = [m for m in objectives if m not in metrics]
             if missing:
                 raise RuntimeError(f"the final result lacks the objective(s) {missing}")

@@ -5,6 +5,12 @@ The front itself (which trials enter it, the table, the files) is MLflow-free: n
 
 from __future__ import annotations
 
-from nsr_tune.tracking.mlflow_tracker import StudyTracker, default_tracking_uri, front_view_url, outage_errors
+from nsr_tune.tracking.mlflow_tracker import (
+    StudyTracker,
+    default_tracking_uri,
+    front_view_url,
+    masking_tags,
+    outage_errors,
+)
 
-__all__ = ["StudyTracker", "default_tracking_uri", "front_view_url", "outage_errors"]
+__all__ = ["StudyTracker", "default_tracking_uri", "front_view_url", "masking_tags", "outage_errors"]

@@ -20,10 +20,20 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from nsr_tune.errors import ConfigError
-from nsr_tune.front import StudyFront, TrialOutcome, analyse, run_name, trial_params, write_front_files
+from nsr_tune.front import (
+    StudyFront,
+    TrialOutcome,
+    analyse,
+    flags_text,
+    parse_flags_text,
+    reported_flags,
+    run_name,
+    trial_params,
+    write_front_files,
+)
 from nsr_tune.record import STATE_COMPLETE, STATE_DIVERGED, STATE_FAILED, StudyRecord
 
-__all__ = ["StudyTracker", "default_tracking_uri", "front_view_url", "outage_errors"]
+__all__ = ["StudyTracker", "default_tracking_uri", "front_view_url", "masking_tags", "outage_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,10 @@ TAG_PATH = "nsr_tune.experiment_path"
 TAG_TRIAL = "nsr_tune.trial_id"
 TAG_STATE = "nsr_tune.state"
 TAG_OBJECTIVES = "nsr_tune.objectives"
+# A complete trial's masking flags: every `part:name` in one tag (`none` when no check fired), so
+# the runs list can filter on it, and one tag per flag holding the line that explains it.
+TAG_MASKING = "masking_flags"
+TAG_MASKING_FLAG = "masking_flag"
 # MLflow's log_batch takes at most 1000 metrics per call.
 _BATCH = 1000
 
@@ -271,6 +285,7 @@ class StudyTracker:
             self.end_trial(run_id, state=STATE_DIVERGED)
         elif last.get("final"):
             self.log_curves(run_id, last)
+            self.set_tags(run_id, masking_tags(last))
             self.end_trial(run_id, state=STATE_COMPLETE)
         else:
             self.set_tags(run_id, {"failure": error or "the trial stopped before its last epoch"})
@@ -357,6 +372,7 @@ class StudyTracker:
                 run.info.run_name or run.info.run_id,
                 run.data.tags.get(TAG_STATE),
                 run.data.metrics,
+                flags=parse_flags_text(run.data.tags.get(TAG_MASKING)),
             )
             for run in children
         ]
@@ -388,6 +404,14 @@ class StudyTracker:
             },
         )
         return files
+
+
+def masking_tags(report: Mapping[str, Any]) -> dict[str, str]:
+    """The tags of a final report's masking flags (see TAG_MASKING)."""
+    flags = reported_flags(report)
+    tags = {TAG_MASKING: flags_text([f.label for f in flags])}
+    tags.update({f"{TAG_MASKING_FLAG}.{f.part}.{f.name}": f.why for f in flags})
+    return tags
 
 
 def _quote(text: str) -> str:
