@@ -5,16 +5,19 @@
 The paper's CNN is trained with CE and with NSR (beta 0.3) on the `intra` split (a class-
 proportional subset of `--max-train-beats` beats, `--epochs` epochs). On the same test beats
 (at most `--per-class` per class) each attack runs alone on the clean-correct beats, then the
-attacks run as the `strong` protocol's cascade, in the order APGD-CE, APGD-T, Square, SAP, each
-on the beats still correct (as AutoAttack does). Printed per model: beats/s and beats broken by
-each attack, the cascade's robust accuracy next to PGD-100's, and the cascade's time relative
-to PGD-100 on the same beats (ratios, measured in the same run, are the point: absolute times
-depend on the machine and its load).
+attacks run as the `strong` protocol's cascade, in the order APGD-CE, APGD-T, Square, SAP,
+transfer (PGD-100 on a third, CE model trained from another seed), each on the beats still correct
+(as AutoAttack does). Last, the whole `strong` evaluation (cascade, bisection of each beat's
+smallest breaking eps, masking checks, noise stress test) is timed against a PGD-100 evaluation.
+Printed per model: beats/s and beats broken by each attack, the cascade's robust accuracy next
+to PGD-100's, and the cascade's time relative to PGD-100 on the same beats (ratios, measured
+in the same run, are the point: absolute times depend on the machine and its load).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -22,16 +25,26 @@ import numpy as np
 import torch
 
 from nsr_tune.attacks import PGD, Attack
-from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig, protocol
-from nsr_tune.data import load_mitbih, make_splits
-from nsr_tune.evaluation import cascade, stratified_cap
+from nsr_tune.config import (
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    OptimConfig,
+    TrialConfig,
+    protocol,
+)
+from nsr_tune.data import load_mitbih, load_nstdb, make_splits
+from nsr_tune.evaluation import cascade, evaluate, stratified_cap
 from nsr_tune.models import build_model
 from nsr_tune.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def train(splits, objective: str, beta: float, *, epochs: int, max_train_beats: int) -> torch.nn.Module:
+def train(
+    splits, objective: str, beta: float, *, epochs: int, max_train_beats: int, seed: int = 0
+) -> torch.nn.Module:
     config = TrialConfig(
         data=DataConfig(split="intra", max_train_beats=max_train_beats),
         model=ModelConfig(name="cnn"),
@@ -39,7 +52,7 @@ def train(splits, objective: str, beta: float, *, epochs: int, max_train_beats: 
         optim=OptimConfig(epochs=epochs, batch_size=128),
         val_eval=None,
         test_eval=None,
-        seed=0,
+        seed=seed,
     )
     *_, last = run_trial(config, splits, progress=False)
     model = build_model("cnn")
@@ -56,7 +69,10 @@ def run(
     return broken, time.perf_counter() - t0
 
 
-def bench_model(model: torch.nn.Module, x, y, lengths, args: argparse.Namespace) -> None:
+def bench_model(model: torch.nn.Module, surrogate: torch.nn.Module, test, args: argparse.Namespace) -> None:
+    x = torch.from_numpy(test.x)  # (N, 1, 187)
+    y = torch.from_numpy(test.y)
+    lengths = torch.from_numpy(test.length.astype(np.int64))
     with torch.no_grad():
         idx = torch.nonzero(model(x).argmax(1) == y).squeeze(1)
     xc, yc, lc, n = x[idx], y[idx], lengths[idx], len(idx)
@@ -66,7 +82,9 @@ def bench_model(model: torch.nn.Module, x, y, lengths, args: argparse.Namespace)
     print(f"  {'PGD-100':<10} {n / pgd_s:9.1f} {int(pgd_broken.sum()):7d} {pgd_s:9.1f} {1.0:10.2f}")
     # The strong protocol's own cascade (nsr_tune.evaluation.cascade) at this eps and these budgets.
     strong = protocol("strong", apgd_steps=args.steps, square_queries=args.queries, sap_steps=args.steps)
-    chain = {name.upper(): attack for name, attack in cascade(model, args.eps, strong).items()}
+    chain = {
+        name.upper(): attack for name, attack in cascade(model, args.eps, strong, surrogate=surrogate).items()
+    }
     for name, attack in chain.items():
         broken, s = run(attack, xc, yc, lc)
         print(f"  {name:<10} {n / s:9.1f} {int(broken.sum()):7d} {s:9.1f} {s / pgd_s:10.2f}")
@@ -88,6 +106,31 @@ def bench_model(model: torch.nn.Module, x, y, lengths, args: argparse.Namespace)
         f"  robust accuracy: cascade {cascade_acc:.3f}, PGD-100 {pgd_acc:.3f}; "
         f"cascade time {total:.1f} s = {total / pgd_s:.2f} x PGD-100 (goal <= 5)"
     )
+    # The whole `strong` evaluation at this eps: the cascade, then the bisection of each broken
+    # beat's eps, the masking checks and the noise stress test, against a PGD-100 evaluation.
+    one = {"eps": (args.eps,), "per_class_cap": None}
+    t0 = time.perf_counter()
+    evaluate(model, test, config=protocol("standard", bisect_steps=0, **one), split="intra")
+    plain_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    full = evaluate(
+        model,
+        test,
+        config=strong_eval(strong, one),
+        split="intra",
+        surrogate=surrogate,
+        nstdb=args.nstdb_records,
+    )
+    full_s = time.perf_counter() - t0
+    print(
+        f"  evaluate(): strong {full_s:.1f} s = {full_s / plain_s:.2f} x PGD-100 ({plain_s:.1f} s), with "
+        f"bisection, masking checks and {len(full.noise_stress)} noise stress settings; "
+        f"flags: {', '.join(full.flags) or 'none'}"
+    )
+
+
+def strong_eval(strong: EvalConfig, one: dict) -> EvalConfig:
+    return dataclasses.replace(strong, **one)
 
 
 def main() -> None:
@@ -101,26 +144,27 @@ def main() -> None:
     parser.add_argument("--eps", type=float, default=0.05, help="L-inf budget on [0, 1] beats")
     parser.add_argument("--steps", type=int, default=100, help="APGD and SAP steps")
     parser.add_argument("--queries", type=int, default=1000, help="Square's query budget per beat")
+    parser.add_argument("--nstdb", default=str(REPO.parent / "shared" / "data" / "nstdb"))
     args = parser.parse_args()
+    args.nstdb_records = load_nstdb(args.nstdb)
     torch.manual_seed(0)
     beats, report = load_mitbih(args.data_dir)
     splits = make_splits(beats, split="intra", seed=0)
     test = splits.test.subset(stratified_cap(splits.test.y, cap=args.per_class, seed=0))
-    x = torch.from_numpy(test.x)  # (N, 1, 187)
-    y = torch.from_numpy(test.y)
-    lengths = torch.from_numpy(test.length.astype(np.int64))
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(beats)} beats from "
         f"{len(report.records)} records; {len(test)} test beats (<= {args.per_class} per class); "
         f"L-inf eps {args.eps:g}"
     )
+    # The transfer attack's surrogate: another CE model, from another seed.
+    surrogate = train(splits, "ce", 0.0, epochs=args.epochs, max_train_beats=args.max_train_beats, seed=1)
     for objective, beta in (("ce", 0.0), ("nsr", 0.3)):
         t0 = time.perf_counter()
         model = train(splits, objective, beta, epochs=args.epochs, max_train_beats=args.max_train_beats)
         print(
             f"\n{objective} (beta {beta:g}): trained {args.epochs} epochs in {time.perf_counter() - t0:.0f} s"
         )
-        bench_model(model, x, y, lengths, args)
+        bench_model(model, surrogate, test, args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from nsr_tune.cli import main
+from tests.conftest import SHARED_DATA
 
 QUICK = [
     "--epochs",
@@ -64,14 +65,35 @@ def test_evaluate_reproduces_the_training_evaluation(trained, tmp_path, capsys):
 def test_evaluate_under_the_strong_protocol_writes_the_cascade_and_each_attacks_accuracy(trained, tmp_path):
     out = tmp_path / "strong.json"
     argv = ["evaluate", str(trained / "model.pt"), "--data-dir", "bundled", "-q", "--out", str(out)]
-    argv += ["--protocol", "strong", "--eval-beats", "4", "--eps", "0.05", "--attacks", "apgd_ce,square"]
+    argv += [
+        "--protocol",
+        "strong",
+        "--eval-beats",
+        "4",
+        "--eps",
+        "0.05",
+        "--attacks",
+        "apgd_ce,square,transfer",
+    ]
+    # The surrogate is the same weights, loaded again: a separate model, as the transfer attack needs.
+    argv += ["--surrogate", str(trained / "model.pt"), "--nstdb", str(SHARED_DATA / "nstdb"), "--each-attack"]
     assert main(argv) == 0
     result = json.loads(out.read_text())
-    assert result["attack"].startswith("APGD-CE-100 -> Square-1000q (linf")
+    assert result["attack"].startswith("APGD-CE-100 -> Square-1000q -> transfer(PGD-100 loss=worst")
     by = result["robust_acc_by_attack"]
-    assert list(by) == ["apgd_ce", "square"]
-    final, after_apgd = by["square"]["0.05"], by["apgd_ce"]["0.05"]
+    assert list(by) == list(result["robust_acc_alone"]) == ["apgd_ce", "square", "transfer"]
+    final, after_apgd = by["transfer"]["0.05"], by["apgd_ce"]["0.05"]
     assert result["robust_acc"]["0.05"] == final <= after_apgd <= result["clean_acc"]
+    assert result["skipped"] == {}
+    assert {"bw_snr_6db", "ma_100uv", "powerline_60hz_snr_0db", "white_500uv"} <= set(result["noise_stress"])
+    assert set(result["robust_acc_by_class"]) <= set("NSVFQ")
+    assert result["median_adv_eps"] > 0
+
+
+def test_a_surrogate_needs_a_protocol_with_the_transfer_attack(trained, capsys):
+    argv = ["evaluate", str(trained / "model.pt"), "--data-dir", "bundled", "-q"]
+    assert main([*argv, "--surrogate", str(trained / "model.pt")]) == 2
+    assert "--surrogate: the protocol runs no transfer attack (pgd)" in capsys.readouterr().err
 
 
 def test_resume_from_a_finished_checkpoint_trains_nothing(trained, tmp_path):

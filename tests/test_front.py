@@ -273,12 +273,23 @@ def test_the_named_protocols_and_their_overrides():
     assert standard.eps == (0.01, 0.03, 0.05, 0.1, 0.2, 0.3)
     assert (standard.steps, standard.per_class_cap, standard.attacks) == (100, 300, ("pgd",))
     quick = PROTOCOLS["quick"]
-    assert (quick.eps, quick.steps, quick.per_class_cap) == ((0.01, 0.05, 0.1), 20, 150)
+    assert (quick.eps, quick.steps, quick.per_class_cap, quick.bisect_steps) == (
+        (0.01, 0.05, 0.1),
+        20,
+        150,
+        0,
+    )
     strong = PROTOCOLS["strong"]
-    assert strong.attacks == ("apgd_ce", "apgd_t", "square", "sap")
+    assert strong.attacks == ("apgd_ce", "apgd_t", "square", "sap", "transfer")
+    assert (strong.check_masking, strong.noise_stress, standard.check_masking, standard.noise_stress) == (
+        True,
+        True,
+        False,
+        False,
+    )
     assert (strong.eps, strong.per_class_cap) == (standard.eps, standard.per_class_cap)
     assert protocol("quick", steps=7, eps=[0.2, 0.1]) == EvalConfig(
-        eps=(0.1, 0.2), steps=7, per_class_cap=150
+        eps=(0.1, 0.2), steps=7, per_class_cap=150, bisect_steps=0
     )
     with pytest.raises(ConfigError, match=r"^protocol: must be one of quick, standard, strong; got 'auto'"):
         protocol("auto")
@@ -286,7 +297,9 @@ def test_the_named_protocols_and_their_overrides():
         protocol("standard", stepz=3)
     with pytest.raises(ConfigError, match=r"^steps: must be a positive integer"):
         protocol("standard", steps=0)
-    with pytest.raises(ConfigError, match=r"^attacks: must be one of pgd, apgd_ce, apgd_t, square, sap"):
+    with pytest.raises(
+        ConfigError, match=r"^attacks: must be one of pgd, apgd_ce, apgd_t, square, sap, transfer"
+    ):
         protocol("strong", attacks=["pgd", "fgsm"])
     with pytest.raises(ConfigError, match=r"^attacks: square runs under the L-inf norm only"):
         protocol("strong", norm="l2")
