@@ -191,6 +191,12 @@ def test_masking_flags_travel_from_the_report_to_the_tags_and_back():
     assert parse_flags_text(tags["masking_flags"]) == ("val:zero_gradients",)
     # A report of a protocol without checks, and a run recorded before flags were kept.
     assert masking_tags(_metrics(0.7, 0.5)) == {"masking_flags": "none"}
+    # What an evaluation skipped travels with the flags.
+    skipped = {**_metrics(0.7, 0.5), "test_skipped": {"transfer": "no surrogate model was given"}}
+    assert masking_tags(skipped) == {
+        "masking_flags": "none",
+        "skipped.test.transfer": "no surrogate model was given",
+    }
     assert parse_flags_text("none") == () and parse_flags_text(None) == ()
     assert flags_text(["val:a", "test:b"]) == "val:a,test:b" and flags_text([], none="-") == "-"
 

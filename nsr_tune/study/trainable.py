@@ -65,6 +65,10 @@ def train_trial(config: dict[str, Any], data: SplitData, objectives: list[str]) 
                     # Kept beside the objectives: a robust accuracy that a masking check doubts
                     # must stay visible in MLflow and on the front, not only in a worker's log.
                     metrics.update(flag_metrics(part, evaluated.flags))
+                    # What the protocol asked for but could not run (e.g. transfer without a
+                    # surrogate), so that a missing attack is never mistaken for a failed one.
+                    if evaluated.skipped:
+                        metrics[f"{part}_skipped"] = dict(evaluated.skipped)
             missing = [m for m in objectives if m not in metrics]
             if missing:
                 raise RuntimeError(f"the final result lacks the objective(s) {missing}")

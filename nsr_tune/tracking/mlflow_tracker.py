@@ -407,10 +407,15 @@ class StudyTracker:
 
 
 def masking_tags(report: Mapping[str, Any]) -> dict[str, str]:
-    """The tags of a final report's masking flags (see TAG_MASKING)."""
+    """The tags of a final report's masking flags (see TAG_MASKING), and of what its evaluation
+    skipped (`skipped.PART.NAME`: why)."""
     flags = reported_flags(report)
     tags = {TAG_MASKING: flags_text([f.label for f in flags])}
     tags.update({f"{TAG_MASKING_FLAG}.{f.part}.{f.name}": f.why for f in flags})
+    for part in ("val", "test"):
+        skipped = report.get(f"{part}_skipped")
+        if isinstance(skipped, Mapping):
+            tags.update({f"skipped.{part}.{name}": str(why) for name, why in skipped.items()})
     return tags
 
 
