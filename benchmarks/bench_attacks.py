@@ -127,6 +127,7 @@ def bench_model(model: torch.nn.Module, surrogate: torch.nn.Module, test, args: 
         f"bisection, masking checks and {len(full.noise_stress)} noise stress settings; "
         f"flags: {', '.join(full.flags) or 'none'}"
     )
+    print("    of which " + ", ".join(f"{k} {v:.1f} s" for k, v in full.timings.items()))
 
 
 def strong_eval(strong: EvalConfig, one: dict) -> EvalConfig:

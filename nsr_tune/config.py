@@ -155,12 +155,14 @@ class EvalConfig:
     balanced_classes: tuple[str, ...] | None = None
     # The attacks, in the order they run as a cascade: each attacks only the beats that every
     # attack before it left correct (as AutoAttack does); a beat is broken if any attack breaks
-    # it. `steps`, `step_size`, `restarts` and `attack_loss` configure `pgd`; `steps` and
-    # `attack_loss` also configure the PGD that `transfer` runs on its surrogate.
+    # it. `steps`, `step_size`, `restarts` and `attack_loss` configure `pgd`.
     attacks: tuple[str, ...] = ("pgd",)
     apgd_steps: int = 100  # apgd_ce and apgd_t
     square_queries: int = 1000  # per beat
     sap_steps: int = 100
+    # The PGD (CE loss) that `transfer` runs on its surrogate. Few steps: iterates that overfit
+    # the surrogate transfer worse (Kurakin et al. 2017; Dong et al. 2018).
+    transfer_steps: int = 20
     # Run the checks that flag a masked gradient (nsr_tune.masking) after the cascade.
     check_masking: bool = False
     # Run every attack on every clean-correct beat instead of only on the beats the attacks
@@ -207,7 +209,7 @@ class EvalConfig:
             "square runs under the L-inf norm only; drop it for norm l2",
         )
         object.__setattr__(self, "attacks", attacks)
-        for name in ("apgd_steps", "square_queries", "sap_steps"):
+        for name in ("apgd_steps", "square_queries", "sap_steps", "transfer_steps"):
             _positive_int(getattr(self, name), name)
         for name in ("check_masking", "each_attack", "noise_stress"):
             _check(isinstance(getattr(self, name), bool), name, "must be true or false")

@@ -96,6 +96,8 @@ class EvalResult:
     noise_stress: Mapping[str, float] = field(default_factory=dict)
     # What the protocol asked for but could not run, and why (e.g. transfer without a surrogate).
     skipped: Mapping[str, str] = field(default_factory=dict)
+    # Seconds spent in each part: cascade, white_noise, bisection, noise_stress, masking_checks.
+    timings: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form: eps keys become strings such as "0.05"."""
@@ -230,7 +232,7 @@ def _make_attack(
     if name == "transfer":
         if surrogate is None:
             raise ConfigError("surrogate: the transfer attack needs a surrogate model")
-        return Transfer(model, surrogate=surrogate, steps=config.steps, loss=config.attack_loss, **common)
+        return Transfer(model, surrogate=surrogate, steps=config.transfer_steps, loss="ce", **common)
     raise ConfigError(f"attacks: unknown attack {name!r}")
 
 
@@ -251,7 +253,7 @@ def _describe(config: EvalConfig, names: Sequence[str]) -> str:
         "apgd_t": f"APGD-T-{config.apgd_steps}",
         "square": f"Square-{config.square_queries}q",
         "sap": f"SAP-{config.sap_steps}",
-        "transfer": f"transfer(PGD-{config.steps} loss={config.attack_loss} on a surrogate)",
+        "transfer": f"transfer(PGD-{config.transfer_steps} CE on a surrogate)",
     }
     return (
         " -> ".join(parts[a] for a in names)
@@ -440,6 +442,8 @@ def evaluate(
         leave=False,
     )
     previous_eps = 0.0
+    timings = dict.fromkeys(("cascade", "white_noise", "bisection", "noise_stress", "masking_checks"), 0.0)
+    clock = time.perf_counter()
     for eps in config.eps:
         before = alive.copy()
         for name, attack in cascade(model, eps, config, surrogate=surrogate).items():
@@ -460,6 +464,8 @@ def evaluate(
         robust_bal[eps] = mean_recall(alive, y_np, classes)
         survivors[eps] = alive.copy()
         previous_eps = eps
+        timings["cascade"] += time.perf_counter() - clock
+        clock = time.perf_counter()
 
         noise_attack = WhiteNoise(
             model, eps=eps, norm=config.norm, clamp=config.clamp, respect_padding=config.respect_padding
@@ -467,6 +473,8 @@ def evaluate(
         noise[eps] = float(1.0 - _broken_by(noise_attack, x, y, lengths, np.arange(n), **run).mean())
         amp = sub.amp_mv[np.isfinite(sub.amp_mv)]
         eps_uv[eps] = float(np.median(eps * amp * 1000.0)) if len(amp) else float("nan")
+        timings["white_noise"] += time.perf_counter() - clock
+        clock = time.perf_counter()
     bar.close()
 
     adv_eps = first_break
@@ -483,6 +491,8 @@ def evaluate(
             surrogate=surrogate,
             generator=run["generator"],
         )
+    timings["bisection"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     median_eps, median_uv = _median_adversarial(adv_eps[clean_correct], sub.amp_mv[clean_correct])
 
     stress: dict[str, float] = {}
@@ -491,6 +501,8 @@ def evaluate(
             model, x, y, lengths, sub.amp_mv, config=config, nstdb=nstdb, generator=run["generator"]
         )
         skipped.update(stress_skipped)
+    timings["noise_stress"] = time.perf_counter() - clock
+    clock = time.perf_counter()
 
     flags = {}
     if config.check_masking:
@@ -513,6 +525,7 @@ def evaluate(
         )
         for name, why in flags.items():
             log.warning("possible gradient masking (%s): %s", name, why)
+    timings["masking_checks"] = time.perf_counter() - clock
     clean_acc = float(clean_correct.mean())
     balanced = mean_recall(clean_correct, y_np, classes)
     eps_list = list(config.eps)
@@ -545,6 +558,7 @@ def evaluate(
         median_adv_eps_uv=median_uv,
         noise_stress=stress,
         skipped=skipped,
+        timings=timings,
     )
 
 

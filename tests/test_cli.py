@@ -79,7 +79,7 @@ def test_evaluate_under_the_strong_protocol_writes_the_cascade_and_each_attacks_
     argv += ["--surrogate", str(trained / "model.pt"), "--nstdb", str(SHARED_DATA / "nstdb"), "--each-attack"]
     assert main(argv) == 0
     result = json.loads(out.read_text())
-    assert result["attack"].startswith("APGD-CE-100 -> Square-1000q -> transfer(PGD-100 loss=worst")
+    assert result["attack"].startswith("APGD-CE-100 -> Square-1000q -> transfer(PGD-20 CE on a surrogate)")
     by = result["robust_acc_by_attack"]
     assert list(by) == list(result["robust_acc_alone"]) == ["apgd_ce", "square", "transfer"]
     final, after_apgd = by["transfer"]["0.05"], by["apgd_ce"]["0.05"]

@@ -105,7 +105,7 @@ def test_without_a_surrogate_the_transfer_attack_is_skipped_and_the_result_says_
         apgd_steps=5,
         square_queries=20,
         sap_steps=3,
-        steps=5,
+        transfer_steps=5,
         check_masking=False,
         noise_stress=False,
         bisect_steps=0,

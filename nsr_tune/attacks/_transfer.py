@@ -7,23 +7,21 @@ target where white-box attacks on the target failed, the white-box numbers were 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 
 from nsr_tune.attacks._base import Attack, AttackResult
-from nsr_tune.attacks._pgd import LOSSES, PGD, LossFn
+from nsr_tune.attacks._pgd import LOSSES, PGD
 from nsr_tune.errors import ConfigError
 
 
 class Transfer(Attack):
-    """PGD on `surrogate` (every loss of `loss`, no early exit), applied to the target `model`.
+    """PGD on `surrogate` (each loss of `loss` in turn), applied to the target `model`.
 
-    The surrogate runs the full `steps` without stopping at its own first misclassification: a
-    beat that only just fools the surrogate rarely fools another model. Every iterate is one
-    query of the target (its logits only), and a beat counts as broken at the first iterate that
-    fools the target. The surrogate must take the same inputs as the target.
+    The surrogate's PGD does not stop at its own first misclassification: a beat that only just
+    fools the surrogate rarely fools another model. Every iterate is one query of the target (its
+    prediction only), and a beat counts as broken at the first iterate that fools the target,
+    where it leaves the batch. The surrogate must take the same inputs as the target.
     """
 
     def __init__(
@@ -33,8 +31,8 @@ class Transfer(Attack):
         surrogate: nn.Module,
         eps: float,
         norm: str = "linf",
-        steps: int = 100,
-        loss: str = "worst",
+        steps: int = 20,
+        loss: str = "ce",
         clamp: bool = False,
         respect_padding: bool = True,
     ) -> None:
@@ -46,7 +44,7 @@ class Transfer(Attack):
         if loss not in (*LOSSES, "worst"):
             raise ConfigError(f"loss: must be ce, margin or worst, got {loss!r}")
         self.surrogate = surrogate
-        # The surrogate's PGD; early exit off, see above. Its `_run` is the PGD loop itself.
+        # The surrogate's PGD settings (projection, step size, losses); the loop is forward's.
         self.pgd = PGD(
             surrogate,
             eps=eps,
@@ -61,39 +59,30 @@ class Transfer(Attack):
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None
     ) -> AttackResult:
+        pgd, proj, eps = self.pgd, self.pgd.projection, self.eps
         x_adv = x.clone()
         with torch.no_grad():
             broken = self.model(x).argmax(dim=1) != y  # (B,) already wrong on clean input
-        for loss_fn in self.pgd.losses:
-            todo = torch.nonzero(~broken).squeeze(1)
-            if todo.numel() == 0:
+        for loss_fn in pgd.losses:
+            active = torch.nonzero(~broken).squeeze(1)  # (A,) beats the target still gets right
+            if active.numel() == 0:
                 break
-            for xa in self._iterates(x[todo], y[todo], mask[todo], loss_fn, generator):
+            start = proj.random(x[active], eps, generator) * mask[active]
+            delta = pgd._clamped(x[active], proj.project(start, eps))  # (A, C, L)
+            for step in range(pgd.steps + 1):
+                xa = x[active] + delta
                 with torch.no_grad():
-                    hit = (self.model(xa).argmax(dim=1) != y[todo]) & ~broken[todo]  # (T,)
-                x_adv[todo[hit]] = xa[hit]
-                broken[todo[hit]] = True
+                    hit = self.model(xa).argmax(dim=1) != y[active]  # one query of the target
+                x_adv[active[hit]] = xa[hit]
+                broken[active[hit]] = True
+                # A beat that fools the target leaves; the others' iterates do not depend on it.
+                active, delta, xa = active[~hit], delta[~hit], xa[~hit]
+                if step == pgd.steps or active.numel() == 0:
+                    break
+                xa.requires_grad_(True)
+                with torch.enable_grad():
+                    (grad,) = torch.autograd.grad(loss_fn(self.surrogate(xa), y[active]).sum(), xa)
+                m = mask[active]
+                step_to = delta + pgd.step_size * proj.ascent(grad * m)
+                delta = pgd._clamped(x[active], proj.project(step_to * m, eps))
         return AttackResult(x_adv, broken)
-
-    def _iterates(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        mask: torch.Tensor,
-        loss_fn: LossFn,
-        generator: torch.Generator | None,
-    ) -> Iterator[torch.Tensor]:
-        """Every PGD iterate on the surrogate, (B, C, L) each, from the random start to the last."""
-        pgd, proj, eps = self.pgd, self.pgd.projection, self.eps
-        delta = pgd._clamped(x, proj.project(proj.random(x, eps, generator) * mask, eps))
-        for step in range(pgd.steps + 1):
-            xa = (x + delta).detach()
-            yield xa
-            if step == pgd.steps:
-                return
-            xa.requires_grad_(True)
-            with torch.enable_grad():
-                (grad,) = torch.autograd.grad(loss_fn(self.surrogate(xa), y).sum(), xa)
-            delta = pgd._clamped(
-                x, proj.project((delta + pgd.step_size * proj.ascent(grad * mask)) * mask, eps)
-            )

@@ -154,6 +154,8 @@ def print_result(result: Any, *, title: str) -> None:
     from nsr_tune.data import AAMI_CLASSES
 
     print(f"\n{title}: {result.n} beats, {result.attack}")
+    if result.timings:
+        print("  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items() if v >= 0.05))
     print(f"  clean accuracy     {_fmt(result.clean_acc)}")
     print(
         f"  balanced accuracy  {_fmt(result.balanced_acc)}"

@@ -41,6 +41,7 @@ EVAL_FIELDS = (
     "apgd_steps",
     "square_queries",
     "sap_steps",
+    "transfer_steps",
     "check_masking",
     "each_attack",
     "bisect_steps",
