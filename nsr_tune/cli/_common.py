@@ -149,6 +149,17 @@ def _fmt(v: float) -> str:
     return "  -  " if v != v else f"{v:.3f}"  # NaN -> dash
 
 
+def _print_eps_table(heading: str, table: Any, eps: Sequence[float]) -> None:
+    """One column per entry of `table` (name -> eps -> accuracy), one row per eps; nothing if empty."""
+    if not table:
+        return
+    names = list(table)
+    print(f"  {heading}:")
+    print(f"  {'eps':>7} " + " ".join(f"{a:>8}" for a in names))
+    for e in eps:
+        print(f"  {e:>7g} " + " ".join(f"{_fmt(table[a][e]):>8}" for a in names))
+
+
 def print_result(result: Any, *, title: str) -> None:
     from nsr_tune.config import NOISE_KINDS
     from nsr_tune.data import AAMI_CLASSES
@@ -170,24 +181,12 @@ def print_result(result: Any, *, title: str) -> None:
             f"  {e:>7g} {uv_text:>7} {_fmt(result.robust_acc[e]):>7} "
             f"{_fmt(result.robust_balanced_acc[e]):>7} {_fmt(result.noise_acc[e]):>7}"
         )
-    if result.robust_acc_by_attack:
-        names = list(result.robust_acc_by_attack)
-        print("  robust accuracy after each attack of the cascade:")
-        print(f"  {'eps':>7} " + " ".join(f"{a:>8}" for a in names))
-        for e in result.eps:
-            print(f"  {e:>7g} " + " ".join(f"{_fmt(result.robust_acc_by_attack[a][e]):>8}" for a in names))
-    if result.robust_acc_alone:
-        names = list(result.robust_acc_alone)
-        print("  robust accuracy of each attack run alone:")
-        print(f"  {'eps':>7} " + " ".join(f"{a:>8}" for a in names))
-        for e in result.eps:
-            print(f"  {e:>7g} " + " ".join(f"{_fmt(result.robust_acc_alone[a][e]):>8}" for a in names))
-    if result.robust_acc_by_class:
-        names = list(result.robust_acc_by_class)
-        print("  robust accuracy by class:")
-        print(f"  {'eps':>7} " + " ".join(f"{c:>6}" for c in names))
-        for e in result.eps:
-            print(f"  {e:>7g} " + " ".join(f"{_fmt(result.robust_acc_by_class[c][e]):>6}" for c in names))
+    for heading, table in (
+        ("robust accuracy after each attack of the cascade", result.robust_acc_by_attack),
+        ("robust accuracy of each attack run alone", result.robust_acc_alone),
+        ("robust accuracy by class", result.robust_acc_by_class),
+    ):
+        _print_eps_table(heading, table, result.eps)
     uv = result.median_adv_eps_uv
     print(
         f"  median adversarial eps {result.median_adv_eps:.4g}"
