@@ -36,7 +36,17 @@ def _load(path: str | Path, expected: str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as e:
+    # A file that is not a torch file can fail in any of these ways inside the unpickler.
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        TypeError,
+    ) as e:
         raise CheckpointError(f"{path}: not an nsr-tune file, or damaged ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or state.get("format") != expected:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__

@@ -9,6 +9,8 @@ goes into checkpoints, model files, Ray Tune configs and MLflow params.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -23,12 +25,14 @@ from nsr_tune.objectives import ObjectiveConfig
 
 __all__ = [
     "ATTACKS",
+    "FINAL_EVAL",
     "NOISE_KINDS",
     "PAPER_EPS",
     "PROTOCOLS",
     "SPLITS",
     "DataConfig",
     "EvalConfig",
+    "FinalConfig",
     "ModelConfig",
     "ObjectiveConfig",
     "OptimConfig",
@@ -249,6 +253,11 @@ PROTOCOLS: Mapping[str, EvalConfig] = MappingProxyType(
 )
 
 
+# What a study's finalists are evaluated with by default: the strong protocol, on more test beats
+# than the search's quick attack saw (a class with fewer beats is taken whole).
+FINAL_EVAL = dataclasses.replace(PROTOCOLS["strong"], per_class_cap=1000)
+
+
 def protocol(name: str, **overrides: Any) -> EvalConfig:
     """The protocol called `name`, with some of its fields replaced (each checked as usual)."""
     _choice(name, "protocol", tuple(PROTOCOLS))
@@ -256,6 +265,75 @@ def protocol(name: str, **overrides: Any) -> EvalConfig:
     unknown = sorted(set(overrides) - fields)
     _check(not unknown, "evaluation", f"unknown setting(s) {', '.join(unknown)}")
     return dataclasses.replace(PROTOCOLS[name], **overrides)
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, mappings and tuples as plain data (str, numbers, lists, dicts)."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(kind: type, value: Any) -> Any:
+    """`kind(**value)` from plain data, its list fields as tuples; None stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{kind.__name__}: expected a mapping, got {value!r}")
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = sorted(set(value) - names)
+    if unknown:
+        raise ConfigError(f"{kind.__name__}: unknown key(s) {', '.join(unknown)}")
+    kwargs = dict(value)
+    for key in ("eps", "val_records", "balanced_classes", "attacks", "noise_uv", "noise_snr_db"):
+        if isinstance(kwargs.get(key), list):
+            kwargs[key] = tuple(kwargs[key])
+    return kind(**kwargs)
+
+
+@dataclass(frozen=True)
+class FinalConfig:
+    """A study's second stage: its finalists, evaluated again on the test split.
+
+    The finalists are the trials of validation Pareto rank below `top_ranks` (2: the front and
+    the rank behind it). `bootstrap` resamples of the test records give each final metric a
+    `ci`-level interval (0: no intervals).
+    """
+
+    evaluation: EvalConfig = FINAL_EVAL
+    top_ranks: int = 2
+    bootstrap: int = 1000
+    ci: float = 0.95
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.evaluation, EvalConfig), "evaluation", "must be an EvalConfig")
+        _positive_int(self.top_ranks, "top_ranks")
+        _check(
+            isinstance(self.bootstrap, int) and not isinstance(self.bootstrap, bool) and self.bootstrap >= 0,
+            "bootstrap",
+            f"must be a whole number of resamples >= 0, got {self.bootstrap!r}",
+        )
+        _finite_number(self.ci, "ci", low=0.0, low_open=True)
+        _check(self.ci < 1.0, "ci", f"must be a level below 1, such as 0.95, got {self.ci!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FinalConfig:
+        kwargs = dict(data)
+        if "evaluation" in kwargs:
+            kwargs["evaluation"] = _build(EvalConfig, kwargs["evaluation"])
+        return _build(cls, kwargs)
+
+    def fingerprint(self) -> str:
+        """A short hash of these settings: final results are kept per setting."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -276,43 +354,19 @@ class TrialConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (str, numbers, lists, dicts): safe for JSON, torch weights_only files, MLflow."""
 
-        def plain(value: Any) -> Any:
-            if dataclasses.is_dataclass(value):
-                return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-            if isinstance(value, Mapping):
-                return {str(k): plain(v) for k, v in value.items()}
-            if isinstance(value, (list, tuple)):
-                return [plain(v) for v in value]
-            return value
-
-        return plain(self)
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialConfig:
-        def build(kind: type, value: Any) -> Any:
-            if value is None:
-                return None
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{kind.__name__}: expected a mapping, got {value!r}")
-            names = {f.name for f in dataclasses.fields(kind)}
-            unknown = sorted(set(value) - names)
-            if unknown:
-                raise ConfigError(f"{kind.__name__}: unknown key(s) {', '.join(unknown)}")
-            kwargs = dict(value)
-            for key in ("eps", "val_records", "balanced_classes", "attacks", "noise_uv", "noise_snr_db"):
-                if isinstance(kwargs.get(key), list):
-                    kwargs[key] = tuple(kwargs[key])
-            return kind(**kwargs)
-
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ConfigError(f"TrialConfig: unknown key(s) {', '.join(unknown)}")
         return cls(
-            data=build(DataConfig, data.get("data", {})),
-            model=build(ModelConfig, data.get("model", {})),
-            objective=build(ObjectiveConfig, data.get("objective", {})),
-            optim=build(OptimConfig, data.get("optim", {})),
-            val_eval=build(EvalConfig, data.get("val_eval")),
-            test_eval=build(EvalConfig, data.get("test_eval")),
+            data=_build(DataConfig, data.get("data", {})),
+            model=_build(ModelConfig, data.get("model", {})),
+            objective=_build(ObjectiveConfig, data.get("objective", {})),
+            optim=_build(OptimConfig, data.get("optim", {})),
+            val_eval=_build(EvalConfig, data.get("val_eval")),
+            test_eval=_build(EvalConfig, data.get("test_eval")),
             seed=data.get("seed", 0),
         )

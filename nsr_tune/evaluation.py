@@ -8,6 +8,7 @@ the cascade is kept too, so a reader sees which attack did the work.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,7 @@ from nsr_tune.masking import masking_flags
 from nsr_tune.metrics import CURVE_KINDS, SCALAR_KINDS, eps_key, metric_name
 
 __all__ = [
+    "BeatOutcomes",
     "ClassMetrics",
     "EvalResult",
     "balanced_classes_for",
@@ -57,6 +59,21 @@ class ClassMetrics:
     sensitivity: float  # recall; NaN where the class has no beats
     precision: float  # NaN where nothing was predicted as the class
     support: int
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
+class BeatOutcomes:
+    """What became of each evaluated beat, for intervals that resample records (patients).
+
+    record: (N,) record (patient) of each beat; y: (N,) its class index.
+    clean_correct: (N,) bool. survived: (E, N) bool, correct under the protocol's attacks at each
+    eps of `EvalResult.eps` (and at every smaller one).
+    """
+
+    record: np.ndarray
+    y: np.ndarray
+    clean_correct: np.ndarray
+    survived: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -98,10 +115,13 @@ class EvalResult:
     skipped: Mapping[str, str] = field(default_factory=dict)
     # Seconds spent in each part: cascade, white_noise, bisection, noise_stress, masking_checks.
     timings: Mapping[str, float] = field(default_factory=dict)
+    # Per-beat outcomes, kept only when asked for (`evaluate(keep_beats=True)`); not in to_dict.
+    beats: BeatOutcomes | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form: eps keys become strings such as "0.05"."""
-        out = asdict(self)
+        out = asdict(dataclasses.replace(self, beats=None))
+        del out["beats"]
         for key in ("robust_acc", "robust_balanced_acc", "noise_acc", "eps_uv"):
             out[key] = {eps_key(e): v for e, v in getattr(self, key).items()}
         for key in ("robust_acc_by_attack", "robust_acc_alone", "robust_acc_by_class"):
@@ -388,12 +408,14 @@ def evaluate(
     progress: bool = False,
     surrogate: nn.Module | None = None,
     nstdb: Mapping[str, np.ndarray] | None = None,
+    keep_beats: bool = False,
 ) -> EvalResult:
     """Evaluate `model` (any nn.Module taking (B, 1, L) beats) on `beats` under `config`'s protocol.
 
     `surrogate` is the model the `transfer` attack runs PGD on; without one the transfer attack
     is skipped and `EvalResult.skipped` says so. `nstdb` holds the noise records of the noise
     stress test (`nsr_tune.data.load_nstdb()`); without them its `bw` and `ma` kinds are skipped.
+    `keep_beats` keeps each beat's outcome in `EvalResult.beats`, for intervals by record.
     """
     if len(beats) == 0:
         raise ConfigError("beats: nothing to evaluate (empty beat set)")
@@ -559,6 +581,14 @@ def evaluate(
         noise_stress=stress,
         skipped=skipped,
         timings=timings,
+        beats=BeatOutcomes(
+            record=sub.record.copy(),
+            y=y_np.copy(),
+            clean_correct=clean_correct,
+            survived=np.stack([survivors[e] for e in eps_list]),
+        )
+        if keep_beats
+        else None,
     )
 
 

@@ -1,8 +1,9 @@
 """The metric schema: every metric name is built and parsed here, nowhere else.
 
-A name is ``[PART_]KIND[_eps_EPS]``: the part of the data it was measured on (``val``, ``test``
-or none), what it measures, and for curve metrics the noise level, written with ``:g`` (0.05,
-not 0.050). For example ``val_robust_balanced_acc_eps_0.05`` or ``test_clean_acc``.
+A name is ``[PART_]KIND[_eps_EPS]``: the part of the data it was measured on (``val``, ``test``,
+``final`` for a study finalist's second evaluation on the test split, or none), what it measures,
+and for curve metrics the noise level, written with ``:g`` (0.05, not 0.050). For example
+``val_robust_balanced_acc_eps_0.05`` or ``test_clean_acc``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ __all__ = [
     "parse_metric",
 ]
 
-PARTS = ("val", "test")
+PARTS = ("val", "test", "final")
 # Measured once per evaluation.
 SCALAR_KINDS = ("clean_acc", "balanced_acc", "robust_auc", "robust_balanced_auc")
 # Measured at every noise level of an evaluation.
 CURVE_KINDS = ("robust_acc", "robust_balanced_acc", "noise_acc")
 
-_PATTERN = re.compile(r"^(?:(?P<part>val|test)_)?(?P<kind>.+?)(?:_eps_(?P<eps>[0-9.eE+-]+))?$")
+_PATTERN = re.compile(r"^(?:(?P<part>val|test|final)_)?(?P<kind>.+?)(?:_eps_(?P<eps>[0-9.eE+-]+))?$")
 
 
 def eps_key(eps: float) -> str:

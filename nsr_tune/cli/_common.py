@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from nsr_tune.errors import ConfigError
@@ -90,7 +92,8 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--surrogate",
         metavar="MODEL",
-        help="a model.pt to run the transfer attack's PGD on (without one, transfer is skipped)",
+        help="a model.pt, or runs:/RUN_ID of a study trial, to run the transfer attack's PGD on "
+        "(without one, transfer is skipped)",
     )
     g.add_argument(
         "--nstdb",
@@ -118,6 +121,15 @@ def eval_config(args: argparse.Namespace) -> Any:
     return protocol(args.protocol, **{k: v for k, v in given.items() if v is not None})
 
 
+def model_path(spec: str, *, mlflow_uri: str | None, scratch: Path) -> Path:
+    """A model file named on the command line: a path, or `runs:/RUN_ID` in the MLflow store."""
+    if not spec.startswith("runs:/"):
+        return Path(spec)
+    from nsr_tune.tracking import default_tracking_uri, fetch_model
+
+    return fetch_model(spec, tracking_uri=mlflow_uri or default_tracking_uri(), dest_dir=scratch)
+
+
 def evaluation_inputs(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     """The surrogate model and noise records that `config`'s protocol needs, read from the options."""
     from nsr_tune.checkpoints import load_model_file
@@ -129,7 +141,9 @@ def evaluation_inputs(args: argparse.Namespace, config: Any) -> dict[str, Any]:
             raise ConfigError(
                 f"--surrogate: the protocol runs no transfer attack ({', '.join(config.attacks)})"
             )
-        surrogate = load_model_file(args.surrogate)[1]
+        with tempfile.TemporaryDirectory() as d:
+            path = model_path(args.surrogate, mlflow_uri=getattr(args, "mlflow_uri", None), scratch=Path(d))
+            surrogate = load_model_file(path)[1]
     nstdb = nstdb_if_present(args.nstdb) if config.noise_stress else None
     return {"surrogate": surrogate, "nstdb": nstdb}
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import tempfile
 from pathlib import Path
 
-from nsr_tune._io import write_json
+from nsr_tune._io import atomic_write, write_json
 from nsr_tune.cli._common import (
     add_data_dir,
     add_eval,
@@ -16,6 +17,7 @@ from nsr_tune.cli._common import (
     load_splits,
     log,
     metrics_json,
+    model_path,
     print_result,
 )
 from nsr_tune.errors import ConfigError
@@ -100,7 +102,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nsr_tune.evaluation import evaluate
     from nsr_tune.trial import pick_device
 
-    config, model = load_model_file(args.model_file)
+    with tempfile.TemporaryDirectory() as d:
+        config, model = load_model_file(
+            model_path(args.model_file, mlflow_uri=args.mlflow_uri, scratch=Path(d))
+        )
     data = dataclasses.replace(config.data, split=args.split) if args.split else config.data
     eval_cfg = eval_config(args)
     out = Path(args.out) if args.out else None
@@ -119,6 +124,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if out is not None:
         write_json(out, metrics_json(result))
         print(f"\nwrote {out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from nsr_tune.checkpoints import load_model_file
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise ConfigError(f"OUT: {out} is a directory; name the model file to write, e.g. {out / 'model.pt'}")
+    with tempfile.TemporaryDirectory() as d:
+        source = model_path(args.model, mlflow_uri=args.mlflow_uri, scratch=Path(d))
+        config, _ = load_model_file(source)  # refuses a file that is not an nsr-tune model, in one line
+        atomic_write(out, lambda fh: fh.write(source.read_bytes()))
+    objective = config.objective
+    print(f"wrote {out}: {config.model.name} trained with {objective.name} (beta {objective.beta:g})")
     return 0
 
 
@@ -156,9 +176,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="re-evaluate a saved model.pt on the test split")
-    ev.add_argument("model_file", help="a model.pt written by `nsr-tune train`")
+    ev.add_argument(
+        "model_file", help="a model.pt written by `nsr-tune train`, or runs:/RUN_ID (a study trial in MLflow)"
+    )
+    ev.add_argument("--mlflow-uri", help="the tracking store of runs:/ models (default: sqlite:///mlflow.db)")
     add_data_dir(ev)
     ev.add_argument("--split", choices=SPLITS, help="default: the split the model was trained on")
     ev.add_argument("--out", help="write the metrics to this JSON file")
     add_eval(ev)
     ev.set_defaults(func=_cmd_evaluate)
+
+    ex = sub.add_parser("export", help="write the model of a study trial (runs:/RUN_ID) to a model file")
+    ex.add_argument("model", help="runs:/RUN_ID (or a model file, to check and copy it)")
+    ex.add_argument("out", help="the model file to write, e.g. model.pt")
+    ex.add_argument(
+        "--mlflow-uri", help="the tracking store (default: sqlite:///mlflow.db in this directory)"
+    )
+    ex.set_defaults(func=_cmd_export)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from nsr_tune.cli._common import log
+from nsr_tune.errors import ConfigError
 
 # The options of `tune` as StudyOptions/resume know them (argparse dest names).
 _TUNE_OPTIONS = (
@@ -29,6 +30,7 @@ _TUNE_OPTIONS = (
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from nsr_tune.finalists import final_table
     from nsr_tune.front import front_table
     from nsr_tune.study.options import StudyOptions, resume_options
     from nsr_tune.study.runner import run_study, summary_lines
@@ -68,6 +70,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     outcome = run_study(options)
     print("\nPareto front (validation objectives; test values beside, never seen by the search):")
     print(front_table(outcome.front))
+    if outcome.final is not None:
+        print("\nFinalists under the final protocol (test split; intervals resample records):")
+        print(final_table(outcome.final))
     print()
     for line in summary_lines(outcome, mlflow_uri=options.mlflow_uri, experiment=options.space.name):
         print(line)
@@ -88,8 +93,11 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
 
 
 def _cmd_sync_mlflow(args: argparse.Namespace) -> int:
-    from nsr_tune.front import front_table
-    from nsr_tune.study.results import read_study
+    from nsr_tune.finalists import final_table
+    from nsr_tune.front import front_from_record, front_table
+    from nsr_tune.study.finalize import finalize_study
+    from nsr_tune.study.results import checkpoint_reader, read_study
+    from nsr_tune.study.trainable import CHECKPOINT_FILE
     from nsr_tune.tracking import StudyTracker
 
     record = read_study(args.experiment_path)
@@ -98,13 +106,83 @@ def _cmd_sync_mlflow(args: argparse.Namespace) -> int:
         experiment=record.description.experiment,
         artifact_location=args.artifact_location,
     )
-    parent = tracker.sync(record)
+    parent = tracker.sync(record, checkpoint_of=checkpoint_reader(args.experiment_path, CHECKPOINT_FILE))
     front = tracker.front(parent)
     tracker.publish_front(front)
+    # The finalists' results kept beside the study (nothing is evaluated here).
+    final = None
+    if front_from_record(record).result.ids:
+        final = finalize_study(args.experiment_path, tracker=tracker, evaluate=False)
     tracker.end_study()
     print(f"{len(record.trials)} trials of {args.experiment_path} are in MLflow (parent run {parent})")
     print(front_table(front))
+    if final is not None and final.front.finals:
+        print(final_table(final.front))
     return 0
+
+
+def _cmd_finalize(args: argparse.Namespace) -> int:
+    from nsr_tune.finalists import final_table
+    from nsr_tune.study.finalize import finalize_study, study_final_config
+    from nsr_tune.study.results import read_study
+    from nsr_tune.study.runner import init_ray
+    from nsr_tune.tracking import StudyTracker
+
+    record = read_study(args.experiment_path)
+    cap = args.per_class_cap
+    final = study_final_config(
+        record,
+        top_ranks=args.top_ranks,
+        bootstrap=args.bootstrap,
+        protocol=args.protocol,
+        eps=tuple(args.eps) if args.eps else None,
+        per_class_cap="keep" if cap is None else (None if cap == "all" else _whole(cap, "--per-class-cap")),
+    )
+    settings = record.description.settings
+    uri = args.mlflow_uri or settings.get("mlflow_uri")
+    tracker = None
+    if not args.no_mlflow:
+        if not uri:
+            raise ConfigError("--mlflow-uri: the study saved no tracking URI; give one, or --no-mlflow")
+        tracker = StudyTracker(
+            tracking_uri=uri,
+            experiment=record.description.experiment,
+            artifact_location=settings.get("artifact_location"),
+        )
+    started: list[bool] = []
+    try:
+        outcome = finalize_study(
+            args.experiment_path,
+            final=final,
+            tracker=tracker,
+            data_dir=args.data_dir,
+            start_ray=lambda: started.append(init_ray(args.address, local_cpus=args.local_cpus)),
+        )
+        if tracker is not None:
+            tracker.end_study()
+    finally:
+        if any(started):
+            import ray
+
+            ray.shutdown()
+    print(final_table(outcome.front, level=outcome.config.ci))
+    print(
+        f"finalize ({outcome.config.fingerprint()}): {len(outcome.evaluated)} finalists evaluated now, "
+        f"{len(outcome.reused)} kept from before; {len(outcome.logged)} written to MLflow"
+        + (f" (parent run {outcome.parent_run_id})" if tracker is not None else " (MLflow left out)")
+        + f"; {outcome.seconds:.0f} s"
+    )
+    return 0
+
+
+def _whole(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{option}: expected a whole number >= 1 or 'all', got {text!r}")
+    return value
 
 
 def add_tune_arguments(p: argparse.ArgumentParser) -> None:
@@ -169,6 +247,26 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    fin = sub.add_parser(
+        "finalize",
+        help="evaluate a study's finalists again on the test split under its final protocol "
+        "(safe to run twice: only what is missing is evaluated or logged)",
+    )
+    fin.add_argument("experiment_path", help="the Tune experiment path of the study (STORAGE/NAME)")
+    fin.add_argument("--mlflow-uri", help="default: the tracking URI the study was started with")
+    fin.add_argument("--no-mlflow", action="store_true", help="keep the results beside the study only")
+    fin.add_argument(
+        "--top-ranks", type=int, help="finalists: validation ranks below this (default: the space's)"
+    )
+    fin.add_argument("--protocol", help="quick, standard or strong (default: the space's evaluation.final)")
+    fin.add_argument("--eps", type=float, nargs="+", help="noise levels (default: the space's)")
+    fin.add_argument("--per-class-cap", help="test beats per class, or 'all' (default: the space's)")
+    fin.add_argument("--bootstrap", type=int, help="resamples of test records for the intervals")
+    fin.add_argument("--data-dir", help="the study's MIT-BIH records (default: where it read them)")
+    fin.add_argument("--address", help="Ray address to join (default: $RAY_ADDRESS, else a running cluster)")
+    fin.add_argument("--local-cpus", type=int, help="CPUs for a local Ray started by this command")
+    fin.set_defaults(func=_cmd_finalize)
+
     tune_p = sub.add_parser("tune", help="run a multi-objective study on Ray Tune (same as tune.py)")
     add_tune_arguments(tune_p)
     tune_p.set_defaults(func=_cmd_tune)

@@ -14,7 +14,14 @@ so a reader (MLflow, a browser) never sees half a file. Each returns the path.
 from __future__ import annotations
 
 from nsr_tune.plots._curves import robustness_curve_png, robustness_title
+from nsr_tune.plots._final_png import final_front_png
 from nsr_tune.plots._pareto_html import pareto_figure_html
 from nsr_tune.plots._pareto_png import pareto_figure_png
 
-__all__ = ["pareto_figure_html", "pareto_figure_png", "robustness_curve_png", "robustness_title"]
+__all__ = [
+    "final_front_png",
+    "pareto_figure_html",
+    "pareto_figure_png",
+    "robustness_curve_png",
+    "robustness_title",
+]

@@ -5,22 +5,25 @@ them with the config classes' own rules, so a space fails before any trial start
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from nsr_tune.config import (
     BALANCE,
+    FINAL_EVAL,
     OPTIMIZERS,
     PROTOCOLS,
     DataConfig,
     EvalConfig,
+    FinalConfig,
     ModelConfig,
     ObjectiveConfig,
     OptimConfig,
     protocol,
 )
 from nsr_tune.errors import ConfigError
-from nsr_tune.metrics import metric_name, objective_names
+from nsr_tune.metrics import metric_name, objective_names, parse_metric
 from nsr_tune.objectives import OBJECTIVE_FIELDS, OBJECTIVE_NAMES, WEIGHTED
 from nsr_tune.study._yaml import Domain, Reader, Value, check_with_config
 
@@ -55,6 +58,8 @@ DEFAULT_OBJECTIVES = (
 )
 # The protocol each evaluation section starts from; `protocol: NAME` in the section picks another.
 DEFAULT_PROTOCOLS = {"search": "quick", "test": "standard"}
+# evaluation.final: the finalists' second evaluation (FinalConfig), besides the EvalConfig fields.
+FINAL_FIELDS = ("top_ranks", "bootstrap", "ci")
 
 
 def parse_data(r: Reader, node: Any) -> dict[str, Any]:
@@ -144,7 +149,7 @@ def parse_optim(r: Reader, node: Any) -> dict[str, Value]:
 
 def parse_evaluation(r: Reader, node: Any) -> dict[str, EvalConfig]:
     """evaluation.search / evaluation.test: a named protocol (see PROTOCOLS), then overrides."""
-    evaluation = r.mapping(node, "evaluation", tuple(DEFAULT_PROTOCOLS))
+    evaluation = r.mapping(node, "evaluation", (*DEFAULT_PROTOCOLS, "final"))
     evals = {}
     for part, default in DEFAULT_PROTOCOLS.items():
         section = r.mapping(evaluation.get(part), f"evaluation.{part}", EVAL_FIELDS)
@@ -168,6 +173,46 @@ def parse_evaluation(r: Reader, node: Any) -> dict[str, EvalConfig]:
         except (ConfigError, TypeError) as e:
             raise r.fail(f"evaluation.{part}", str(e)) from e
     return evals
+
+
+def parse_final(r: Reader, node: Any, objectives: tuple[tuple[str, str], ...]) -> FinalConfig:
+    """evaluation.final: who the finalists are, and the protocol they are evaluated with again.
+
+    It starts from FINAL_EVAL (the strong protocol on up to 1000 test beats per class); without
+    an `eps` list of its own, the noise levels of the search objectives are added to its grid,
+    so that every objective has a final counterpart.
+    """
+    evaluation = r.mapping(node, "evaluation", (*DEFAULT_PROTOCOLS, "final"))
+    section = r.mapping(evaluation.get("final"), "evaluation.final", (*EVAL_FIELDS, *FINAL_FIELDS))
+    for k, v in section.items():
+        if isinstance(v, Mapping):
+            raise r.fail(f"evaluation.final.{k}", "evaluation settings are fixed for a study, not searched")
+    stage = {k: section.pop(k) for k in FINAL_FIELDS if k in section}
+    name = section.pop("protocol", None)
+    if name is not None and name not in PROTOCOLS:
+        raise r.fail("evaluation.final.protocol", f"must be one of {', '.join(PROTOCOLS)}, got {name!r}")
+    needed = sorted({e for m, _ in objectives if (e := parse_metric(m).eps) is not None})
+    eps = section.get("eps")
+    if eps is not None and (not isinstance(eps, list) or not eps):
+        raise r.fail("evaluation.final.eps", "expected a non-empty list of noise levels")
+    try:
+        if eps is None:
+            base = FINAL_EVAL if name is None else protocol(name, per_class_cap=FINAL_EVAL.per_class_cap)
+            section["eps"] = tuple(sorted({*base.eps, *needed}))
+        overrides = {k: tuple(v) if k in ("eps", "attacks") else v for k, v in section.items()}
+        evaluation_config = (
+            dataclasses.replace(FINAL_EVAL, **overrides) if name is None else protocol(name, **overrides)
+        )
+        final = FinalConfig(evaluation=evaluation_config, **stage)
+    except (ConfigError, TypeError) as e:
+        raise r.fail("evaluation.final", str(e)) from e
+    missing = [e for e in needed if e not in final.evaluation.eps]
+    if missing:
+        raise r.fail(
+            "evaluation.final.eps",
+            f"must include {', '.join(map(str, missing))}, the noise level(s) of the search objectives",
+        )
+    return final
 
 
 def parse_resources(r: Reader, node: Any) -> dict[str, float]:

@@ -9,15 +9,30 @@ how results measured while the tracking server was down reach it later.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pyarrow.fs
 
 from nsr_tune.errors import ConfigError
 from nsr_tune.record import StudyDescription, StudyRecord, TrialRecord
 
-__all__ = ["STUDY_FILE", "read_description", "read_study", "write_study_file"]
+__all__ = [
+    "FINAL_DIR",
+    "STUDY_FILE",
+    "checkpoint_reader",
+    "latest_checkpoint",
+    "read_bytes",
+    "read_description",
+    "read_finals",
+    "read_study",
+    "write_final",
+    "write_study_file",
+]
 
 STUDY_FILE = "nsr_tune_study.json"
+# The finalists' second evaluations: FINAL_DIR/<settings fingerprint>/<trial id>.json, one file
+# per finalist, written by the task that evaluated it (so a killed finalize loses nothing done).
+FINAL_DIR = "final"
 
 
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
@@ -78,3 +93,69 @@ def read_study(experiment_path: str) -> StudyRecord:
             )
         )
     return StudyRecord(experiment_path, description, tuple(sorted(trials, key=lambda t: t.trial_id)))
+
+
+def latest_checkpoint(experiment_path: str, trial_id: str, file_name: str) -> str | None:
+    """The path of `file_name` in a trial's newest checkpoint directory, or None without one."""
+    fs, root = _fs(experiment_path)
+    selector = pyarrow.fs.FileSelector(f"{root}/trial_{trial_id}", allow_not_found=True)
+    dirs = sorted(
+        info.path
+        for info in fs.get_file_info(selector)
+        if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("checkpoint_")
+    )
+    for d in reversed(dirs):
+        if fs.get_file_info(f"{d}/{file_name}").type == pyarrow.fs.FileType.File:
+            return _join(experiment_path, root, f"{d}/{file_name}")
+    return None
+
+
+def _join(experiment_path: str, root: str, path: str) -> str:
+    """`path` (as pyarrow names it) in the form of `experiment_path` (a URI stays a URI)."""
+    return experiment_path.rstrip("/") + path[len(root.rstrip("/")) :]
+
+
+def checkpoint_reader(experiment_path: str, file_name: str) -> Callable[[str], bytes | None]:
+    """trial id -> the bytes of `file_name` in its newest checkpoint (None without one)."""
+
+    def read(trial_id: str) -> bytes | None:
+        path = latest_checkpoint(experiment_path, trial_id, file_name)
+        return None if path is None else read_bytes(path)
+
+    return read
+
+
+def read_bytes(path: str) -> bytes:
+    fs, p = _fs(path)
+    with fs.open_input_stream(p) as f:
+        return f.read()
+
+
+def write_final(experiment_path: str, settings: str, trial_id: str, data: dict) -> None:
+    """One finalist's result; written to a temporary name first, so no reader sees half a file."""
+    fs, root = _fs(experiment_path)
+    folder = f"{root}/{FINAL_DIR}/{settings}"
+    fs.create_dir(folder, recursive=True)
+    tmp = f"{folder}/.{trial_id}.json.tmp"
+    with fs.open_output_stream(tmp) as f:
+        f.write(json.dumps(data, indent=1).encode())
+    fs.move(tmp, f"{folder}/{trial_id}.json")
+
+
+def read_finals(experiment_path: str, settings: str) -> dict[str, dict]:
+    """Trial id -> the final result kept for these settings (nothing when none is)."""
+    fs, root = _fs(experiment_path)
+    selector = pyarrow.fs.FileSelector(f"{root}/{FINAL_DIR}/{settings}", allow_not_found=True)
+    out = {}
+    for info in fs.get_file_info(selector):
+        if info.type == pyarrow.fs.FileType.File and info.base_name.endswith(".json"):
+            if info.base_name.startswith("."):
+                continue  # a write that did not finish
+            text = _read_text(fs, info.path)
+            try:
+                out[info.base_name.removesuffix(".json")] = json.loads(text or "")
+            except json.JSONDecodeError as e:
+                raise ConfigError(
+                    f"{info.path}: a damaged final result ({e}); delete it to evaluate again"
+                ) from e
+    return out

@@ -25,16 +25,18 @@ from ray.tune.search.optuna import OptunaSearch
 from nsr_tune.config import DataConfig
 from nsr_tune.data import LoadReport, SplitData, load_mitbih, make_splits, resolve_data_dir
 from nsr_tune.errors import ConfigError
+from nsr_tune.finalists import FinalFront
 from nsr_tune.front import StudyFront, front_from_record
 from nsr_tune.record import StudyDescription
 from nsr_tune.study.callback import MlflowStudyCallback
+from nsr_tune.study.finalize import finalize_study
 from nsr_tune.study.options import StudyOptions, is_uri
-from nsr_tune.study.results import read_description, read_study, write_study_file
+from nsr_tune.study.results import checkpoint_reader, read_description, read_study, write_study_file
 from nsr_tune.study.space import Space
-from nsr_tune.study.trainable import train_trial
+from nsr_tune.study.trainable import CHECKPOINT_FILE, train_trial
 from nsr_tune.tracking import StudyTracker, front_view_url, outage_errors
 
-__all__ = ["StudyOptions", "StudyOutcome", "check_storage", "run_study", "summary_lines"]
+__all__ = ["StudyOptions", "StudyOutcome", "check_storage", "init_ray", "run_study", "summary_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class StudyOutcome:
     n_trials: int
     n_errors: int
     seconds: float
+    final: FinalFront | None = None  # the finalists' front under the final protocol
 
 
 def check_storage(storage: str, *, n_nodes: int, shared: bool) -> str:
@@ -99,15 +102,19 @@ def _versions() -> dict[str, str]:
 
 
 def _init_ray(options: StudyOptions) -> bool:
+    return init_ray(options.ray_address, local_cpus=options.local_cpus)
+
+
+def init_ray(ray_address: str | None, *, local_cpus: int | None = None) -> bool:
     """Join the running cluster when there is one; start a local Ray otherwise.
 
     Returns True when this process started a local Ray of its own.
     """
     if ray.is_initialized():
         return False
-    address = options.ray_address or os.environ.get("RAY_ADDRESS")
+    address = ray_address or os.environ.get("RAY_ADDRESS")
     if address == "local":
-        ray.init(address="local", num_cpus=options.local_cpus, include_dashboard=False)
+        ray.init(address="local", num_cpus=local_cpus, include_dashboard=False)
         return True
     if address:
         ray.init(address=address)
@@ -118,7 +125,7 @@ def _init_ray(options: StudyOptions) -> bool:
         return False
     except ConnectionError:
         log.info("no running Ray cluster found: starting a local one")
-        ray.init(num_cpus=options.local_cpus, include_dashboard=False)
+        ray.init(num_cpus=local_cpus, include_dashboard=False)
         return True
 
 
@@ -316,13 +323,23 @@ def run_study(options: StudyOptions) -> StudyOutcome:
             ),
         )
     results = tuner.fit()
+    record = read_study(experiment_path)
+    # The second stage: the finalists evaluated again on the test split under the space's
+    # `evaluation.final` protocol. Their results are kept beside the study first, so an MLflow
+    # outage below loses none of them.
+    final = None
+    if front_from_record(record).result.ids:
+        final = finalize_study(experiment_path, test_beats=splits.test).front
+    else:
+        log.warning("no trial completed: there are no finalists to evaluate again")
     # Whatever MLflow missed while the study ran (an outage, a blip) is written now, from
     # Tune's results; after a study without trouble this writes nothing new.
-    record = read_study(experiment_path)
     try:
-        parent = tracker.sync(record)
+        parent = tracker.sync(record, checkpoint_of=checkpoint_reader(experiment_path, CHECKPOINT_FILE))
         front = tracker.front(parent)
         tracker.publish_front(front)
+        if final is not None:
+            final = finalize_study(experiment_path, tracker=tracker, test_beats=splits.test).front
         tracker.end_study()
         experiment_id = tracker.experiment_id()
     except outage_errors() as e:
@@ -344,6 +361,7 @@ def run_study(options: StudyOptions) -> StudyOutcome:
         n_trials=len(results),
         n_errors=len(results.errors),
         seconds=time.perf_counter() - started,
+        final=final,
     )
 
 

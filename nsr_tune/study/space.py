@@ -16,19 +16,29 @@ what is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from nsr_tune.config import DataConfig, EvalConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
+from nsr_tune.config import (
+    DataConfig,
+    EvalConfig,
+    FinalConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    OptimConfig,
+    TrialConfig,
+)
 from nsr_tune.errors import ConfigError
 from nsr_tune.study._sections import (
     parse_data,
     parse_evaluation,
+    parse_final,
     parse_losses,
     parse_models,
     parse_objectives,
@@ -65,6 +75,8 @@ class Space:
     resources: Mapping[str, float]
     seed: int = 0
     max_failures: int = 2
+    # The finalists' second evaluation on the test split (evaluation.final).
+    final: FinalConfig = field(default_factory=FinalConfig)
 
     @property
     def metrics(self) -> list[str]:
@@ -191,6 +203,7 @@ def parse_space(text: str, *, where: str = "<space>") -> Space:
         seed=r.number(top.get("seed", 0), "seed", integer=True),
         max_failures=r.number(search.get("max_failures", 2), "search.max_failures", integer=True, low=0),
     )
+    space = dataclasses.replace(space, final=parse_final(r, top.get("evaluation"), space.objectives))
     _check_start_with(r, space)
     return space
 

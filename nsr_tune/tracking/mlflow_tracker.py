@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from nsr_tune.errors import ConfigError
+from nsr_tune.finalists import FinalFront, FinalResult, write_final_files
 from nsr_tune.front import (
     StudyFront,
     TrialOutcome,
@@ -33,7 +35,15 @@ from nsr_tune.front import (
 )
 from nsr_tune.record import STATE_COMPLETE, STATE_DIVERGED, STATE_FAILED, StudyRecord
 
-__all__ = ["StudyTracker", "default_tracking_uri", "front_view_url", "masking_tags", "outage_errors"]
+__all__ = [
+    "MODEL_ARTIFACT",
+    "StudyTracker",
+    "default_tracking_uri",
+    "fetch_model",
+    "front_view_url",
+    "masking_tags",
+    "outage_errors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,14 @@ TAG_OBJECTIVES = "nsr_tune.objectives"
 # the runs list can filter on it, and one tag per flag holding the line that explains it.
 TAG_MASKING = "masking_flags"
 TAG_MASKING_FLAG = "masking_flag"
+# A finalist's second evaluation: the fingerprint of the final settings it was logged with (set
+# after its metrics, so it marks a finished write), and the parent's record of the final front.
+TAG_FINAL = "final_settings"
+TAG_FINAL_FRONT = "final_front_ids"
+# A complete trial's trained model: the weights_only file that `nsr-tune evaluate` reads, as an
+# artifact of its run; the tag marks it logged.
+MODEL_ARTIFACT = "model/model.pt"
+TAG_MODEL = "nsr_tune.model"
 # MLflow's log_batch takes at most 1000 metrics per call.
 _BATCH = 1000
 
@@ -315,11 +333,32 @@ class StudyTracker:
                 )
                 self.log_file(run_id, path)
 
-    def sync(self, record: StudyRecord) -> str:
+    def log_model(self, run_id: str, checkpoint: bytes) -> None:
+        """A trial's model, from its training checkpoint, as the run's MODEL_ARTIFACT.
+
+        Only the model file is logged (config and weights, no optimizer state), the file that
+        `nsr-tune evaluate` and `nsr-tune export` read. It is loaded with weights_only=True, so
+        a model taken from a shared tracking server cannot run code when it is opened.
+        """
+        from nsr_tune.checkpoints import load_model_file, save_model_file
+
+        with tempfile.TemporaryDirectory() as d:
+            source = Path(d) / "checkpoint.pt"
+            source.write_bytes(checkpoint)
+            config, model = load_model_file(source)
+            target = save_model_file(
+                Path(d) / "model" / Path(MODEL_ARTIFACT).name, config=config, model=model
+            )
+            self.log_file(run_id, target, str(Path(MODEL_ARTIFACT).parent))
+        self.set_tags(run_id, {TAG_MODEL: MODEL_ARTIFACT})
+
+    def sync(self, record: StudyRecord, *, checkpoint_of: Callable[[str], bytes | None] | None = None) -> str:
         """Write to MLflow whatever of a study it does not hold yet.
 
         Idempotent: a report already logged (by its epoch) is not logged again, a finished run
         is not finished again, so running it after a normal study changes nothing.
+        `checkpoint_of(trial_id)` gives a trial's newest checkpoint (None without one): each
+        complete trial whose run has no model yet gets it as MODEL_ARTIFACT.
         """
         d = record.description
         parent = self.start_study(
@@ -337,6 +376,10 @@ class StudyTracker:
             run = self.client.get_run(run_id)
             if TAG_STATE not in run.data.tags and trial.state is not None:
                 self.record_end(trial.trial_id, trial.config, trial.last, error=trial.error)
+            if checkpoint_of is not None and trial.state == STATE_COMPLETE and TAG_MODEL not in run.data.tags:
+                checkpoint = checkpoint_of(trial.trial_id)
+                if checkpoint is not None:
+                    self.log_model(run_id, checkpoint)
         return parent
 
     # ------------------------------------------------------------------ the front
@@ -404,6 +447,91 @@ class StudyTracker:
             },
         )
         return files
+
+    # ------------------------------------------------------------------ the finalists
+
+    def record_final(self, run_id: str, final: FinalResult) -> bool:
+        """A finalist's `final_*` metrics and flags; False when these settings were logged already."""
+        if self.client.get_run(run_id).data.tags.get(TAG_FINAL) == final.settings:
+            return False
+        self.log_metrics(run_id, final.metrics, step=0)
+        tags = {
+            "final_masking_flags": flags_text(list(final.flags)),
+            "final_surrogate": final.surrogate or "none",
+            "final_beats": str(final.n_beats),
+            "final_records": str(final.n_records),
+        }
+        tags.update({f"{TAG_MASKING_FLAG}.final.{name}": why for name, why in final.flags.items()})
+        tags.update({f"skipped.final.{name}": why for name, why in final.skipped.items()})
+        self.set_tags(run_id, tags)
+        self.set_tags(run_id, {TAG_FINAL: final.settings})  # last: the write is complete
+        return True
+
+    def publish_final(
+        self, front: FinalFront, run_ids: Mapping[str, str], *, settings: str, parent_run_id: str
+    ) -> bool:
+        """Final-front tags on each finalist (by `run_ids`: front id -> MLflow run id), and the
+        parent's final_front.png / .csv. False when this very front was published already."""
+        ids = json.dumps(sorted(front.result.ids))
+        tags = self.client.get_run(parent_run_id).data.tags
+        if tags.get(TAG_FINAL) == settings and tags.get(TAG_FINAL_FRONT) == ids:
+            return False
+        result = front.result
+        for rid, rank in zip(result.ids, result.ranks, strict=True):
+            self.set_tags(
+                run_ids[rid],
+                {
+                    "final_pareto_optimal": str(bool(rank == 0)).lower(),
+                    "final_pareto_rank": str(int(rank)),
+                    "final_fell_off": front.fell_off.get(rid, "false"),
+                    "final_not_separable_from": ",".join(
+                        front.validation.run_names.get(d, d) for d in front.not_separable.get(rid, ())
+                    )
+                    or "none",
+                },
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in write_final_files(front, Path(tmp)).values():
+                self.log_file(parent_run_id, path)
+        if result.hypervolume is not None:
+            self.log_metrics(parent_run_id, {"final_hypervolume": result.hypervolume}, step=0)
+        names = front.validation.run_names
+        self.set_tags(
+            parent_run_id,
+            {
+                "final_front": json.dumps([names.get(i, i) for i in result.front_ids], ensure_ascii=False),
+                "final_fell_off": json.dumps([names.get(i, i) for i in front.fell_off], ensure_ascii=False),
+            },
+        )
+        self.set_tags(parent_run_id, {TAG_FINAL: settings, TAG_FINAL_FRONT: ids})
+        return True
+
+
+def fetch_model(model_uri: str, *, tracking_uri: str, dest_dir: Path) -> Path:
+    """The model file of a run (`runs:/RUN_ID`, or `runs:/RUN_ID/ARTIFACT_PATH`), downloaded."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    rest = model_uri.removeprefix("runs:/").strip("/")
+    run_id, _, artifact = rest.partition("/")
+    if not model_uri.startswith("runs:/") or not run_id:
+        raise ConfigError(f"{model_uri}: expected runs:/RUN_ID (an MLflow run of an nsr-tune trial)")
+    artifact = artifact or MODEL_ARTIFACT
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException as e:
+        raise ConfigError(f"{model_uri}: no run {run_id} at {tracking_uri} (give --mlflow-uri?)") from e
+    folder = str(Path(artifact).parent) if "/" in artifact else None
+    names = {a.path for a in client.list_artifacts(run_id, folder)}
+    if artifact not in names:
+        raise ConfigError(
+            f"{model_uri}: the run has no model ({artifact}). Trials log theirs when their study ends; "
+            "for a study from before that, run `nsr-tune sync-mlflow STORAGE/NAME` once"
+        )
+    # One small file: MLflow's download progress bar would only clutter a command's output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return Path(client.download_artifacts(run_id, artifact, str(dest_dir)))
 
 
 def masking_tags(report: Mapping[str, Any]) -> dict[str, str]:

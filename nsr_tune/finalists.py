@@ -1,0 +1,387 @@
+"""A study's second stage, as plain Python and torch: its finalists, evaluated again.
+
+A search scores hundreds of trials with a cheap attack on validation beats; a researcher acts
+on the front, so the front's numbers must be the strong ones. The finalists (the validation
+front and the ranks just behind it) are evaluated on the test split under a strong protocol,
+with intervals that resample test records, and the front is drawn again on those numbers.
+The transfer attack runs on the study's best CE trial as its surrogate (another trial's model,
+never the finalist itself). No Ray, no MLflow here: `nsr_tune.study.finalize` runs this on a
+cluster and the tracker writes what it returns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nsr_tune._io import atomic_write
+from nsr_tune.bootstrap import record_intervals
+from nsr_tune.config import FinalConfig
+from nsr_tune.data import BeatSet
+from nsr_tune.evaluation import evaluate
+from nsr_tune.front import StudyFront, flags_text
+from nsr_tune.metrics import eps_key, metric_name, on_part, parse_metric
+from nsr_tune.pareto import ParetoResult, default_reference, pareto_analysis
+from nsr_tune.record import STATE_COMPLETE, TrialRecord
+
+__all__ = [
+    "SURROGATE_METRIC",
+    "FinalFront",
+    "FinalResult",
+    "choose_finalists",
+    "choose_surrogate",
+    "evaluate_finalist",
+    "final_front",
+    "final_table",
+    "write_final_files",
+]
+
+# What "the study's best CE trial" is best at: clean validation balanced accuracy.
+SURROGATE_METRIC = metric_name("balanced_acc", part="val")
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    """One finalist's second evaluation, as plain data (it is kept as JSON beside the study).
+
+    `metrics` are `final_*` metrics, with `final_KIND_ci_low` / `_ci_high` where intervals were
+    drawn; `settings` is the FinalConfig's fingerprint; `surrogate` the trial whose model the
+    transfer attack ran on ("" when none).
+    """
+
+    trial_id: str
+    settings: str
+    surrogate: str
+    metrics: Mapping[str, float]
+    flags: Mapping[str, str]
+    skipped: Mapping[str, str]
+    evaluation: Mapping[str, Any]
+    n_beats: int
+    n_records: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial_id": self.trial_id,
+            "settings": self.settings,
+            "surrogate": self.surrogate,
+            "metrics": dict(self.metrics),
+            "flags": dict(self.flags),
+            "skipped": dict(self.skipped),
+            "evaluation": dict(self.evaluation),
+            "n_beats": self.n_beats,
+            "n_records": self.n_records,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FinalResult:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+    def interval(self, name: str) -> tuple[float, float]:
+        """The (low, high) interval of a final metric; NaNs when none was drawn."""
+        return (
+            float(self.metrics.get(f"{name}_ci_low", math.nan)),
+            float(self.metrics.get(f"{name}_ci_high", math.nan)),
+        )
+
+
+def choose_finalists(front: StudyFront, *, top_ranks: int) -> tuple[str, ...]:
+    """The trials of validation rank below `top_ranks`, by rank, then best first objective first."""
+    result = front.result
+    signs = np.array([1.0 if d == "maximize" else -1.0 for d in result.directions])
+    order = sorted(
+        (i for i in range(len(result.ids)) if result.ranks[i] < top_ranks),
+        key=lambda i: (int(result.ranks[i]), *(-result.values[i] * signs).tolist(), result.ids[i]),
+    )
+    return tuple(result.ids[i] for i in order)
+
+
+def choose_surrogate(trials: Sequence[TrialRecord], *, exclude: str) -> str | None:
+    """The study's best complete CE trial other than `exclude` (by SURROGATE_METRIC), or None."""
+    scored = [
+        (float(t.last[SURROGATE_METRIC]), t.trial_id)
+        for t in trials
+        if t.trial_id != exclude
+        and t.state == STATE_COMPLETE
+        and t.config.get("objective", {}).get("name") == "ce"
+        and math.isfinite(float(t.last.get(SURROGATE_METRIC, math.nan)))
+    ]
+    # Highest score first; the smaller trial id on a tie, so the choice is reproducible.
+    return min(scored, key=lambda s: (-s[0], s[1]))[1] if scored else None
+
+
+def evaluate_finalist(
+    model: nn.Module,
+    beats: BeatSet,
+    *,
+    trial_id: str,
+    config: FinalConfig,
+    split: str,
+    surrogate: nn.Module | None = None,
+    surrogate_id: str = "",
+    nstdb: Mapping[str, np.ndarray] | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> FinalResult:
+    """Evaluate one finalist under `config.evaluation`, with intervals resampled by record."""
+    result = evaluate(
+        model,
+        beats,
+        config=config.evaluation,
+        split=split,
+        device=device,
+        progress=progress,
+        surrogate=surrogate,
+        nstdb=nstdb,
+        keep_beats=True,
+    )
+    metrics = result.flat_metrics("final")
+    outcomes = result.beats
+    assert outcomes is not None  # keep_beats=True above
+    if config.bootstrap:
+        intervals = record_intervals(
+            outcomes,
+            eps=result.eps,
+            classes=result.balanced_classes,
+            resamples=config.bootstrap,
+            level=config.ci,
+            seed=config.evaluation.seed,
+        )
+        for kind, (low, high) in intervals.items():
+            name = on_part(kind, "final")
+            metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = low, high
+    return FinalResult(
+        trial_id=trial_id,
+        settings=config.fingerprint(),
+        surrogate=surrogate_id if surrogate is not None else "",
+        metrics=metrics,
+        flags=dict(result.flags),
+        skipped=dict(result.skipped),
+        evaluation=result.to_dict(),
+        n_beats=result.n,
+        n_records=len(np.unique(outcomes.record)),
+    )
+
+
+@dataclass(frozen=True)
+class FinalFront:
+    """The front drawn again on the finalists' final numbers, beside the validation front."""
+
+    validation: StudyFront
+    result: ParetoResult  # the finalists, ranked on the final objectives
+    finals: Mapping[str, FinalResult]  # id -> its second evaluation
+    intervals: Mapping[str, tuple[tuple[float, float], ...]]  # id -> (low, high) per objective
+    # Trials on the validation front that are not on the final one -> why (attack, flags).
+    fell_off: Mapping[str, str] = field(default_factory=dict)
+    # Finalists off the final front whose intervals overlap, on every objective, those of a
+    # finalist that dominates them: the test beats cannot tell the two apart at this level.
+    not_separable: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.result.names
+
+
+def _objective_eps(names: Sequence[str]) -> float | None:
+    eps = [parse_metric(n).eps for n in names if parse_metric(n).eps is not None]
+    return eps[0] if eps else None
+
+
+def _main_attack(final: FinalResult, eps: float | None) -> str:
+    """Which attack of the cascade broke the most beats at `eps` (the largest eps without one)."""
+    ev = final.evaluation
+    by_attack: Mapping[str, Mapping[str, float]] = ev.get("robust_acc_by_attack") or {}
+    grid = [float(e) for e in ev.get("eps", [])]
+    if not grid:
+        return ""
+    e = eps if eps is not None and eps in grid else grid[-1]
+    key = eps_key(e)
+    if not by_attack:
+        return f"{ev.get('attack', 'the attack')} left {ev['robust_acc'][key]:.3f} at eps {key}"
+    previous, best, best_drop = float(ev["clean_acc"]), "", -1.0
+    for name, curve in by_attack.items():
+        drop = previous - float(curve[key])
+        if drop > best_drop:
+            best, best_drop = name, drop
+        previous = float(curve[key])
+    return f"{best} broke the most beats at eps {key} ({best_drop:.3f} of them)"
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    if any(math.isnan(v) for v in (*a, *b)):
+        return False
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _dominates(a: np.ndarray, b: np.ndarray, signs: np.ndarray) -> bool:
+    return bool(np.all(a * signs >= b * signs) and np.any(a * signs > b * signs))
+
+
+def final_front(validation: StudyFront, finals: Mapping[str, FinalResult]) -> FinalFront:
+    """Rank the finalists (ids of `validation`) on the final counterparts of its objectives."""
+    names = [on_part(n, "final") for n in validation.result.names]
+    directions = list(validation.result.directions)
+    ids = [i for i in validation.result.ids if i in finals]
+    values = np.array(
+        [[float(finals[i].metrics.get(n, math.nan)) for n in names] for i in ids], dtype=float
+    ).reshape(len(ids), len(names))
+    result = pareto_analysis(
+        ids, values, names=names, directions=directions, reference=default_reference(directions)
+    )
+    intervals = {i: tuple(finals[i].interval(n) for n in names) for i in ids}
+    signs = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
+    val_rank = dict(zip(validation.result.ids, validation.result.ranks, strict=True))
+    eps = _objective_eps(names)
+    fell_off, not_separable = {}, {}
+    for k, i in enumerate(ids):
+        dominators = [ids[j] for j in range(len(ids)) if _dominates(values[j], values[k], signs)]
+        if val_rank.get(i) == 0 and result.ranks[k] > 0:
+            why = [_main_attack(finals[i], eps)]
+            why.append("dominated by " + ", ".join(validation.run_names.get(d, d) for d in dominators))
+            if finals[i].flags:
+                why.append("flags: " + ", ".join(finals[i].flags))
+            fell_off[i] = "; ".join(w for w in why if w)
+        overlapping = tuple(
+            d
+            for d in dominators
+            if all(_overlap(a, b) for a, b in zip(intervals[i], intervals[d], strict=True))
+        )
+        if overlapping:
+            not_separable[i] = overlapping
+    return FinalFront(
+        validation=validation,
+        result=result,
+        finals=dict(finals),
+        intervals=intervals,
+        fell_off=fell_off,
+        not_separable=not_separable,
+    )
+
+
+def _with_interval(value: float, interval: tuple[float, float]) -> str:
+    if any(math.isnan(v) for v in interval):
+        return f"{value:.4f}"
+    return f"{value:.4f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def final_table(front: FinalFront, *, level: float = 0.95) -> str:
+    """The finalists as a plain-text table: validation objectives, final objectives with their
+    intervals, both ranks, the masking flags of the final evaluation, and notes."""
+    v = front.validation.result
+    names = list(v.names)
+    val_index = {rid: k for k, rid in enumerate(v.ids)}
+    fin_index = {rid: k for k, rid in enumerate(front.result.ids)}
+    header = [
+        "run",
+        *(n.replace("_", " ", 1) for n in names),
+        "val rank",
+        *(f"{n.replace('_', ' ', 1)} [{level:.0%} CI]" for n in front.names),
+        "final rank",
+        "flags",
+        "note",
+    ]
+    order = sorted(
+        fin_index, key=lambda i: (int(front.result.ranks[fin_index[i]]), int(v.ranks[val_index[i]]))
+    )
+    rows = []
+    for rid in order:
+        k, j = val_index[rid], fin_index[rid]
+        note = []
+        if rid in front.fell_off:
+            note.append("fell off the front")
+        if rid in front.not_separable:
+            names_ = ", ".join(front.validation.run_names.get(d, d) for d in front.not_separable[rid])
+            note.append(f"not separable at {level:.0%} from {names_}")
+        rows.append(
+            [
+                front.validation.run_names.get(rid, rid),
+                *(f"{x:.4f}" for x in v.values[k]),
+                str(int(v.ranks[k])),
+                *(
+                    _with_interval(x, ci)
+                    for x, ci in zip(front.result.values[j], front.intervals[rid], strict=True)
+                ),
+                str(int(front.result.ranks[j])),
+                flags_text(list(front.finals[rid].flags), none="-"),
+                "; ".join(note) or "-",
+            ]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    some = next(iter(front.finals.values()), None)
+    if some is not None:
+        lines.append(
+            f"final: {some.evaluation.get('attack', '')} on {some.n_beats} test beats from "
+            f"{some.n_records} records; intervals resample records"
+        )
+    for rid, why in front.fell_off.items():
+        lines.append(f"fell off: {front.validation.run_names.get(rid, rid)}: {why}")
+    return "\n".join(lines)
+
+
+def _final_csv(front: FinalFront) -> str:
+    v = front.validation.result
+    val_index = {rid: k for k, rid in enumerate(v.ids)}
+    out = io.StringIO()
+    writer = csv.writer(out)
+    cis = [f"{n}_ci_{side}" for n in front.names for side in ("low", "high")]
+    writer.writerow(
+        [
+            "id",
+            "run_name",
+            *v.names,
+            "pareto_rank",
+            *front.names,
+            *cis,
+            "final_pareto_rank",
+            "final_masking_flags",
+            "fell_off",
+            "not_separable_from",
+        ]
+    )
+    for j, rid in enumerate(front.result.ids):
+        k = val_index[rid]
+        writer.writerow(
+            [
+                rid,
+                front.validation.run_names.get(rid, rid),
+                *v.values[k],
+                int(v.ranks[k]),
+                *front.result.values[j],
+                *(x for ci in front.intervals[rid] for x in ci),
+                int(front.result.ranks[j]),
+                flags_text(list(front.finals[rid].flags)),
+                front.fell_off.get(rid, ""),
+                ",".join(front.not_separable.get(rid, ())),
+            ]
+        )
+    return out.getvalue()
+
+
+def write_final_files(front: FinalFront, out_dir: Path) -> dict[str, Path]:
+    """final_front.csv, and for two objectives final_front.png (both fronts in one figure)."""
+    from nsr_tune import plots
+
+    text = _final_csv(front)
+    files = {"csv": atomic_write(Path(out_dir) / "final_front.csv", lambda fh: fh.write(text.encode()))}
+    if len(front.names) == 2 and len(front.result.ids) > 0:
+        files["png"] = plots.final_front_png(
+            front.validation.result,
+            front.result,
+            Path(out_dir) / "final_front.png",
+            intervals=front.intervals,
+            labels=dict(front.validation.run_names),
+            fell_off=list(front.fell_off),
+            flagged=[rid for rid, f in front.finals.items() if f.flags],
+        )
+    return files
