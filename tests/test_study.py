@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -243,3 +248,151 @@ def test_resume_refuses_other_records_under_the_same_path_and_writes_nothing(dry
     assert err[0].startswith(f"nsr-tune: error: --resume: the records in {data} are not the ones")
     assert _snapshot(path) == before and _n_runs(dry_run) == runs
     assert not ray.is_initialized()
+
+
+# ---------------------------------------------------------------------- the finalists
+# These tests read the finalize stage the dry run ran at its end; the last two finalize again
+# (under other settings), so they come last.
+
+
+def _refreshed(dry_run):
+    client = dry_run["client"]
+    exp = client.get_experiment_by_name("dry_run")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags], next(
+        r for r in runs if r.data.tags.get("nsr_tune.role") == "study"
+    )
+
+
+def test_finalists_carry_final_metrics_intervals_and_the_final_front(dry_run, tmp_path):
+    client = dry_run["client"]
+    children, parent = _refreshed(dry_run)
+    settings = load_space("dry_run").final.fingerprint()
+    # The finalists are validation ranks 0 and 1 (the dry run's `top_ranks: 2`).
+    finalists = [c for c in children if "final_settings" in c.data.tags]
+    assert {c.info.run_id for c in finalists} == {
+        c.info.run_id for c in children if c.data.tags["pareto_rank"] in ("0", "1")
+    }
+    by_trial = {c.data.tags["nsr_tune.trial_id"]: c for c in children}
+    for c in finalists:
+        m, tags = c.data.metrics, c.data.tags
+        assert tags["final_settings"] == settings
+        assert tags["final_beats"] == "100"  # 25 test beats of each of the 4 classes present
+        assert (dry_run["path"] / "final" / settings / f"{tags['nsr_tune.trial_id']}.json").is_file()
+        for name in ("final_balanced_acc", "final_robust_balanced_acc_eps_0.05"):
+            assert 0.0 <= m[f"{name}_ci_low"] <= m[f"{name}_ci_high"] <= 1.0
+        assert m["final_robust_acc_eps_0.1"] <= m["final_robust_acc_eps_0.01"] <= m["final_clean_acc"]
+        assert {"final_robust_acc_apgd_ce_eps_0.05", "final_robust_acc_square_eps_0.05"} <= set(m)
+        # The transfer attack ran on the study's best CE trial, never on the finalist itself.
+        surrogate = tags["final_surrogate"]
+        assert surrogate != tags["nsr_tune.trial_id"]
+        assert by_trial[surrogate].data.params["objective.name"] == "ce"
+        assert "skipped.final.transfer" not in tags
+    names = ["final_balanced_acc", "final_robust_balanced_acc_eps_0.05"]
+    values = np.array([[c.data.metrics[n] for n in names] for c in finalists])
+    expected = _brute_force_front(values)
+    for i, c in enumerate(finalists):
+        assert (c.data.tags["final_pareto_optimal"] == "true") == (i in expected)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"final_front.png", "final_front.csv"} <= artifacts
+    front_names = json.loads(parent.data.tags["final_front"])
+    assert sorted(front_names) == sorted(finalists[i].info.run_name for i in expected)
+    fell_off = json.loads(parent.data.tags["final_fell_off"])
+    assert sorted(fell_off) == sorted(
+        c.info.run_name
+        for i, c in enumerate(finalists)
+        if c.data.tags["pareto_rank"] == "0" and i not in expected
+    )
+
+
+def test_every_complete_trial_logs_its_model_and_evaluate_reads_it_from_mlflow(dry_run, tmp_path, capsys):
+    from nsr_tune.checkpoints import load_model_file
+
+    children, parent = _refreshed(dry_run)
+    uri = dry_run["uri"]
+    for c in children:
+        assert c.data.tags["nsr_tune.model"] == "model/model.pt"
+    child = children[0]
+    out = tmp_path / "metrics.json"
+    argv = ["evaluate", f"runs:/{child.info.run_id}", "--mlflow-uri", uri, "--data-dir", str(dry_run["data"])]
+    argv += ["--protocol", "quick", "--eps", "0.05", "--pgd-steps", "2", "--eval-beats", "25", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    # The same beats (25 per class, seed 0) as the trial's own test evaluation, and the same
+    # weights: the clean accuracy is exactly the one the trial reported.
+    assert json.loads(out.read_text())["clean_acc"] == child.data.metrics["test_clean_acc"]
+    exported = tmp_path / "model.pt"
+    assert main(["export", f"runs:/{child.info.run_id}", str(exported), "--mlflow-uri", uri]) == 0
+    config, _ = load_model_file(exported)
+    assert config.model.name == child.data.params["model.name"]
+    capsys.readouterr()
+    assert main(["export", f"runs:/{parent.info.run_id}", str(tmp_path / "x.pt"), "--mlflow-uri", uri]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the run has no model (model/model.pt)" in err[0], err
+    assert not (tmp_path / "x.pt").exists()
+
+
+def _final_history(dry_run):
+    client = dry_run["client"]
+    children, _ = _refreshed(dry_run)
+    return {
+        c.info.run_id: len(client.get_metric_history(c.info.run_id, "final_balanced_acc"))
+        for c in children
+        if "final_settings" in c.data.tags
+    }
+
+
+def test_finalize_a_second_time_evaluates_and_logs_nothing(dry_run, capsys):
+    path = dry_run["path"]
+    results = sorted((path / "final").rglob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in results]
+    history = _final_history(dry_run)
+    assert history and set(history.values()) == {1}
+    assert main(["finalize", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"0 finalists evaluated now, {len(history)} kept from before; 0 written to MLflow" in out
+    assert _final_history(dry_run) == history
+    assert sorted((path / "final").rglob("*.json")) == results
+    assert [p.stat().st_mtime_ns for p in results] == stamps
+    assert not ray.is_initialized()  # nothing to evaluate: Ray is not even started
+
+
+def test_a_killed_finalize_continues_where_it_stopped(dry_run, tmp_path, capsys):
+    from nsr_tune.study.finalize import study_final_config
+    from nsr_tune.study.results import read_study
+
+    path = dry_run["path"]
+    # Other settings (every complete trial a finalist, fewer resamples): a new set of results.
+    given = ["--top-ranks", "9", "--bootstrap", "50"]
+    settings = study_final_config(read_study(str(path)), top_ranks=9, bootstrap=50).fingerprint()
+    folder = path / "final" / settings
+    env = {**os.environ, "RAY_ADDRESS": "local", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsr_tune.cli", "finalize", str(path), *given, "--local-cpus", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not list(folder.glob("*.json")):
+        assert proc.poll() is None, "finalize ended before it could be killed"
+        assert time.monotonic() < deadline, "no finalist was evaluated within 5 minutes"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the command and the local Ray it started
+    proc.wait()
+    done = {p.stem for p in folder.glob("*.json")}
+    complete = {c.data.tags["nsr_tune.trial_id"] for c in dry_run["children"]}
+    assert done and done <= complete
+
+    capsys.readouterr()
+    try:
+        assert main(["finalize", str(path), *given, "--address", "local", "--local-cpus", "2"]) == 0
+    finally:
+        ray.shutdown()
+    out = capsys.readouterr().out
+    left = len(complete) - len(done)
+    assert f"{left} finalists evaluated now, {len(done)} kept from before" in out
+    assert {p.stem for p in folder.glob("*.json")} == complete
+    children, parent = _refreshed(dry_run)
+    assert {c.data.tags["final_settings"] for c in children} == {settings}
+    assert parent.data.tags["final_settings"] == settings
