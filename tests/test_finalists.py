@@ -266,3 +266,12 @@ def test_a_final_grid_without_the_objective_eps_is_refused():
 def test_an_interval_without_resamples_is_nan():
     result = _final("a", 0.5, 0.2)
     assert all(math.isnan(v) for v in result.interval(FINAL[0]))
+
+
+def test_hypervolume_grows_with_the_trials_that_finish():
+    from nsr_tune.report import hypervolume_by_trial
+
+    values = [(0.5, 0.5), (0.2, 0.9), (math.nan, math.nan), (0.6, 0.6)]
+    curve = hypervolume_by_trial(values, directions=["maximize", "maximize"], reference=[0.0, 0.0])
+    assert [k for k, _ in curve] == [1, 2, 3, 4]
+    assert [h for _, h in curve] == pytest.approx([0.25, 0.33, 0.33, 0.42], abs=1e-12)

@@ -201,3 +201,37 @@ def test_parent_run_shows_the_pareto_figure(study, server, browser, shots):
     _close_assistant(page)
     page.screenshot(path=str(shots / "pareto_figure.png"), full_page=True)
     page.close()
+
+
+def test_the_study_report_opens_offline_in_chromium_without_errors(study, browser, shots):
+    """report.html, as the study logged it to its parent run: every figure drawn, no console
+    error, and no request leaves the file (the page is cut off from every network)."""
+    parent = study["parent"]
+    local = Path(
+        MlflowClient(study["uri"]).download_artifacts(parent.info.run_id, "report.html", str(study["root"]))
+    )
+    page = _page(browser, height=1000)
+    errors: list[str] = []
+    outside: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def refuse(route) -> None:
+        outside.append(route.request.url)
+        route.abort()
+
+    page.route(re.compile(r"^(?!file:).*"), refuse)
+    page.goto(local.as_uri())
+    page.wait_for_selector("#front .main-svg")
+    # The front, the curves by attack and by class, the hypervolume and the cost per trial.
+    assert page.locator(".js-plotly-plot").count() == 5
+    text = page.inner_text("body")
+    finalists = [c for c in study["children"] if "final_settings" in c.data.tags]
+    assert finalists
+    for child in finalists:
+        assert child.info.run_name in text
+    for heading in ("Finalists", "Noise stress test", "Gradient-masking flags", "Search space"):
+        assert heading in text
+    page.screenshot(path=str(shots / "report.png"), full_page=True)
+    page.close()
+    assert errors == [] and outside == []

@@ -175,6 +175,31 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from nsr_tune import plots
+    from nsr_tune.report import build_report
+    from nsr_tune.study.finalize import kept_finals
+    from nsr_tune.study.results import read_study
+    from nsr_tune.tracking import StudyTracker, default_tracking_uri
+
+    path = args.experiment_path
+    if (path is None) == (args.experiment is None):
+        raise ConfigError(
+            "report: name the study by its path (STORAGE/NAME) or by --experiment NAME, not both"
+        )
+    if path is None:
+        tracker = StudyTracker(
+            tracking_uri=args.mlflow_uri or default_tracking_uri(), experiment=args.experiment
+        )
+        path = tracker.study_path(args.run)
+    record = read_study(path)
+    report = build_report(record, kept_finals(record))
+    out = plots.report_html(report, Path(args.out))
+    n_final = len(report.final.finals) if report.final else 0
+    print(f"wrote {out}: {len(record.trials)} trials, {n_final} finalists")
+    return 0
+
+
 def _whole(text: str, option: str) -> int:
     try:
         value = int(text)
@@ -266,6 +291,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fin.add_argument("--address", help="Ray address to join (default: $RAY_ADDRESS, else a running cluster)")
     fin.add_argument("--local-cpus", type=int, help="CPUs for a local Ray started by this command")
     fin.set_defaults(func=_cmd_finalize)
+
+    rep = sub.add_parser(
+        "report", help="write a study's report (fronts, finalists, attacks, flags, cost) as one HTML file"
+    )
+    rep.add_argument("experiment_path", nargs="?", help="the study's Tune experiment path (STORAGE/NAME)")
+    rep.add_argument("--experiment", help="or: the MLflow experiment of the study (its latest study)")
+    rep.add_argument("--run", help="with --experiment: the study's parent run id (default: the latest)")
+    rep.add_argument("--mlflow-uri", help="with --experiment (default: sqlite:///mlflow.db here)")
+    rep.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    rep.set_defaults(func=_cmd_report)
 
     tune_p = sub.add_parser("tune", help="run a multi-objective study on Ray Tune (same as tune.py)")
     add_tune_arguments(tune_p)

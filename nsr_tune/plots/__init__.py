@@ -17,11 +17,13 @@ from nsr_tune.plots._curves import robustness_curve_png, robustness_title
 from nsr_tune.plots._final_png import final_front_png
 from nsr_tune.plots._pareto_html import pareto_figure_html
 from nsr_tune.plots._pareto_png import pareto_figure_png
+from nsr_tune.plots._report_html import report_html
 
 __all__ = [
     "final_front_png",
     "pareto_figure_html",
     "pareto_figure_png",
+    "report_html",
     "robustness_curve_png",
     "robustness_title",
 ]

@@ -32,6 +32,7 @@ from nsr_tune.record import StudyRecord
 from nsr_tune.study.results import (
     checkpoint_reader,
     latest_checkpoint,
+    latest_final_settings,
     read_bytes,
     read_finals,
     read_study,
@@ -41,7 +42,7 @@ from nsr_tune.study.space import Space, parse_space
 from nsr_tune.study.trainable import CHECKPOINT_FILE
 from nsr_tune.tracking import StudyTracker
 
-__all__ = ["FinalizeOutcome", "finalize_study", "study_final_config"]
+__all__ = ["FinalizeOutcome", "finalize_study", "kept_finals", "study_final_config"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,17 @@ def study_final_config(
     return dataclasses.replace(
         final, evaluation=evaluation, **{k: v for k, v in stage.items() if v is not None}
     )
+
+
+def kept_finals(record: StudyRecord) -> dict[str, FinalResult]:
+    """The finalists' results kept beside the study: those of its own final settings, or else
+    of the settings a later `finalize` used most recently (nothing when there are none)."""
+    own = _space(record).final.fingerprint()
+    found = read_finals(record.experiment_path, own)
+    if not found:
+        latest = latest_final_settings(record.experiment_path)
+        found = read_finals(record.experiment_path, latest) if latest else {}
+    return {t: FinalResult.from_dict(d) for t, d in found.items()}
 
 
 def _space(record: StudyRecord) -> Space:

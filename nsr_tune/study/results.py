@@ -21,6 +21,7 @@ __all__ = [
     "STUDY_FILE",
     "checkpoint_reader",
     "latest_checkpoint",
+    "latest_final_settings",
     "read_bytes",
     "read_description",
     "read_finals",
@@ -140,6 +141,21 @@ def write_final(experiment_path: str, settings: str, trial_id: str, data: dict) 
     with fs.open_output_stream(tmp) as f:
         f.write(json.dumps(data, indent=1).encode())
     fs.move(tmp, f"{folder}/{trial_id}.json")
+
+
+def latest_final_settings(experiment_path: str) -> str | None:
+    """The settings fingerprint whose final results were written last, or None."""
+    fs, root = _fs(experiment_path)
+    selector = pyarrow.fs.FileSelector(f"{root}/{FINAL_DIR}", allow_not_found=True, recursive=True)
+    files = [
+        i
+        for i in fs.get_file_info(selector)
+        if i.type == pyarrow.fs.FileType.File and i.base_name.endswith(".json")
+    ]
+    if not files:
+        return None
+    newest = max(files, key=lambda i: i.mtime_ns or 0)
+    return newest.path.rsplit("/", 2)[-2]
 
 
 def read_finals(experiment_path: str, settings: str) -> dict[str, dict]:

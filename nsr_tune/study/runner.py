@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from nsr_tune.finalists import FinalFront
 from nsr_tune.front import StudyFront, front_from_record
 from nsr_tune.record import StudyDescription
 from nsr_tune.study.callback import MlflowStudyCallback
-from nsr_tune.study.finalize import finalize_study
+from nsr_tune.study.finalize import finalize_study, kept_finals
 from nsr_tune.study.options import StudyOptions, is_uri
 from nsr_tune.study.results import checkpoint_reader, read_description, read_study, write_study_file
 from nsr_tune.study.space import Space
@@ -340,6 +341,7 @@ def run_study(options: StudyOptions) -> StudyOutcome:
         tracker.publish_front(front)
         if final is not None:
             final = finalize_study(experiment_path, tracker=tracker, test_beats=splits.test).front
+        _log_report(tracker, parent, read_study(experiment_path))
         tracker.end_study()
         experiment_id = tracker.experiment_id()
     except outage_errors() as e:
@@ -365,6 +367,16 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     )
 
 
+def _log_report(tracker: StudyTracker, parent: str, record: Any) -> None:
+    """The study's report (nsr-tune report) as report.html of its parent run."""
+    from nsr_tune import plots
+    from nsr_tune.report import build_report
+
+    with tempfile.TemporaryDirectory() as d:
+        path = plots.report_html(build_report(record, kept_finals(record)), Path(d) / "report.html")
+        tracker.log_file(parent, path)
+
+
 def summary_lines(outcome: StudyOutcome, *, mlflow_uri: str, experiment: str) -> list[str]:
     """What to print at the end of a study: where things are and how to look at them."""
     store = mlflow_uri
@@ -387,7 +399,7 @@ def summary_lines(outcome: StudyOutcome, *, mlflow_uri: str, experiment: str) ->
         '  lists the Pareto-optimal trials; under "Columns" tick '
         + ", ".join(outcome.front.result.names)
         + " and the tag pareto_optimal.",
-        "  The study's parent run holds pareto.png, pareto.html (hover for details) and pareto.csv",
-        "  under Artifacts.",
+        "  The study's parent run holds pareto.png, pareto.html (hover for details), pareto.csv,",
+        "  final_front.png (the finalists under the final protocol) and report.html under Artifacts.",
     ]
     return lines

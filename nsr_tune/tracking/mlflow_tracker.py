@@ -399,6 +399,14 @@ class StudyTracker:
             raise ConfigError(f"--experiment: {self.experiment!r} holds no nsr-tune study")
         return found[0].info.run_id
 
+    def study_path(self, parent_run_id: str | None = None) -> str:
+        """The Tune experiment path of a study (its parent run, or the experiment's latest)."""
+        parent = self.client.get_run(parent_run_id or self.latest_parent())
+        path = parent.data.tags.get(TAG_PATH)
+        if not path:
+            raise ConfigError(f"--run: {parent.info.run_id} is not the parent run of an nsr-tune study")
+        return path
+
     def front(self, parent_run_id: str | None = None) -> StudyFront:
         """The Pareto analysis of a study's complete trials, on their final objective values."""
         parent_id = parent_run_id or self.parent_run_id or self.latest_parent()
