@@ -91,6 +91,19 @@ REPO = Path(__file__).resolve().parents[1]
 # What every tiny study evaluates: two noise levels (0.05 is the default robust objective's), a
 # PGD of 2 steps, and 5 beats per class.
 TINY_EVAL = {"eps": [0.01, 0.05], "steps": 2, "per_class_cap": 5}
+# And its finalists: the strong protocol's attacks on the same beats, each at a token budget.
+TINY_FINAL = {
+    "eps": [0.01, 0.05],
+    "per_class_cap": 5,
+    "apgd_steps": 2,
+    "square_queries": 10,
+    "sap_steps": 2,
+    "transfer_steps": 2,
+    "bisect_steps": 0,
+    "noise_stress": False,
+    "top_ranks": 1,
+    "bootstrap": 20,
+}
 
 
 def tiny_space(
@@ -109,7 +122,7 @@ def tiny_space(
     """The YAML text of a small search space (the format of nsr_tune/search_spaces/*.yaml) for tests.
 
     Real records under the `inter` split, at most ``max_train_beats`` training beats, the
-    random sampler, one CPU per trial and the `TINY_EVAL` evaluation. ``models`` are model
+    random sampler, one CPU per trial and the `TINY_EVAL` evaluation (`TINY_FINAL` for finalists). ``models`` are model
     families with their default knobs; ``losses`` are objective names, or a mapping from name to
     fields (``{"nsr": {"beta": {"choice": [0.0, 0.3]}}}``). ``extra`` is merged in last, key by
     key (``{"optim": {"grad_clip": None}, "search": {"max_failures": 1}}``), for what a test
@@ -126,7 +139,7 @@ def tiny_space(
         "model": {"families": {family: {} for family in models}},
         "objective": {"choices": {loss: dict(f) for loss, f in fields.items()}},
         "optim": {"epochs": epochs, "batch_size": batch_size},
-        "evaluation": {"search": TINY_EVAL, "test": TINY_EVAL},
+        "evaluation": {"search": TINY_EVAL, "test": TINY_EVAL, "final": TINY_FINAL},
         "search": search,
         "resources": {"cpu": 1, "gpu": 0},
     }
