@@ -320,8 +320,9 @@ def final_table(front: FinalFront, *, level: float = 0.95) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     some = next(iter(front.finals.values()), None)
     if some is not None:
+        attack = str(some.evaluation.get("attack", ""))
         lines.append(
-            f"final: {some.evaluation.get('attack', '')} on {some.n_beats} test beats from "
+            f"final: {attack + ' ' if attack else ''}on {some.n_beats} test beats from "
             f"{some.n_records} records; intervals resample records"
         )
     for rid, why in front.fell_off.items():

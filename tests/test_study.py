@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -159,6 +160,12 @@ def test_pareto_command_prints_the_front(dry_run, tmp_path, capsys):
         if child.data.tags["pareto_optimal"] == "true":
             assert child.info.run_name in text
     assert (out / "pareto.png").stat().st_size > 10_000 and (out / "pareto.csv").exists()
+    # The finalists' table, from MLflow alone: final objectives with their intervals.
+    assert "Finalists under the final protocol" in text
+    assert re.search(r"final balanced_acc \[95% CI\]", text)
+    assert re.search(r"\d\.\d{4} \[\d\.\d{3}, \d\.\d{3}\]", text)
+    assert "test beats from 2 records" in text
+    assert (out / "final_front.png").stat().st_size > 10_000
 
 
 def test_a_second_study_of_the_same_name_is_refused(dry_run, capsys):

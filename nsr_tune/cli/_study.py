@@ -80,6 +80,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
+    from nsr_tune.finalists import final_front, final_table, write_final_files
     from nsr_tune.front import front_table, write_front_files
     from nsr_tune.tracking import StudyTracker
 
@@ -88,6 +89,12 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     print(f"study run {front.parent_run_id} in experiment {args.experiment!r}")
     print(front_table(front))
     files = write_front_files(front, Path(args.out))
+    finals = tracker.final_results(front)
+    if finals:
+        final = final_front(front, finals)
+        print("\nFinalists under the final protocol (test split; intervals resample records):")
+        print(final_table(final))
+        files.update({f"final_{k}": p for k, p in write_final_files(final, Path(args.out)).items()})
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0
 

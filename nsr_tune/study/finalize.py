@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from tqdm.auto import tqdm
 
 from nsr_tune.config import DataConfig, FinalConfig
 from nsr_tune.config import protocol as config_protocol
@@ -285,15 +286,12 @@ def _run_tasks(
         pending[ref] = trial_id
     out: dict[str, dict[str, Any]] = {}
     clock = time.perf_counter()
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        trial_id = pending.pop(done[0])
-        out[trial_id] = ray.get(done[0])
-        log.info(
-            "finalist %s evaluated (%d of %d, %.0f s)",
-            trial_id,
-            len(out),
-            len(todo),
-            time.perf_counter() - clock,
-        )
+    with tqdm(total=len(todo), desc="finalists evaluated", unit="trial", disable=None) as bar:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            trial_id = pending.pop(done[0])
+            out[trial_id] = ray.get(done[0])
+            bar.update(1)
+            seconds = time.perf_counter() - clock
+            log.info("finalist %s evaluated (%d of %d, %.0f s)", trial_id, len(out), len(todo), seconds)
     return out

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from nsr_tune.config import ATTACKS
 from nsr_tune.errors import ConfigError
 from nsr_tune.finalists import FinalFront, FinalResult, write_final_files
 from nsr_tune.front import (
@@ -33,6 +34,7 @@ from nsr_tune.front import (
     trial_params,
     write_front_files,
 )
+from nsr_tune.metrics import eps_key, parse_metric
 from nsr_tune.record import STATE_COMPLETE, STATE_DIVERGED, STATE_FAILED, StudyRecord
 
 __all__ = [
@@ -464,6 +466,7 @@ class StudyTracker:
             return False
         self.log_metrics(run_id, final.metrics, step=0)
         tags = {
+            "final_attack": str(final.evaluation.get("attack", ""))[:5000],
             "final_masking_flags": flags_text(list(final.flags)),
             "final_surrogate": final.surrogate or "none",
             "final_beats": str(final.n_beats),
@@ -474,6 +477,50 @@ class StudyTracker:
         self.set_tags(run_id, tags)
         self.set_tags(run_id, {TAG_FINAL: final.settings})  # last: the write is complete
         return True
+
+    def final_results(self, front: StudyFront) -> dict[str, FinalResult]:
+        """The finalists' results as MLflow holds them (run id -> result), for `front`'s study.
+
+        Rebuilt from each run's `final_*` metrics and tags: enough for the final front and its
+        table (the full evaluation stays beside the study, in its final/ directory).
+        """
+        out = {}
+        for rid in front.result.ids:
+            run = self.client.get_run(rid)
+            tags, metrics = run.data.tags, run.data.metrics
+            if TAG_FINAL not in tags:
+                continue
+            finals = {k: v for k, v in metrics.items() if k.startswith("final_")}
+            eps = sorted({e for k in finals if (e := parse_metric(k).eps) is not None and "_ci_" not in k})
+            by_attack = {
+                a: {eps_key(e): finals[f"final_robust_acc_{a}_eps_{eps_key(e)}"] for e in eps}
+                for a in ATTACKS
+                if all(f"final_robust_acc_{a}_eps_{eps_key(e)}" in finals for e in eps)
+            }
+            evaluation = {
+                "attack": tags.get("final_attack", ""),
+                "eps": eps,
+                "clean_acc": finals.get("final_clean_acc", math.nan),
+                "robust_acc": {eps_key(e): finals.get(f"final_robust_acc_eps_{eps_key(e)}") for e in eps},
+                "robust_acc_by_attack": by_attack,
+            }
+            prefix = f"{TAG_MASKING_FLAG}.final."
+            out[rid] = FinalResult(
+                trial_id=tags.get(TAG_TRIAL, rid),
+                settings=tags[TAG_FINAL],
+                surrogate=tags.get("final_surrogate", ""),
+                metrics=finals,
+                flags={k.removeprefix(prefix): v for k, v in tags.items() if k.startswith(prefix)},
+                skipped={
+                    k.removeprefix("skipped.final."): v
+                    for k, v in tags.items()
+                    if k.startswith("skipped.final.")
+                },
+                evaluation=evaluation,
+                n_beats=int(tags.get("final_beats", 0)),
+                n_records=int(tags.get("final_records", 0)),
+            )
+        return out
 
     def publish_final(
         self, front: FinalFront, run_ids: Mapping[str, str], *, settings: str, parent_run_id: str
