@@ -122,11 +122,12 @@ def tiny_space(
     """The YAML text of a small search space (the format of nsr_tune/search_spaces/*.yaml) for tests.
 
     Real records under the `inter` split, at most ``max_train_beats`` training beats, the
-    random sampler, one CPU per trial and the `TINY_EVAL` evaluation (`TINY_FINAL` for finalists). ``models`` are model
-    families with their default knobs; ``losses`` are objective names, or a mapping from name to
-    fields (``{"nsr": {"beta": {"choice": [0.0, 0.3]}}}``). ``extra`` is merged in last, key by
-    key (``{"optim": {"grad_clip": None}, "search": {"max_failures": 1}}``), for what a test
-    needs beyond that.
+    random sampler, one CPU per trial and the `TINY_EVAL` evaluation (`TINY_FINAL` for the
+    finalists). ``models`` are model families with their default knobs; ``losses`` are
+    objective names, or a mapping from name to fields
+    (``{"nsr": {"beta": {"choice": [0.0, 0.3]}}}``). ``extra`` is merged in last, key by key
+    (``{"optim": {"grad_clip": None}, "search": {"max_failures": 1}}``), for what a test needs
+    beyond that.
     """
     fields = losses if isinstance(losses, Mapping) else {loss: {} for loss in losses}
     search: dict[str, Any] = {"sampler": "random", "num_samples": num_samples}

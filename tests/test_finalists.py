@@ -275,3 +275,10 @@ def test_hypervolume_grows_with_the_trials_that_finish():
     curve = hypervolume_by_trial(values, directions=["maximize", "maximize"], reference=[0.0, 0.0])
     assert [k for k, _ in curve] == [1, 2, 3, 4]
     assert [h for _, h in curve] == pytest.approx([0.25, 0.33, 0.33, 0.42], abs=1e-12)
+
+
+def test_the_report_explains_every_masking_flag():
+    from nsr_tune.masking import FLAGS
+    from nsr_tune.plots._report_html import FLAG_EXPLANATIONS
+
+    assert tuple(FLAG_EXPLANATIONS) == FLAGS
