@@ -67,6 +67,7 @@ class FinalResult:
     evaluation: Mapping[str, Any]
     n_beats: int
     n_records: int
+    node_id: str = ""  # the Ray node that ran the evaluation ("" outside Ray)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,11 +80,12 @@ class FinalResult:
             "evaluation": dict(self.evaluation),
             "n_beats": self.n_beats,
             "n_records": self.n_records,
+            "node_id": self.node_id,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FinalResult:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data or k != "node_id"})
 
     def interval(self, name: str) -> tuple[float, float]:
         """The (low, high) interval of a final metric; NaNs when none was drawn."""

@@ -24,6 +24,8 @@ SPACE = tiny_space(
     models=("cnn", "mlp"),
     losses={"ce": {}, "nsr": {"beta": {"choice": [0.0, 0.3]}}},
     start_with=[{"model": "cnn", "objective": "ce"}, {"model": "mlp", "objective": "ce"}],
+    # Every complete trial is a finalist, so that the final stage has a task for each node.
+    extra={"evaluation": {"final": {"top_ranks": 9}}},
 )
 
 
@@ -81,3 +83,12 @@ def test_trials_run_on_both_nodes_from_the_object_store(two_nodes, tmp_path, mon
     nodes = {c.data.tags["ray_node_id"] for c in children}
     alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert len(nodes) == 2 and nodes <= alive
+    # The finalists' second evaluation ran as Ray tasks, one per node, on beats from the object
+    # store (the records are gone), and each cnn/mlp CE trial transferred from the other.
+    final_nodes = {c.data.tags["final_ray_node_id"] for c in children}
+    assert len(final_nodes) == 2 and final_nodes <= alive
+    trials = {c.data.tags["nsr_tune.trial_id"] for c in children}
+    for c in children:
+        assert c.data.tags["final_surrogate"] in trials - {c.data.tags["nsr_tune.trial_id"]}
+        assert "final_balanced_acc_ci_low" in c.data.metrics
+    assert outcome.final is not None and set(outcome.final.finals) == trials

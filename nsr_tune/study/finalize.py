@@ -166,6 +166,7 @@ def _evaluate_task(
         nstdb=nstdb,
         device=pick_device(),
     )
+    result = dataclasses.replace(result, node_id=ray.get_runtime_context().get_node_id())
     write_final(experiment_path, result.settings, trial_id, result.to_dict())
     return result.to_dict()
 

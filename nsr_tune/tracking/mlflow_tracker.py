@@ -472,6 +472,8 @@ class StudyTracker:
             "final_beats": str(final.n_beats),
             "final_records": str(final.n_records),
         }
+        if final.node_id:
+            tags["final_ray_node_id"] = final.node_id
         tags.update({f"{TAG_MASKING_FLAG}.final.{name}": why for name, why in final.flags.items()})
         tags.update({f"skipped.final.{name}": why for name, why in final.skipped.items()})
         self.set_tags(run_id, tags)
