@@ -12,6 +12,9 @@ from nsr_tune.cli._common import add_data_dir
 def _cmd_summary(args: argparse.Namespace) -> int:
     from nsr_tune.data import load_mitbih, resolve_data_dir, summarize
 
+    if args.dataset == "cpsc2018":
+        return _summary_cpsc(args)
+
     data_dir = resolve_data_dir(args.data_dir)
     beats, report = load_mitbih(data_dir, progress=not args.quiet and not args.json)
     summary = summarize(beats, report, seed=args.seed)
@@ -41,6 +44,50 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary_cpsc(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nsr_tune.data import ALL_LEADS, PAPER_LEADS, load_cpsc2018
+    from nsr_tune.errors import DataError
+
+    if not args.data_dir:
+        raise DataError("--data-dir: give the CPSC2018 directory (AXXXX.hea + AXXXX.mat records)")
+    leads = ALL_LEADS if args.all_leads else PAPER_LEADS
+    records, report = load_cpsc2018(args.data_dir, leads=leads, multi_label=args.multi_label)
+    seconds = records.lengths / records.fs
+    summary = {
+        "data_dir": report.data_dir,
+        "n_headers": report.n_read,
+        "n_records": len(records),
+        "dropped_multi_label": list(report.dropped_multi_label),
+        "truncated": report.truncated,
+        "leads": list(records.leads),
+        "fs": records.fs,
+        "seconds": {
+            "min": float(seconds.min()),
+            "median": float(np.median(seconds)),
+            "max": float(seconds.max()),
+        },
+        "storage_mb": records.nbytes / 1e6,
+        "classes": records.class_counts(),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{summary['n_records']} of {report.n_read} CPSC2018 records read from {report.data_dir}")
+    if report.dropped_multi_label:
+        dropped = report.dropped_multi_label
+        print(f"  dropped, more than one label: {len(dropped)} ({', '.join(dropped)})")
+    s = summary["seconds"]
+    print(
+        f"  leads {', '.join(records.leads)} at {records.fs} Hz; {s['min']:.1f} to {s['max']:.1f} s "
+        f"(median {s['median']:.1f} s); {report.truncated} truncated"
+    )
+    print(f"  held as int16 ADC values, unpadded: {summary['storage_mb']:.1f} MB")
+    print("  " + "  ".join(f"{c} {n}" for c, n in summary["classes"].items()))
+    return 0
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     from nsr_tune.data import default_data_dir, download_mitdb
 
@@ -57,6 +104,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_data_dir(summary)
     summary.add_argument("--json", action="store_true", help="machine-readable output")
     summary.add_argument("--seed", type=int, default=0, help="seed of the intra split")
+    summary.add_argument(
+        "--dataset", choices=("mitbih", "cpsc2018"), default="mitbih", help="which database (default mitbih)"
+    )
+    summary.add_argument("--all-leads", action="store_true", help="cpsc2018: all 12 leads, not the paper's 8")
+    summary.add_argument(
+        "--multi-label", action="store_true", help="cpsc2018: keep records with several labels"
+    )
     summary.set_defaults(func=_cmd_summary)
     download = data.add_parser("download", help="fetch the MIT-BIH Arrhythmia Database from PhysioNet")
     download.add_argument("--dest", help="target directory (default: the user cache directory)")

@@ -13,6 +13,15 @@ from __future__ import annotations
 
 from nsr_tune.data._beats import AAMI_CLASSES, AAMI_MAP, BEAT_LEN, FS, BeatSet
 from nsr_tune.data._cache import default_cache_dir
+from nsr_tune.data._cpsc import (
+    ALL_LEADS,
+    CPSC_CLASSES,
+    PAPER_LEADS,
+    CpscReport,
+    RecordSet,
+    cpsc_splits,
+    load_cpsc2018,
+)
 from nsr_tune.data._download import (
     BUNDLED_DIR,
     default_data_dir,
@@ -35,22 +44,29 @@ from nsr_tune.data._summary import summarize
 __all__ = [
     "AAMI_CLASSES",
     "AAMI_MAP",
+    "ALL_LEADS",
     "BEAT_LEN",
     "BUNDLED_DIR",
+    "CPSC_CLASSES",
     "DEFAULT_VAL_RECORDS",
     "DS1",
     "DS2",
     "FS",
     "NSTDB_KINDS",
     "PACED",
+    "PAPER_LEADS",
     "PREPROCESS_VERSION",
     "BeatSet",
+    "CpscReport",
     "LoadReport",
+    "RecordSet",
     "SplitData",
+    "cpsc_splits",
     "default_cache_dir",
     "default_data_dir",
     "default_nstdb_dir",
     "download_mitdb",
+    "load_cpsc2018",
     "load_kaggle_csv",
     "load_mitbih",
     "load_nstdb",

@@ -1,0 +1,330 @@
+"""CPSC2018: 12-lead records of variable length, read as they are stored, not as beats.
+
+The China Physiological Signal Challenge 2018 (Liu et al. 2018): 6,877 records at 500 Hz,
+6 to 60 s, 9 classes. PhysioNet's copy (the PhysioNet/CinC Challenge 2020 layout) stores each
+record as `AXXXX.hea` + `AXXXX.mat` with its labels in the header's `#Dx:` comment, as SNOMED CT
+codes; some copies (the shared one among them) write the abbreviations instead. Both are read.
+
+The paper's protocol (Ma & Liang): leads I, II, V1-V6 (8 independent leads) by default,
+per-record max-abs scaling, records truncated to 30,720 samples (61.44 s at 500 Hz), and
+records with more than one label dropped for single-label training.
+
+Storage: the full set at 500 Hz in 8 leads, padded to 30,720 samples as float32, would take
+about 7 GB. Here the records stay unpadded and in their ADC integers (int16), concatenated
+along time with offsets, plus one scale per record: x = digital / scale reproduces the max-abs
+scaled signal exactly, in about 0.9 GB for the full set. Batches are padded when they are made,
+with a mask of the real samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nsr_tune.errors import DataError
+
+__all__ = [
+    "ALL_LEADS",
+    "CPSC_CLASSES",
+    "CPSC_FS",
+    "CPSC_MAX_LEN",
+    "PAPER_LEADS",
+    "SNOMED_CODES",
+    "CpscReport",
+    "RecordSet",
+    "cpsc_splits",
+    "load_cpsc2018",
+    "resample",
+]
+
+log = logging.getLogger(__name__)
+
+CPSC_CLASSES = ("Normal", "AF", "I-AVB", "LBBB", "RBBB", "PAC", "PVC", "STD", "STE")
+CPSC_FS = 500
+CPSC_MAX_LEN = 30_720  # samples at 500 Hz: 61.44 s, as the paper truncates
+ALL_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+# III, aVR, aVL and aVF are sums of I and II (Einthoven, Goldberger): 8 independent leads.
+PAPER_LEADS = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+# PhysioNet/CinC Challenge 2020 labels (SNOMED CT) of the nine CPSC2018 classes; 427172004
+# ("premature ventricular contractions") is the Challenge's equivalent of 164884008.
+SNOMED_CODES = {
+    "426783006": "Normal",
+    "164889003": "AF",
+    "270492004": "I-AVB",
+    "164909002": "LBBB",
+    "59118001": "RBBB",
+    "284470004": "PAC",
+    "164884008": "PVC",
+    "427172004": "PVC",
+    "429622005": "STD",
+    "164931005": "STE",
+}
+_ALIASES = {"SNR": "Normal", "NORMAL": "Normal", "IAVB": "I-AVB", "VEB": "PVC"}
+
+
+def _label(token: str, record: str) -> str:
+    token = token.strip()
+    if token in CPSC_CLASSES:
+        return token
+    if token in SNOMED_CODES:
+        return SNOMED_CODES[token]
+    if token.upper() in _ALIASES:
+        return _ALIASES[token.upper()]
+    raise DataError(
+        f"{record}: unknown label {token!r} in its #Dx line; expected one of {', '.join(CPSC_CLASSES)} "
+        "or their SNOMED CT codes"
+    )
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
+class RecordSet:
+    """Multi-lead records of different lengths, stored unpadded.
+
+    digital: (leads, total samples) int16, every record's ADC values one after the other.
+    offsets: (R + 1,) int64, record r is digital[:, offsets[r]:offsets[r + 1]].
+    scale: (R,) float32, the record's largest absolute ADC value over its leads (max-abs scaling).
+    gain: (R,) float32, ADC units per mV (to state eps in microvolts).
+    labels: (R, 9) bool, one column per CPSC_CLASSES entry.
+    names: record names; leads: lead names; fs: sampling rate in Hz.
+    """
+
+    digital: np.ndarray
+    offsets: np.ndarray
+    scale: np.ndarray
+    gain: np.ndarray
+    labels: np.ndarray
+    names: tuple[str, ...]
+    leads: tuple[str, ...]
+    fs: int
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.digital, self.offsets, self.scale, self.gain, self.labels))
+
+    def y(self) -> np.ndarray:
+        """(R,) class index of each record; every record must have exactly one label."""
+        counts = self.labels.sum(axis=1)
+        if (counts != 1).any():
+            bad = [self.names[i] for i in np.flatnonzero(counts != 1)[:5]]
+            raise DataError(f"records {bad} have {sorted(set(counts.tolist()))} labels, not one each")
+        return self.labels.argmax(axis=1)
+
+    def batch(self, idx: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """x (B, leads, L) float32 in [-1, 1], zero-padded to the longest record of the batch,
+        and mask (B, L) bool, True on the real samples."""
+        idx = np.asarray(idx, dtype=np.intp)
+        lengths = self.lengths[idx]
+        longest = int(lengths.max()) if len(idx) else 0
+        x = np.zeros((len(idx), len(self.leads), longest), dtype=np.float32)
+        mask = np.zeros((len(idx), longest), dtype=bool)
+        for b, r in enumerate(idx):
+            start, stop = self.offsets[r], self.offsets[r + 1]
+            x[b, :, : stop - start] = self.digital[:, start:stop] / self.scale[r]
+            mask[b, : stop - start] = True
+        return x, mask
+
+    def class_counts(self) -> dict[str, int]:
+        """Records per class (a multi-label record counts in each of its classes)."""
+        return {c: int(n) for c, n in zip(CPSC_CLASSES, self.labels.sum(axis=0), strict=True)}
+
+
+@dataclass(frozen=True)
+class CpscReport:
+    data_dir: str
+    n_read: int
+    dropped_multi_label: tuple[str, ...]  # single-label mode drops records with several labels
+    truncated: int  # records cut to max_len
+
+
+def _dx(comments: Sequence[str], record: str) -> list[str]:
+    for line in comments:
+        m = re.match(r"\s*Dx\s*:\s*(.*)$", line)
+        if m:
+            tokens = [t for t in re.split(r"[,;]", m.group(1)) if t.strip()]
+            if not tokens:
+                break
+            return sorted({_label(t, record) for t in tokens}, key=CPSC_CLASSES.index)
+    raise DataError(f"{record}: no label (its header has no #Dx line with a class)")
+
+
+def _check_size(directory: Path, header: object, name: str) -> None:
+    """A `.mat` of 16-bit samples after a byte offset (`16+24`) must hold what its header says."""
+    files = set(getattr(header, "file_name", None) or [])
+    fmts = set(getattr(header, "fmt", None) or [])
+    offsets = set(getattr(header, "byte_offset", None) or [])
+    if len(files) != 1 or fmts != {"16"} or len(offsets) != 1:
+        return  # another layout: the reader's own checks apply
+    path = directory / files.pop()
+    if not path.is_file():
+        raise DataError(f"{name}: its signal file {path.name} is missing")
+    n_sig, sig_len = int(header.n_sig), int(header.sig_len)  # type: ignore[attr-defined]
+    held, extra = divmod(path.stat().st_size - int(offsets.pop() or 0), 2 * n_sig)
+    if held != sig_len or extra:
+        raise DataError(
+            f"{name}: the header says {sig_len} samples of {n_sig} leads, its {path.name} holds "
+            f"{held}{' and a partial sample' if extra else ''} (a truncated or mismatched file)"
+        )
+
+
+def load_cpsc2018(
+    data_dir: str | Path,
+    *,
+    leads: Sequence[str] = PAPER_LEADS,
+    max_len: int = CPSC_MAX_LEN,
+    multi_label: bool = False,
+) -> tuple[RecordSet, CpscReport]:
+    """Read every `*.hea` record of a CPSC2018 directory (PhysioNet/CinC Challenge 2020 layout).
+
+    A record that cannot be used (no label, an unknown label, a missing lead, a `.mat` shorter
+    than its header says, or one that cannot be read) raises a DataError naming it.
+    """
+    import wfdb
+
+    directory = Path(data_dir)
+    if not directory.is_dir():
+        raise DataError(f"--data-dir: {directory} is not a directory")
+    unknown = [lead for lead in leads if lead not in ALL_LEADS]
+    if unknown or not leads:
+        raise DataError(f"leads: unknown lead(s) {unknown}; choose from {', '.join(ALL_LEADS)}")
+    if not isinstance(max_len, int) or max_len < 1:
+        raise DataError(f"max_len: must be a whole number of samples >= 1, got {max_len!r}")
+    headers = sorted(directory.glob("*.hea"))
+    if not headers:
+        raise DataError(f"--data-dir: {directory} holds no CPSC2018 records (*.hea + *.mat)")
+    chunks, offsets, scales, gains, labels, names, dropped = [], [0], [], [], [], [], []
+    truncated = 0
+    for hea in headers:
+        name = hea.stem
+        where = str(hea.with_suffix(""))
+        try:
+            header = wfdb.rdheader(where)
+        except (ValueError, OSError, IndexError) as e:
+            raise DataError(f"{name}: its header cannot be read: {e}") from e
+        classes = _dx(header.comments or [], name)
+        if len(classes) > 1 and not multi_label:
+            dropped.append(name)
+            continue
+        missing = [lead for lead in leads if lead not in header.sig_name]
+        if missing:
+            raise DataError(f"{name}: lead(s) {missing} missing (it has {', '.join(header.sig_name)})")
+        channels = [header.sig_name.index(lead) for lead in leads]
+        _check_size(directory, header, name)
+        try:
+            record = wfdb.rdrecord(where, channels=channels, physical=False)
+        except (ValueError, OSError, IndexError, EOFError) as e:
+            raise DataError(f"{name}: its signal cannot be read ({type(e).__name__}: {e})") from e
+        d = record.d_signal  # (L, leads) ADC integers
+        if d is None or d.shape[0] != header.sig_len:
+            got = 0 if d is None else d.shape[0]
+            raise DataError(f"{name}: the header says {header.sig_len} samples, its .mat holds {got}")
+        if d.shape[0] > max_len:
+            d, truncated = d[:max_len], truncated + 1
+        peak = float(np.abs(d).max())
+        if peak == 0:
+            raise DataError(f"{name}: every sample of leads {list(leads)} is zero")
+        chunks.append(np.ascontiguousarray(d.T, dtype=np.int16))
+        offsets.append(offsets[-1] + d.shape[0])
+        scales.append(peak)
+        gains.append(float(record.adc_gain[0]))
+        row = np.zeros(len(CPSC_CLASSES), dtype=bool)
+        row[[CPSC_CLASSES.index(c) for c in classes]] = True
+        labels.append(row)
+        names.append(name)
+    if not names:
+        raise DataError(f"--data-dir: no record of {directory} has a single label")
+    records = RecordSet(
+        digital=np.concatenate(chunks, axis=1),
+        offsets=np.asarray(offsets, dtype=np.int64),
+        scale=np.asarray(scales, dtype=np.float32),
+        gain=np.asarray(gains, dtype=np.float32),
+        labels=np.stack(labels),
+        names=tuple(names),
+        leads=tuple(leads),
+        fs=CPSC_FS,
+    )
+    report = CpscReport(str(directory), len(headers), tuple(dropped), truncated)
+    log.info(
+        "CPSC2018: %d records of %d read from %s (%d with several labels dropped, %d truncated), %.1f MB",
+        len(records),
+        len(headers),
+        directory,
+        len(dropped),
+        truncated,
+        records.nbytes / 1e6,
+    )
+    return records, report
+
+
+def cpsc_splits(
+    records: RecordSet, *, val_per_class: int = 5, test_per_class: int = 50, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """The paper's split: per class, `test_per_class` records to test, `val_per_class` to
+    validation, the rest to training; seeded. Records are patients here, so it is patient-wise.
+
+    Returns {"train", "val", "test"} -> sorted record indices. The sizes are parameters: the
+    150 shared records cannot hold 50 test records of every class.
+    """
+    for name, value in (("val_per_class", val_per_class), ("test_per_class", test_per_class)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise DataError(f"{name}: must be a whole number >= 0, got {value!r}")
+    y = records.y()
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for c, name in enumerate(CPSC_CLASSES):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        if len(idx) < test_per_class + val_per_class + 1:
+            raise DataError(
+                f"{name}: {len(idx)} records, too few for {test_per_class} test and {val_per_class} "
+                "validation records and at least one to train on; lower test_per_class or val_per_class"
+            )
+        parts["test"].append(idx[:test_per_class])
+        parts["val"].append(idx[test_per_class : test_per_class + val_per_class])
+        parts["train"].append(idx[test_per_class + val_per_class :])
+    return {k: np.sort(np.concatenate(v)) for k, v in parts.items()}
+
+
+def resample(records: RecordSet, fs: int) -> RecordSet:
+    """The records at a lower sampling rate (polyphase filtering, scipy), e.g. 250 Hz for CPU runs.
+
+    Each record is resampled on its own, so no sample of one leaks into the next, and scaled
+    again by its own largest absolute value.
+    """
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    if not isinstance(fs, int) or not 0 < fs <= records.fs:
+        raise DataError(f"fs: must be a whole number of Hz in 1..{records.fs}, got {fs!r}")
+    if fs == records.fs:
+        return records
+    g = gcd(fs, records.fs)
+    up, down = fs // g, records.fs // g
+    chunks, offsets, scales = [], [0], []
+    for r in range(len(records)):
+        part = records.digital[:, records.offsets[r] : records.offsets[r + 1]].astype(np.float64)
+        out = np.clip(np.rint(resample_poly(part, up, down, axis=1)), -32768, 32767).astype(np.int16)
+        chunks.append(out)
+        offsets.append(offsets[-1] + out.shape[1])
+        scales.append(max(float(np.abs(out).max()), 1.0))
+    return RecordSet(
+        digital=np.concatenate(chunks, axis=1),
+        offsets=np.asarray(offsets, dtype=np.int64),
+        scale=np.asarray(scales, dtype=np.float32),
+        gain=records.gain,
+        labels=records.labels,
+        names=records.names,
+        leads=records.leads,
+        fs=fs,
+    )
