@@ -14,15 +14,14 @@ import numpy as np
 
 from nsr_tune.data import AAMI_CLASSES
 from nsr_tune.errors import ConfigError
-from nsr_tune.evaluation import BeatOutcomes
+from nsr_tune.eval_result import BeatOutcomes
 from nsr_tune.metrics import metric_name
 
 __all__ = ["record_intervals"]
 
 
-def _per_record(records: np.ndarray, y: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Beats and correct beats per record and class: two (R, C) count tables."""
-    _, r = np.unique(records, return_inverse=True)
+def _per_record(r: np.ndarray, y: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Beats and correct beats per record and class: two (R, C) count tables (`r`: record index)."""
     n_records, n_classes = int(r.max()) + 1, len(AAMI_CLASSES)
     beats = np.zeros((n_records, n_classes))
     correct = np.zeros((n_records, n_classes))
@@ -76,7 +75,8 @@ def record_intervals(
     if unknown:
         raise ConfigError(f"classes: unknown class(es) {unknown}; choose from {', '.join(AAMI_CLASSES)}")
     class_idx = np.array([AAMI_CLASSES.index(c) for c in classes], dtype=int)
-    n_records = len(np.unique(beats.record))
+    _, record_index = np.unique(beats.record, return_inverse=True)
+    n_records = int(record_index.max()) + 1
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(n_records, np.full(n_records, 1.0 / n_records), size=resamples).astype(float)
     q = ((1.0 - level) / 2.0, 1.0 - (1.0 - level) / 2.0)
@@ -91,7 +91,7 @@ def record_intervals(
     out: dict[str, tuple[float, float]] = {}
     outcomes = [(None, beats.clean_correct), *zip(eps, beats.survived, strict=True)]
     for e, hit in outcomes:
-        counts, correct = _per_record(beats.record, beats.y, hit)
+        counts, correct = _per_record(record_index, beats.y, hit)
         acc, balanced = _accuracies(weights, counts, correct, class_idx)
         plain, bal = ("clean_acc", "balanced_acc") if e is None else ("robust_acc", "robust_balanced_acc")
         out[metric_name(plain, eps=e)] = interval(acc)

@@ -3,16 +3,15 @@
 Following AutoAttack, the protocol's attacks run in order, each only on the beats that are still
 correct, and a beat broken by any of them is broken; a beat broken at some eps counts as broken
 at every larger eps, so robust accuracy never rises with eps. The accuracy after each attack of
-the cascade is kept too, so a reader sees which attack did the work.
+the cascade is kept too, so a reader sees which attack did the work. What a result holds, and
+the summary statistics behind it, are in nsr_tune.eval_result.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,8 +34,18 @@ from nsr_tune.attacks import (
 from nsr_tune.config import EvalConfig
 from nsr_tune.data import AAMI_CLASSES, FS, BeatSet
 from nsr_tune.errors import ConfigError
+from nsr_tune.eval_result import (
+    BeatOutcomes,
+    ClassMetrics,
+    EvalResult,
+    balanced_classes_for,
+    mean_recall,
+    median_adversarial,
+    per_class,
+    robust_auc,
+    stratified_cap,
+)
 from nsr_tune.masking import masking_flags
-from nsr_tune.metrics import CURVE_KINDS, SCALAR_KINDS, eps_key, metric_name
 
 __all__ = [
     "BeatOutcomes",
@@ -54,168 +63,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ClassMetrics:
-    sensitivity: float  # recall; NaN where the class has no beats
-    precision: float  # NaN where nothing was predicted as the class
-    support: int
-
-
-@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
-class BeatOutcomes:
-    """What became of each evaluated beat, for intervals that resample records (patients).
-
-    record: (N,) record (patient) of each beat; y: (N,) its class index.
-    clean_correct: (N,) bool. survived: (E, N) bool, correct under the protocol's attacks at each
-    eps of `EvalResult.eps` (and at every smaller one).
-    """
-
-    record: np.ndarray
-    y: np.ndarray
-    clean_correct: np.ndarray
-    survived: np.ndarray
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    n: int
-    clean_acc: float
-    balanced_acc: float  # mean sensitivity over `balanced_classes` present in the beats
-    balanced_classes: tuple[str, ...]
-    per_class: Mapping[str, ClassMetrics]
-    eps: tuple[float, ...]
-    norm: str
-    robust_acc: Mapping[float, float]
-    robust_balanced_acc: Mapping[float, float]
-    noise_acc: Mapping[float, float]
-    eps_uv: Mapping[float, float]  # median over the beats of eps x amplitude range, in microvolts
-    robust_auc: float
-    robust_balanced_auc: float
-    attack: str
-    seconds: float
-    # Robust accuracy after each attack of the cascade, in its order (the last one equals
-    # `robust_acc`); empty for a protocol of one attack.
-    robust_acc_by_attack: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
-    # Checks that fired for a masked gradient (name -> one line saying what was seen); see
-    # nsr_tune.masking. Empty when the protocol runs no checks or none fired.
-    flags: Mapping[str, str] = field(default_factory=dict)
-    # Each attack's own robust accuracy, run alone on every clean-correct beat (EvalConfig's
-    # `each_attack`); empty otherwise.
-    robust_acc_alone: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
-    # Robust accuracy (the cascade's) among the beats of each class present: class -> eps -> acc.
-    robust_acc_by_class: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
-    # Median over the clean-correct beats of the smallest eps that breaks each (grid, then
-    # bisection), in x's units and in microvolts; inf when more than half survive the largest eps.
-    median_adv_eps: float = float("nan")
-    median_adv_eps_uv: float = float("nan")
-    # The noise stress test: accuracy under each kind of noise at each level (e.g. `bw_snr_6db`,
-    # `ma_100uv`, `white_100uv`, `powerline_50hz_100uv`); empty when the protocol runs none.
-    noise_stress: Mapping[str, float] = field(default_factory=dict)
-    # What the protocol asked for but could not run, and why (e.g. transfer without a surrogate).
-    skipped: Mapping[str, str] = field(default_factory=dict)
-    # Seconds spent in each part: cascade, white_noise, bisection, noise_stress, masking_checks.
-    timings: Mapping[str, float] = field(default_factory=dict)
-    # Per-beat outcomes, kept only when asked for (`evaluate(keep_beats=True)`); not in to_dict.
-    beats: BeatOutcomes | None = field(default=None, compare=False, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form: eps keys become strings such as "0.05"."""
-        out = asdict(dataclasses.replace(self, beats=None))
-        del out["beats"]
-        for key in ("robust_acc", "robust_balanced_acc", "noise_acc", "eps_uv"):
-            out[key] = {eps_key(e): v for e, v in getattr(self, key).items()}
-        for key in ("robust_acc_by_attack", "robust_acc_alone", "robust_acc_by_class"):
-            out[key] = {
-                a: {eps_key(e): v for e, v in curve.items()} for a, curve in getattr(self, key).items()
-            }
-        out["eps"] = list(self.eps)
-        out["balanced_classes"] = list(self.balanced_classes)
-        return out
-
-    def flat_metrics(self, part: str | None = None) -> dict[str, float]:
-        """Scalar metrics named by the metric schema, e.g. `val_robust_acc_eps_0.05`."""
-        out = {metric_name(k, part=part): getattr(self, k) for k in SCALAR_KINDS}
-        for e in self.eps:
-            for k in CURVE_KINDS:
-                out[metric_name(k, part=part, eps=e)] = getattr(self, k)[e]
-        for prefix, table in (
-            ("robust_acc", self.robust_acc_by_attack),
-            ("robust_acc_alone", self.robust_acc_alone),
-            ("robust_sensitivity", self.robust_acc_by_class),
-        ):
-            for a, curve in table.items():
-                for e, v in curve.items():
-                    out[metric_name(f"{prefix}_{a}", part=part, eps=e)] = v
-        for c, m in self.per_class.items():
-            out[metric_name(f"sensitivity_{c}", part=part)] = m.sensitivity
-        out[metric_name("median_adv_eps", part=part)] = self.median_adv_eps
-        out[metric_name("median_adv_eps_uv", part=part)] = self.median_adv_eps_uv
-        for key, v in self.noise_stress.items():
-            out[metric_name(f"noise_{key}", part=part)] = v
-        return out
-
-    def curves(self) -> dict[str, Any]:
-        """The accuracy-against-noise curves as plain data (lists indexed like `eps`)."""
-        return {
-            "eps": list(self.eps),
-            "eps_uv": [self.eps_uv[e] for e in self.eps],
-            "norm": self.norm,
-            "attack": self.attack,
-            "clean_acc": self.clean_acc,
-            "balanced_acc": self.balanced_acc,
-            **{k: [getattr(self, k)[e] for e in self.eps] for k in CURVE_KINDS},
-        }
-
-
-def balanced_classes_for(split: str) -> tuple[str, ...]:
-    # DS2 holds about 7 Q beats, so EC57 and de Chazal average over N, S, V, F for `inter`.
-    return ("N", "S", "V", "F") if split == "inter" else AAMI_CLASSES
-
-
-def stratified_cap(y: np.ndarray, *, cap: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of at most `cap` beats per class, the same for every model given a seed."""
-    if cap is None:
-        return np.arange(len(y))
-    rng = np.random.default_rng(seed)
-    picks = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        picks.append(idx if len(idx) <= cap else rng.choice(idx, size=cap, replace=False))
-    return np.sort(np.concatenate(picks)) if picks else np.arange(0)
-
-
-def robust_auc(eps: Sequence[float], clean: float, robust: Sequence[float]) -> float:
-    """Area under accuracy over eps from the clean point (0, clean), divided by the largest eps."""
-    xs = np.array([0.0, *eps])
-    ys = np.array([clean, *robust])
-    return float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2) / xs[-1])
-
-
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
     return torch.cat([model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
-
-
-def mean_recall(correct: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> float:
-    """Mean recall over the listed classes that have beats (NaN where none has)."""
-    recalls = [
-        correct[y == AAMI_CLASSES.index(c)].mean() for c in classes if (y == AAMI_CLASSES.index(c)).any()
-    ]
-    return float(np.mean(recalls)) if recalls else float("nan")
-
-
-def _per_class(pred: np.ndarray, y: np.ndarray) -> dict[str, ClassMetrics]:
-    out = {}
-    for i, c in enumerate(AAMI_CLASSES):
-        support = int((y == i).sum())
-        predicted = int((pred == i).sum())
-        tp = int(((pred == i) & (y == i)).sum())
-        out[c] = ClassMetrics(
-            sensitivity=tp / support if support else float("nan"),
-            precision=tp / predicted if predicted else float("nan"),
-            support=support,
-        )
-    return out
 
 
 def _make_attack(
@@ -515,7 +365,7 @@ def evaluate(
         )
     timings["bisection"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    median_eps, median_uv = _median_adversarial(adv_eps[clean_correct], sub.amp_mv[clean_correct])
+    median_eps, median_uv = median_adversarial(adv_eps[clean_correct], sub.amp_mv[clean_correct])
 
     stress: dict[str, float] = {}
     if config.noise_stress:
@@ -561,7 +411,7 @@ def evaluate(
         clean_acc=clean_acc,
         balanced_acc=balanced,
         balanced_classes=tuple(classes),
-        per_class=_per_class(pred, y_np),
+        per_class=per_class(pred, y_np),
         eps=tuple(eps_list),
         norm=config.norm,
         robust_acc=robust,
@@ -590,16 +440,3 @@ def evaluate(
         if keep_beats
         else None,
     )
-
-
-def _median_adversarial(adv_eps: np.ndarray, amp_mv: np.ndarray) -> tuple[float, float]:
-    """Median smallest breaking eps over the clean-correct beats, and the same in microvolts.
-
-    A beat never broken counts as infinitely robust, so the median is infinite when more than
-    half of the beats survive the largest eps (it lies above the grid). NaN without beats, and in
-    microvolts NaN when the beats have no amplitude in mV.
-    """
-    if len(adv_eps) == 0:
-        return float("nan"), float("nan")
-    uv = adv_eps * amp_mv * 1000.0
-    return float(np.median(adv_eps)), float(np.median(uv)) if np.isfinite(amp_mv).all() else float("nan")

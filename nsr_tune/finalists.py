@@ -15,7 +15,7 @@ import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from nsr_tune.config import FinalConfig
 from nsr_tune.data import BeatSet
 from nsr_tune.evaluation import evaluate
 from nsr_tune.front import StudyFront, flags_text
-from nsr_tune.metrics import eps_key, metric_name, on_part, parse_metric
+from nsr_tune.metrics import eps_key, metric_eps, metric_name, on_part
 from nsr_tune.pareto import ParetoResult, default_reference, pareto_analysis
 from nsr_tune.record import STATE_COMPLETE, TrialRecord
 
@@ -85,7 +85,8 @@ class FinalResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FinalResult:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data or k != "node_id"})
+        # A field with a default (added later, such as node_id) may be absent from an older file.
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data or f.default is MISSING})
 
     def interval(self, name: str) -> tuple[float, float]:
         """The (low, high) interval of a final metric; NaNs when none was drawn."""
@@ -192,11 +193,6 @@ class FinalFront:
         return self.result.names
 
 
-def _objective_eps(names: Sequence[str]) -> float | None:
-    eps = [parse_metric(n).eps for n in names if parse_metric(n).eps is not None]
-    return eps[0] if eps else None
-
-
 def _main_attack(final: FinalResult, eps: float | None) -> str:
     """Which attack of the cascade broke the most beats at `eps` (the largest eps without one)."""
     ev = final.evaluation
@@ -241,7 +237,7 @@ def final_front(validation: StudyFront, finals: Mapping[str, FinalResult]) -> Fi
     intervals = {i: tuple(finals[i].interval(n) for n in names) for i in ids}
     signs = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
     val_rank = dict(zip(validation.result.ids, validation.result.ranks, strict=True))
-    eps = _objective_eps(names)
+    eps = next(iter(metric_eps(names)), None)
     fell_off, not_separable = {}, {}
     for k, i in enumerate(ids):
         dominators = [ids[j] for j in range(len(ids)) if _dominates(values[j], values[k], signs)]

@@ -18,10 +18,12 @@ __all__ = [
     "SCALAR_KINDS",
     "MetricName",
     "eps_key",
+    "metric_eps",
     "metric_name",
     "objective_names",
     "on_part",
     "parse_metric",
+    "without_part",
 ]
 
 PARTS = ("val", "test", "final")
@@ -76,3 +78,14 @@ def objective_names(eps: Iterable[float], *, part: str = "val") -> tuple[str, ..
     for e in eps:
         names += [metric_name(k, part=part, eps=e) for k in CURVE_KINDS]
     return tuple(names)
+
+
+def metric_eps(names: Iterable[str]) -> tuple[float, ...]:
+    """The noise levels the metrics are measured at, sorted, each once (none for scalar metrics)."""
+    return tuple(sorted({e for n in names if (e := parse_metric(n).eps) is not None}))
+
+
+def without_part(name: str) -> str:
+    """The metric named without its part, e.g. final_balanced_acc -> balanced_acc (for axis labels)."""
+    m = parse_metric(name)
+    return metric_name(m.kind, eps=m.eps)

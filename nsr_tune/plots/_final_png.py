@@ -14,17 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nsr_tune.metrics import metric_name, parse_metric
+from nsr_tune.metrics import without_part
 from nsr_tune.pareto import ParetoResult
 from nsr_tune.plots import _common
 from nsr_tune.plots._pareto_png import _limits, _place_labels
 
 FINAL_COLOUR = "#1f4e9c"
-
-
-def _bare(name: str) -> str:
-    m = parse_metric(name)
-    return metric_name(m.kind, eps=m.eps)
 
 
 def final_front_png(
@@ -135,8 +130,8 @@ def final_front_png(
         ax.set_xlim(*_limits(shown[:, 0], final.directions[0]))
         ax.set_ylim(*_limits(shown[:, 1], final.directions[1]))
     # The same measure on both fronts (validation beats, then test beats): name it without its part.
-    ax.set_xlabel(f"{_bare(final.names[0])}  ({_common.better_word(final.directions[0])})")
-    ax.set_ylabel(f"{_bare(final.names[1])}  ({_common.better_word(final.directions[1])})")
+    ax.set_xlabel(f"{without_part(final.names[0])}  ({_common.better_word(final.directions[0])})")
+    ax.set_ylabel(f"{without_part(final.names[1])}  ({_common.better_word(final.directions[1])})")
     ax.grid(True, color="0.92", lw=0.6, zorder=0)
     ax.set_axisbelow(True)
     for side in ("top", "right"):

@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from nsr_tune.metrics import metric_name, parse_metric
+from nsr_tune.metrics import without_part
 from nsr_tune.plots import _common
 from nsr_tune.report import StudyReport
 
@@ -40,11 +40,6 @@ td:first-child, th:first-child { text-align: left; }
 .note { color: #555; font-size: 13px; } .flag { color: #b35c00; }
 pre { background: #f6f6f6; padding: 10px; font-size: 12px; overflow-x: auto; }
 """
-
-
-def _bare(name: str) -> str:
-    m = parse_metric(name)
-    return metric_name(m.kind, eps=m.eps)
 
 
 def _go() -> Any:
@@ -74,6 +69,21 @@ def _hover(report: StudyReport, rid: str, heading: str, values: Sequence[float],
     return "<br>".join(lines)
 
 
+def _points(
+    report: StudyReport, result: Any, idx: Sequence[int], heading: str, name: str, marker: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The scatter arguments of the points `idx` of a ranked result (validation or final)."""
+    return {
+        "x": [result.values[i][0] for i in idx],
+        "y": [result.values[i][1] for i in idx],
+        "mode": "markers",
+        "name": name,
+        "marker": dict(marker),
+        "hovertext": [_hover(report, result.ids[i], heading, result.values[i], result.names) for i in idx],
+        "hovertemplate": "%{hovertext}<extra></extra>",
+    }
+
+
 def _front_figure(report: StudyReport) -> Any:
     go = _go()
     v = report.validation.result
@@ -84,15 +94,7 @@ def _front_figure(report: StudyReport) -> Any:
     ):
         idx = [i for i in range(len(v.ids)) if (v.ranks[i] == 0) == front]
         fig.add_trace(
-            go.Scatter(
-                x=[v.values[i][0] for i in idx],
-                y=[v.values[i][1] for i in idx],
-                mode="markers",
-                name=name,
-                marker={"color": colour, "size": size},
-                hovertext=[_hover(report, v.ids[i], "validation", v.values[i], v.names) for i in idx],
-                hovertemplate="%{hovertext}<extra></extra>",
-            )
+            go.Scatter(**_points(report, v, idx, "validation", name, {"color": colour, "size": size}))
         )
     final = report.final
     if final is not None and len(final.result.ids):
@@ -119,24 +121,19 @@ def _front_figure(report: StudyReport) -> Any:
         ):
             idx = [j for j in range(len(f.ids)) if (f.ranks[j] == 0) == on_front]
             ci = [final.intervals[f.ids[j]] for j in idx]
+            marker = {"symbol": "circle-open", "color": colour, "size": 11, "line": {"width": 2}}
             fig.add_trace(
                 go.Scatter(
-                    x=[f.values[j][0] for j in idx],
-                    y=[f.values[j][1] for j in idx],
-                    mode="markers",
-                    name=name,
-                    marker={"symbol": "circle-open", "color": colour, "size": 11, "line": {"width": 2}},
+                    **_points(report, f, idx, "final", name, marker),
                     error_x=_errors(ci, [f.values[j][0] for j in idx], 0),
                     error_y=_errors(ci, [f.values[j][1] for j in idx], 1),
-                    hovertext=[_hover(report, f.ids[j], "final", f.values[j], f.names) for j in idx],
-                    hovertemplate="%{hovertext}<extra></extra>",
                 )
             )
     fig.update_layout(
         template="plotly_white",
         height=560,
-        xaxis_title=f"{_bare(v.names[0])}: validation (filled), final (hollow)",
-        yaxis_title=f"{_bare(v.names[1])}: validation (filled), final (hollow)",
+        xaxis_title=f"{without_part(v.names[0])}: validation (filled), final (hollow)",
+        yaxis_title=f"{without_part(v.names[1])}: validation (filled), final (hollow)",
         hovermode="closest",
         margin={"t": 30},
     )

@@ -23,7 +23,7 @@ from nsr_tune.config import (
     protocol,
 )
 from nsr_tune.errors import ConfigError
-from nsr_tune.metrics import metric_name, objective_names, parse_metric
+from nsr_tune.metrics import metric_eps, metric_name, objective_names
 from nsr_tune.objectives import OBJECTIVE_FIELDS, OBJECTIVE_NAMES, WEIGHTED
 from nsr_tune.study._yaml import Domain, Reader, Value, check_with_config
 
@@ -191,7 +191,7 @@ def parse_final(r: Reader, node: Any, objectives: tuple[tuple[str, str], ...]) -
     name = section.pop("protocol", None)
     if name is not None and name not in PROTOCOLS:
         raise r.fail("evaluation.final.protocol", f"must be one of {', '.join(PROTOCOLS)}, got {name!r}")
-    needed = sorted({e for m, _ in objectives if (e := parse_metric(m).eps) is not None})
+    needed = metric_eps(m for m, _ in objectives)
     eps = section.get("eps")
     if eps is not None and (not isinstance(eps, list) or not eps):
         raise r.fail("evaluation.final.eps", "expected a non-empty list of noise levels")

@@ -28,7 +28,7 @@ from nsr_tune.data import BeatSet, load_mitbih, make_splits, nstdb_if_present, r
 from nsr_tune.errors import ConfigError
 from nsr_tune.finalists import FinalFront, FinalResult, choose_finalists, choose_surrogate, final_front
 from nsr_tune.front import front_from_record
-from nsr_tune.metrics import parse_metric
+from nsr_tune.metrics import metric_eps
 from nsr_tune.record import StudyRecord
 from nsr_tune.study.results import (
     checkpoint_reader,
@@ -85,7 +85,7 @@ def study_final_config(
     if per_class_cap != "keep":
         changes["per_class_cap"] = per_class_cap
     evaluation = dataclasses.replace(evaluation, **changes)
-    needed = sorted({e for m, _ in space.objectives if (e := parse_metric(m).eps) is not None})
+    needed = metric_eps(m for m, _ in space.objectives)
     missing = [e for e in needed if e not in evaluation.eps]
     if missing:
         raise ConfigError(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,22 +19,29 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from nsr_tune.config import ATTACKS
 from nsr_tune.errors import ConfigError
-from nsr_tune.finalists import FinalFront, FinalResult, write_final_files
 from nsr_tune.front import (
     StudyFront,
     TrialOutcome,
     analyse,
-    flags_text,
     parse_flags_text,
-    reported_flags,
     run_name,
     trial_params,
     write_front_files,
 )
-from nsr_tune.metrics import eps_key, parse_metric
 from nsr_tune.record import STATE_COMPLETE, STATE_DIVERGED, STATE_FAILED, StudyRecord
+from nsr_tune.tracking._finalists import FinalistRuns
+from nsr_tune.tracking._models import MODEL_ARTIFACT, ModelRuns, fetch_model
+from nsr_tune.tracking._tags import (
+    TAG_MASKING,
+    TAG_MODEL,
+    TAG_OBJECTIVES,
+    TAG_PATH,
+    TAG_ROLE,
+    TAG_STATE,
+    TAG_TRIAL,
+    masking_tags,
+)
 
 __all__ = [
     "MODEL_ARTIFACT",
@@ -49,23 +55,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TAG_ROLE = "nsr_tune.role"
-TAG_PATH = "nsr_tune.experiment_path"
-TAG_TRIAL = "nsr_tune.trial_id"
-TAG_STATE = "nsr_tune.state"
-TAG_OBJECTIVES = "nsr_tune.objectives"
-# A complete trial's masking flags: every `part:name` in one tag (`none` when no check fired), so
-# the runs list can filter on it, and one tag per flag holding the line that explains it.
-TAG_MASKING = "masking_flags"
-TAG_MASKING_FLAG = "masking_flag"
-# A finalist's second evaluation: the fingerprint of the final settings it was logged with (set
-# after its metrics, so it marks a finished write), and the parent's record of the final front.
-TAG_FINAL = "final_settings"
-TAG_FINAL_FRONT = "final_front_ids"
-# A complete trial's trained model: the weights_only file that `nsr-tune evaluate` reads, as an
-# artifact of its run; the tag marks it logged.
-MODEL_ARTIFACT = "model/model.pt"
-TAG_MODEL = "nsr_tune.model"
 # MLflow's log_batch takes at most 1000 metrics per call.
 _BATCH = 1000
 
@@ -119,8 +108,12 @@ _TUNE_KEYS = {
 }
 
 
-class StudyTracker:
-    """Parent and child runs of one study. Picklable: the client is rebuilt after unpickling."""
+class StudyTracker(FinalistRuns, ModelRuns):
+    """Parent and child runs of one study. Picklable: the client is rebuilt after unpickling.
+
+    What it writes of a study's finalists (FinalistRuns) and of its trials' models (ModelRuns)
+    lives in their own modules.
+    """
 
     def __init__(self, *, tracking_uri: str, experiment: str, artifact_location: str | None = None) -> None:
         self.tracking_uri = tracking_uri
@@ -335,25 +328,6 @@ class StudyTracker:
                 )
                 self.log_file(run_id, path)
 
-    def log_model(self, run_id: str, checkpoint: bytes) -> None:
-        """A trial's model, from its training checkpoint, as the run's MODEL_ARTIFACT.
-
-        Only the model file is logged (config and weights, no optimizer state), the file that
-        `nsr-tune evaluate` and `nsr-tune export` read. It is loaded with weights_only=True, so
-        a model taken from a shared tracking server cannot run code when it is opened.
-        """
-        from nsr_tune.checkpoints import load_model_file, save_model_file
-
-        with tempfile.TemporaryDirectory() as d:
-            source = Path(d) / "checkpoint.pt"
-            source.write_bytes(checkpoint)
-            config, model = load_model_file(source)
-            target = save_model_file(
-                Path(d) / "model" / Path(MODEL_ARTIFACT).name, config=config, model=model
-            )
-            self.log_file(run_id, target, str(Path(MODEL_ARTIFACT).parent))
-        self.set_tags(run_id, {TAG_MODEL: MODEL_ARTIFACT})
-
     def sync(self, record: StudyRecord, *, checkpoint_of: Callable[[str], bytes | None] | None = None) -> str:
         """Write to MLflow whatever of a study it does not hold yet.
 
@@ -457,151 +431,6 @@ class StudyTracker:
             },
         )
         return files
-
-    # ------------------------------------------------------------------ the finalists
-
-    def record_final(self, run_id: str, final: FinalResult) -> bool:
-        """A finalist's `final_*` metrics and flags; False when these settings were logged already."""
-        if self.client.get_run(run_id).data.tags.get(TAG_FINAL) == final.settings:
-            return False
-        self.log_metrics(run_id, final.metrics, step=0)
-        tags = {
-            "final_attack": str(final.evaluation.get("attack", ""))[:5000],
-            "final_masking_flags": flags_text(list(final.flags)),
-            "final_surrogate": final.surrogate or "none",
-            "final_beats": str(final.n_beats),
-            "final_records": str(final.n_records),
-        }
-        if final.node_id:
-            tags["final_ray_node_id"] = final.node_id
-        tags.update({f"{TAG_MASKING_FLAG}.final.{name}": why for name, why in final.flags.items()})
-        tags.update({f"skipped.final.{name}": why for name, why in final.skipped.items()})
-        self.set_tags(run_id, tags)
-        self.set_tags(run_id, {TAG_FINAL: final.settings})  # last: the write is complete
-        return True
-
-    def final_results(self, front: StudyFront) -> dict[str, FinalResult]:
-        """The finalists' results as MLflow holds them (run id -> result), for `front`'s study.
-
-        Rebuilt from each run's `final_*` metrics and tags: enough for the final front and its
-        table (the full evaluation stays beside the study, in its final/ directory).
-        """
-        out = {}
-        for rid in front.result.ids:
-            run = self.client.get_run(rid)
-            tags, metrics = run.data.tags, run.data.metrics
-            if TAG_FINAL not in tags:
-                continue
-            finals = {k: v for k, v in metrics.items() if k.startswith("final_")}
-            eps = sorted({e for k in finals if (e := parse_metric(k).eps) is not None and "_ci_" not in k})
-            by_attack = {
-                a: {eps_key(e): finals[f"final_robust_acc_{a}_eps_{eps_key(e)}"] for e in eps}
-                for a in ATTACKS
-                if all(f"final_robust_acc_{a}_eps_{eps_key(e)}" in finals for e in eps)
-            }
-            evaluation = {
-                "attack": tags.get("final_attack", ""),
-                "eps": eps,
-                "clean_acc": finals.get("final_clean_acc", math.nan),
-                "robust_acc": {eps_key(e): finals.get(f"final_robust_acc_eps_{eps_key(e)}") for e in eps},
-                "robust_acc_by_attack": by_attack,
-            }
-            prefix = f"{TAG_MASKING_FLAG}.final."
-            out[rid] = FinalResult(
-                trial_id=tags.get(TAG_TRIAL, rid),
-                settings=tags[TAG_FINAL],
-                surrogate=tags.get("final_surrogate", ""),
-                metrics=finals,
-                flags={k.removeprefix(prefix): v for k, v in tags.items() if k.startswith(prefix)},
-                skipped={
-                    k.removeprefix("skipped.final."): v
-                    for k, v in tags.items()
-                    if k.startswith("skipped.final.")
-                },
-                evaluation=evaluation,
-                n_beats=int(tags.get("final_beats", 0)),
-                n_records=int(tags.get("final_records", 0)),
-            )
-        return out
-
-    def publish_final(
-        self, front: FinalFront, run_ids: Mapping[str, str], *, settings: str, parent_run_id: str
-    ) -> bool:
-        """Final-front tags on each finalist (by `run_ids`: front id -> MLflow run id), and the
-        parent's final_front.png / .csv. False when this very front was published already."""
-        ids = json.dumps(sorted(front.result.ids))
-        tags = self.client.get_run(parent_run_id).data.tags
-        if tags.get(TAG_FINAL) == settings and tags.get(TAG_FINAL_FRONT) == ids:
-            return False
-        result = front.result
-        for rid, rank in zip(result.ids, result.ranks, strict=True):
-            self.set_tags(
-                run_ids[rid],
-                {
-                    "final_pareto_optimal": str(bool(rank == 0)).lower(),
-                    "final_pareto_rank": str(int(rank)),
-                    "final_fell_off": front.fell_off.get(rid, "false"),
-                    "final_not_separable_from": ",".join(
-                        front.validation.run_names.get(d, d) for d in front.not_separable.get(rid, ())
-                    )
-                    or "none",
-                },
-            )
-        with tempfile.TemporaryDirectory() as tmp:
-            for path in write_final_files(front, Path(tmp)).values():
-                self.log_file(parent_run_id, path)
-        if result.hypervolume is not None:
-            self.log_metrics(parent_run_id, {"final_hypervolume": result.hypervolume}, step=0)
-        names = front.validation.run_names
-        self.set_tags(
-            parent_run_id,
-            {
-                "final_front": json.dumps([names.get(i, i) for i in result.front_ids], ensure_ascii=False),
-                "final_fell_off": json.dumps([names.get(i, i) for i in front.fell_off], ensure_ascii=False),
-            },
-        )
-        self.set_tags(parent_run_id, {TAG_FINAL: settings, TAG_FINAL_FRONT: ids})
-        return True
-
-
-def fetch_model(model_uri: str, *, tracking_uri: str, dest_dir: Path) -> Path:
-    """The model file of a run (`runs:/RUN_ID`, or `runs:/RUN_ID/ARTIFACT_PATH`), downloaded."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    rest = model_uri.removeprefix("runs:/").strip("/")
-    run_id, _, artifact = rest.partition("/")
-    if not model_uri.startswith("runs:/") or not run_id:
-        raise ConfigError(f"{model_uri}: expected runs:/RUN_ID (an MLflow run of an nsr-tune trial)")
-    artifact = artifact or MODEL_ARTIFACT
-    client = MlflowClient(tracking_uri=tracking_uri)
-    try:
-        client.get_run(run_id)
-    except MlflowException as e:
-        raise ConfigError(f"{model_uri}: no run {run_id} at {tracking_uri} (give --mlflow-uri?)") from e
-    folder = str(Path(artifact).parent) if "/" in artifact else None
-    names = {a.path for a in client.list_artifacts(run_id, folder)}
-    if artifact not in names:
-        raise ConfigError(
-            f"{model_uri}: the run has no model ({artifact}). Trials log theirs when their study ends; "
-            "for a study from before that, run `nsr-tune sync-mlflow STORAGE/NAME` once"
-        )
-    # One small file: MLflow's download progress bar would only clutter a command's output.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return Path(client.download_artifacts(run_id, artifact, str(dest_dir)))
-
-
-def masking_tags(report: Mapping[str, Any]) -> dict[str, str]:
-    """The tags of a final report's masking flags (see TAG_MASKING), and of what its evaluation
-    skipped (`skipped.PART.NAME`: why)."""
-    flags = reported_flags(report)
-    tags = {TAG_MASKING: flags_text([f.label for f in flags])}
-    tags.update({f"{TAG_MASKING_FLAG}.{f.part}.{f.name}": f.why for f in flags})
-    for part in ("val", "test"):
-        skipped = report.get(f"{part}_skipped")
-        if isinstance(skipped, Mapping):
-            tags.update({f"skipped.{part}.{name}": str(why) for name, why in skipped.items()})
-    return tags
 
 
 def _quote(text: str) -> str:
