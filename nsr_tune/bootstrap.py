@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nsr_tune.data import AAMI_CLASSES
 from nsr_tune.errors import ConfigError
 from nsr_tune.eval_result import BeatOutcomes
 from nsr_tune.metrics import metric_name
@@ -20,9 +19,11 @@ from nsr_tune.metrics import metric_name
 __all__ = ["record_intervals"]
 
 
-def _per_record(r: np.ndarray, y: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _per_record(
+    r: np.ndarray, y: np.ndarray, hit: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Beats and correct beats per record and class: two (R, C) count tables (`r`: record index)."""
-    n_records, n_classes = int(r.max()) + 1, len(AAMI_CLASSES)
+    n_records = int(r.max()) + 1
     beats = np.zeros((n_records, n_classes))
     correct = np.zeros((n_records, n_classes))
     np.add.at(beats, (r, y), 1.0)
@@ -71,10 +72,11 @@ def record_intervals(
         raise ConfigError("beats: no beats to resample")
     if beats.survived.shape != (len(eps), len(beats.y)):
         raise ConfigError(f"eps: {len(eps)} levels, but the outcomes hold {beats.survived.shape[0]}")
-    unknown = [c for c in classes if c not in AAMI_CLASSES]
+    every = list(beats.classes)
+    unknown = [c for c in classes if c not in every]
     if unknown:
-        raise ConfigError(f"classes: unknown class(es) {unknown}; choose from {', '.join(AAMI_CLASSES)}")
-    class_idx = np.array([AAMI_CLASSES.index(c) for c in classes], dtype=int)
+        raise ConfigError(f"classes: unknown class(es) {unknown}; choose from {', '.join(every)}")
+    class_idx = np.array([every.index(c) for c in classes], dtype=int)
     _, record_index = np.unique(beats.record, return_inverse=True)
     n_records = int(record_index.max()) + 1
     rng = np.random.default_rng(seed)
@@ -91,7 +93,7 @@ def record_intervals(
     out: dict[str, tuple[float, float]] = {}
     outcomes = [(None, beats.clean_correct), *zip(eps, beats.survived, strict=True)]
     for e, hit in outcomes:
-        counts, correct = _per_record(record_index, beats.y, hit)
+        counts, correct = _per_record(record_index, beats.y, hit, len(every))
         acc, balanced = _accuracies(weights, counts, correct, class_idx)
         plain, bal = ("clean_acc", "balanced_acc") if e is None else ("robust_acc", "robust_balanced_acc")
         out[metric_name(plain, eps=e)] = interval(acc)

@@ -17,7 +17,6 @@ from torch import nn
 from nsr_tune._io import atomic_write
 from nsr_tune.config import TrialConfig
 from nsr_tune.errors import CheckpointError, ConfigError
-from nsr_tune.models import build_model
 from nsr_tune.trial import CHECKPOINT_FORMAT
 
 __all__ = ["MODEL_FORMAT", "load_checkpoint", "load_model_file", "save_model_file", "save_state"]
@@ -82,7 +81,7 @@ def load_model_file(path: str | Path) -> tuple[TrialConfig, nn.Module]:
         config = TrialConfig.from_dict(state["config"])
     except (KeyError, ConfigError, TypeError) as e:
         raise CheckpointError(f"{path}: its config is unreadable: {e}") from e
-    model = build_model(config.model.name, config.model.knobs)
+    model = config.build_model()
     try:
         model.load_state_dict(state["model_state"])
     except (KeyError, RuntimeError) as e:

@@ -20,6 +20,8 @@ from nsr_tune._checks import check as _check
 from nsr_tune._checks import choice as _choice
 from nsr_tune._checks import finite_number as _finite_number
 from nsr_tune._checks import positive_int as _positive_int
+from nsr_tune.data._cpsc import CPSC_MAX_LEN
+from nsr_tune.data._datasets import DATASETS
 from nsr_tune.errors import ConfigError
 from nsr_tune.objectives import ObjectiveConfig
 
@@ -52,24 +54,45 @@ ATTACKS = ("pgd", "apgd_ce", "apgd_t", "square", "sap", "transfer")
 NOISE_KINDS = ("white", "bw", "ma", "powerline_50hz", "powerline_60hz")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 BALANCE = ("balanced", "none")
-# The paper's L-inf noise levels, in units of the [0, 1]-normalised beat.
-PAPER_EPS = (0.01, 0.03, 0.05, 0.1, 0.2, 0.3)
+# The paper's L-inf noise levels for MIT-BIH, in units of the [0, 1]-normalised beat; each
+# dataset has its own (nsr_tune.data.DATASETS), which `protocol(name, dataset=...)` uses.
+PAPER_EPS = DATASETS["mitbih"].eps
+_ALL_CLASSES = tuple(dict.fromkeys(c for d in DATASETS.values() for c in d.classes))
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which beats a trial trains, validates and tests on."""
+    """Which dataset a trial trains, validates and tests on, and how it is split.
 
-    split: str = "inter"
+    `dataset` names an entry of nsr_tune.data.DATASETS. MIT-BIH settings: `split` (inter or
+    intra), `val_records`, `val_fraction` and `test_fraction`. CPSC2018 settings: `leads`
+    (paper: I, II, V1-V6; all: 12), `max_len` (samples at 500 Hz), `sample_rate` (resample
+    to this many Hz; None keeps 500), and the records per class held out for validation and
+    test. A setting of the other dataset is refused, so a config never says more than it does.
+    """
+
+    dataset: str = "mitbih"
+    split: str | None = None  # None: the dataset's default (inter; records for cpsc2018)
     seed: int = 0
-    # A seeded, class-proportional subset of the training beats (None: all of them).
+    # A seeded, class-proportional subset of the training samples (None: all of them).
     max_train_beats: int | None = None
     val_records: tuple[int, ...] | None = None  # None: the data module's default for `inter`
     val_fraction: float = 0.1  # `intra` only
     test_fraction: float = 0.2  # `intra` only
+    leads: str = "paper"
+    max_len: int = CPSC_MAX_LEN
+    sample_rate: int | None = None
+    val_per_class: int = 5
+    test_per_class: int = 50
 
     def __post_init__(self) -> None:
-        _choice(self.split, "split", SPLITS)
+        from nsr_tune.data import DATASETS
+
+        _choice(self.dataset, "dataset", tuple(DATASETS))
+        spec = DATASETS[self.dataset]
+        if self.split is None:
+            object.__setattr__(self, "split", spec.splits[0])
+        _choice(self.split, "split", spec.splits)
         _check(isinstance(self.seed, int), "seed", f"must be an integer, got {self.seed!r}")
         _positive_int(self.max_train_beats, "max_train_beats", allow_none=True)
         if self.val_records is not None:
@@ -79,6 +102,40 @@ class DataConfig:
             value = getattr(self, name)
             _finite_number(value, name)
             _check(0.0 < value < 1.0, name, f"must lie strictly between 0 and 1, got {value!r}")
+        _choice(self.leads, "leads", ("paper", "all"))
+        _positive_int(self.max_len, "max_len")
+        _positive_int(self.sample_rate, "sample_rate", allow_none=True)
+        if self.sample_rate is not None:
+            _check(self.sample_rate <= 500, "sample_rate", f"must be at most 500 Hz, got {self.sample_rate}")
+        for name in ("val_per_class", "test_per_class"):
+            value = getattr(self, name)
+            _check(
+                isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+                name,
+                f"must be a whole number >= 0, got {value!r}",
+            )
+        defaults = DataConfig.__dataclass_fields__
+        other = _MITBIH_ONLY if self.dataset != "mitbih" else _CPSC_ONLY
+        for name in other:
+            _check(
+                getattr(self, name) == defaults[name].default,
+                name,
+                f"is a setting of {'mitbih' if name in _MITBIH_ONLY else 'cpsc2018'}, not of {self.dataset}",
+            )
+
+    @property
+    def n_classes(self) -> int:
+        from nsr_tune.data import DATASETS
+
+        return len(DATASETS[self.dataset].classes)
+
+    @property
+    def n_leads(self) -> int:
+        if self.dataset == "mitbih":
+            return 1
+        from nsr_tune.data import ALL_LEADS, PAPER_LEADS
+
+        return len(ALL_LEADS if self.leads == "all" else PAPER_LEADS)
 
     def split_arguments(self) -> dict[str, Any]:
         """The keyword arguments of `nsr_tune.data.make_splits` that this config pins."""
@@ -91,6 +148,10 @@ class DataConfig:
         if self.val_records is not None:
             out["val_records"] = self.val_records
         return out
+
+
+_MITBIH_ONLY = ("val_records", "val_fraction", "test_fraction")
+_CPSC_ONLY = ("leads", "max_len", "sample_rate", "val_per_class", "test_per_class")
 
 
 @dataclass(frozen=True)
@@ -200,7 +261,7 @@ class EvalConfig:
         if self.balanced_classes is not None:
             object.__setattr__(self, "balanced_classes", tuple(self.balanced_classes))
             for c in self.balanced_classes:
-                _choice(c, "balanced_classes", ("N", "S", "V", "F", "Q"))
+                _choice(c, "balanced_classes", _ALL_CLASSES)
             _check(len(self.balanced_classes) > 0, "balanced_classes", "must name at least one class")
         attacks = tuple(self.attacks) if isinstance(self.attacks, (list, tuple)) else self.attacks
         _check(isinstance(attacks, tuple) and len(attacks) > 0, "attacks", "must name at least one attack")
@@ -258,12 +319,17 @@ PROTOCOLS: Mapping[str, EvalConfig] = MappingProxyType(
 FINAL_EVAL = dataclasses.replace(PROTOCOLS["strong"], per_class_cap=1000)
 
 
-def protocol(name: str, **overrides: Any) -> EvalConfig:
-    """The protocol called `name`, with some of its fields replaced (each checked as usual)."""
+def protocol(name: str, dataset: str = "mitbih", **overrides: Any) -> EvalConfig:
+    """The protocol called `name` for `dataset`, with some of its fields replaced (each checked
+    as usual). Without an `eps` override it runs at the dataset's own grid."""
     _choice(name, "protocol", tuple(PROTOCOLS))
+    _choice(dataset, "dataset", tuple(DATASETS))
     fields = {f.name for f in dataclasses.fields(EvalConfig)}
     unknown = sorted(set(overrides) - fields)
     _check(not unknown, "evaluation", f"unknown setting(s) {', '.join(unknown)}")
+    if "eps" not in overrides:
+        spec = DATASETS[dataset]
+        overrides["eps"] = spec.quick_eps if name == "quick" else spec.eps
     return dataclasses.replace(PROTOCOLS[name], **overrides)
 
 
@@ -349,7 +415,23 @@ class TrialConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from nsr_tune.data import DATASETS
+
         _check(isinstance(self.seed, int), "seed", f"must be an integer, got {self.seed!r}")
+        offered = DATASETS[self.data.dataset].models
+        _check(
+            self.model.name in offered,
+            "model",
+            f"{self.model.name!r} is not offered for {self.data.dataset}; choose one of {', '.join(offered)}",
+        )
+
+    def build_model(self) -> Any:
+        """The untrained model this config describes, shaped for its dataset's leads and classes."""
+        from nsr_tune.models import build_model
+
+        return build_model(
+            self.model.name, self.model.knobs, n_classes=self.data.n_classes, in_leads=self.data.n_leads
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (str, numbers, lists, dicts): safe for JSON, torch weights_only files, MLflow."""

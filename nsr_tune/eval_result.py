@@ -22,6 +22,7 @@ __all__ = [
     "ClassMetrics",
     "EvalResult",
     "balanced_classes_for",
+    "macro_f1",
     "mean_recall",
     "median_adversarial",
     "per_class",
@@ -35,6 +36,7 @@ class ClassMetrics:
     sensitivity: float  # recall; NaN where the class has no beats
     precision: float  # NaN where nothing was predicted as the class
     support: int
+    f1: float = float("nan")  # 2 TP / (2 TP + FP + FN); NaN where the class has no beats
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
@@ -50,6 +52,7 @@ class BeatOutcomes:
     y: np.ndarray
     clean_correct: np.ndarray
     survived: np.ndarray
+    classes: tuple[str, ...] = AAMI_CLASSES  # what `y` indexes
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,14 @@ class EvalResult:
     robust_balanced_auc: float
     attack: str
     seconds: float
+    # The mean over the classes present of each class's F1 (CPSC2018's headline score), clean
+    # and under the cascade at each eps (a broken sample counts as the class it was pushed to).
+    macro_f1: float = float("nan")
+    robust_macro_f1: Mapping[float, float] = field(default_factory=dict)
+    # Microvolts that one unit of x stands for, over the evaluated samples: (min, median, max).
+    # A beat or record is scaled on its own, so eps means a different voltage in each; eps x
+    # these gives the range (eps_uv holds the median). NaN where the data carry no amplitude.
+    uv_per_unit: tuple[float, float, float] = (float("nan"), float("nan"), float("nan"))
     # Robust accuracy after each attack of the cascade, in its order (the last one equals
     # `robust_acc`); empty for a protocol of one attack.
     robust_acc_by_attack: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
@@ -98,7 +109,7 @@ class EvalResult:
         """JSON-able form: eps keys become strings such as "0.05"."""
         out = asdict(dataclasses.replace(self, beats=None))
         del out["beats"]
-        for key in ("robust_acc", "robust_balanced_acc", "noise_acc", "eps_uv"):
+        for key in ("robust_acc", "robust_balanced_acc", "noise_acc", "eps_uv", "robust_macro_f1"):
             out[key] = {eps_key(e): v for e, v in getattr(self, key).items()}
         for key in ("robust_acc_by_attack", "robust_acc_alone", "robust_acc_by_class"):
             out[key] = {
@@ -113,7 +124,7 @@ class EvalResult:
         out = {metric_name(k, part=part): getattr(self, k) for k in SCALAR_KINDS}
         for e in self.eps:
             for k in CURVE_KINDS:
-                out[metric_name(k, part=part, eps=e)] = getattr(self, k)[e]
+                out[metric_name(k, part=part, eps=e)] = getattr(self, k).get(e, float("nan"))
         for prefix, table in (
             ("robust_acc", self.robust_acc_by_attack),
             ("robust_acc_alone", self.robust_acc_alone),
@@ -124,6 +135,7 @@ class EvalResult:
                     out[metric_name(f"{prefix}_{a}", part=part, eps=e)] = v
         for c, m in self.per_class.items():
             out[metric_name(f"sensitivity_{c}", part=part)] = m.sensitivity
+            out[metric_name(f"f1_{c}", part=part)] = m.f1
         out[metric_name("median_adv_eps", part=part)] = self.median_adv_eps
         out[metric_name("median_adv_eps_uv", part=part)] = self.median_adv_eps_uv
         for key, v in self.noise_stress.items():
@@ -139,13 +151,14 @@ class EvalResult:
             "attack": self.attack,
             "clean_acc": self.clean_acc,
             "balanced_acc": self.balanced_acc,
-            **{k: [getattr(self, k)[e] for e in self.eps] for k in CURVE_KINDS},
+            **{k: [getattr(self, k).get(e, float("nan")) for e in self.eps] for k in CURVE_KINDS},
         }
 
 
-def balanced_classes_for(split: str) -> tuple[str, ...]:
-    # DS2 holds about 7 Q beats, so EC57 and de Chazal average over N, S, V, F for `inter`.
-    return ("N", "S", "V", "F") if split == "inter" else AAMI_CLASSES
+def balanced_classes_for(split: str, classes: Sequence[str] = AAMI_CLASSES) -> tuple[str, ...]:
+    """The classes the headline balanced accuracy averages over: every class of the data, but
+    for MIT-BIH's `inter` split, whose DS2 holds about 7 Q beats: N, S, V, F (EC57, de Chazal)."""
+    return ("N", "S", "V", "F") if split == "inter" else tuple(classes)
 
 
 def stratified_cap(y: np.ndarray, *, cap: int | None, seed: int) -> np.ndarray:
@@ -167,18 +180,22 @@ def robust_auc(eps: Sequence[float], clean: float, robust: Sequence[float]) -> f
     return float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2) / xs[-1])
 
 
-def mean_recall(correct: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> float:
-    """Mean recall over the listed classes that have beats (NaN where none has)."""
-    recalls = [
-        correct[y == AAMI_CLASSES.index(c)].mean() for c in classes if (y == AAMI_CLASSES.index(c)).any()
-    ]
+def mean_recall(
+    correct: np.ndarray, y: np.ndarray, classes: Sequence[str], all_classes: Sequence[str] = AAMI_CLASSES
+) -> float:
+    """Mean recall over the listed classes that have samples (NaN where none has); `y` indexes
+    `all_classes`."""
+    index = [list(all_classes).index(c) for c in classes]
+    recalls = [correct[y == i].mean() for i in index if (y == i).any()]
     return float(np.mean(recalls)) if recalls else float("nan")
 
 
-def per_class(pred: np.ndarray, y: np.ndarray) -> dict[str, ClassMetrics]:
-    """Sensitivity, precision and support of every AAMI class (NaN where undefined)."""
+def per_class(
+    pred: np.ndarray, y: np.ndarray, classes: Sequence[str] = AAMI_CLASSES
+) -> dict[str, ClassMetrics]:
+    """Sensitivity, precision, F1 and support of every class (NaN where undefined)."""
     out = {}
-    for i, c in enumerate(AAMI_CLASSES):
+    for i, c in enumerate(classes):
         support = int((y == i).sum())
         predicted = int((pred == i).sum())
         tp = int(((pred == i) & (y == i)).sum())
@@ -186,8 +203,15 @@ def per_class(pred: np.ndarray, y: np.ndarray) -> dict[str, ClassMetrics]:
             sensitivity=tp / support if support else float("nan"),
             precision=tp / predicted if predicted else float("nan"),
             support=support,
+            f1=2 * tp / (support + predicted) if support else float("nan"),
         )
     return out
+
+
+def macro_f1(pred: np.ndarray, y: np.ndarray, classes: Sequence[str] = AAMI_CLASSES) -> float:
+    """Mean F1 over the classes that have samples (the CPSC2018 challenge's score); NaN if none."""
+    scores = [m.f1 for m in per_class(pred, y, classes).values() if m.support]
+    return float(np.mean(scores)) if scores else float("nan")
 
 
 def median_adversarial(adv_eps: np.ndarray, amp_mv: np.ndarray) -> tuple[float, float]:

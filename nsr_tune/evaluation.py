@@ -32,13 +32,14 @@ from nsr_tune.attacks import (
     WhiteNoise,
 )
 from nsr_tune.config import EvalConfig
-from nsr_tune.data import AAMI_CLASSES, FS, BeatSet
+from nsr_tune.data import BeatSet, RecordSet
 from nsr_tune.errors import ConfigError
 from nsr_tune.eval_result import (
     BeatOutcomes,
     ClassMetrics,
     EvalResult,
     balanced_classes_for,
+    macro_f1,
     mean_recall,
     median_adversarial,
     per_class,
@@ -56,6 +57,7 @@ __all__ = [
     "evaluate",
     "mean_recall",
     "predict",
+    "predict_samples",
     "robust_auc",
     "stratified_cap",
 ]
@@ -68,8 +70,33 @@ def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> tor
     return torch.cat([model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
 
 
+def _length_batches(lengths: np.ndarray, todo: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """`todo` (indices) in batches of similar length, so that a batch trimmed to its longest
+    sample carries little padding."""
+    todo = todo[np.argsort(lengths[todo], kind="stable")]
+    return [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+
+
+@torch.no_grad()
+def predict_samples(
+    model: nn.Module, samples: BeatSet | RecordSet, *, device: str | torch.device, batch_size: int = 256
+) -> np.ndarray:
+    """(N,) predicted class of every sample, in batches padded only to their longest sample."""
+    pred = np.zeros(len(samples), dtype=np.int64)
+    everyone = np.arange(len(samples))
+    batches = (
+        _length_batches(samples.length, everyone, batch_size)
+        if samples.variable_length
+        else [everyone[i : i + batch_size] for i in range(0, len(everyone), batch_size)]
+    )
+    for idx in batches:
+        x, _ = samples.inputs(idx)
+        pred[idx] = model(torch.from_numpy(x).to(device)).argmax(dim=1).cpu().numpy()
+    return pred
+
+
 def _make_attack(
-    name: str, model: nn.Module, eps: float, config: EvalConfig, surrogate: nn.Module | None
+    name: str, model: nn.Module, eps: float, config: EvalConfig, surrogate: nn.Module | None, fs: int
 ) -> Attack:
     common = {
         "eps": eps,
@@ -97,8 +124,8 @@ def _make_attack(
     if name == "square":
         return Square(model, n_queries=config.square_queries, early_exit=config.early_exit, **common)
     if name == "sap":
-        # Beats are at FS (125 Hz); SAP's kernels are defined in seconds.
-        return SAP(model, fs=FS, steps=config.sap_steps, early_exit=config.early_exit, **common)
+        # SAP's kernels are defined in seconds: the data's sampling rate turns them into samples.
+        return SAP(model, fs=fs, steps=config.sap_steps, early_exit=config.early_exit, **common)
     if name == "transfer":
         if surrogate is None:
             raise ConfigError("surrogate: the transfer attack needs a surrogate model")
@@ -107,11 +134,12 @@ def _make_attack(
 
 
 def cascade(
-    model: nn.Module, eps: float, config: EvalConfig, *, surrogate: nn.Module | None = None
+    model: nn.Module, eps: float, config: EvalConfig, *, surrogate: nn.Module | None = None, fs: int = 125
 ) -> dict[str, Attack]:
-    """The protocol's attacks at one eps, in cascade order; `transfer` only with a surrogate."""
+    """The protocol's attacks at one eps, in cascade order; `transfer` only with a surrogate.
+    `fs` is the data's sampling rate in Hz (SAP's smoothing kernels are set in seconds)."""
     names = [a for a in config.attacks if a != "transfer" or surrogate is not None]
-    return {name: _make_attack(name, model, eps, config, surrogate) for name in names}
+    return {name: _make_attack(name, model, eps, config, surrogate, fs) for name in names}
 
 
 def _describe(config: EvalConfig, names: Sequence[str]) -> str:
@@ -142,16 +170,35 @@ def _broken_by(
     *,
     generator: torch.Generator,
     batch_size: int,
+    trim: bool = False,
+    adv_pred: np.ndarray | None = None,
     **extra: Any,
 ) -> np.ndarray:
-    """Which of the beats `todo` (indices) `attack` breaks, batch by batch: (len(todo),) bool."""
-    broken = np.zeros(len(todo), dtype=bool)
-    for start in range(0, len(todo), batch_size):
-        idx = torch.from_numpy(todo[start : start + batch_size]).to(x.device)
+    """Which of the samples `todo` (indices) `attack` breaks, batch by batch: (len(todo),) bool.
+
+    `trim`: samples of different lengths are batched by length and each batch is cut to its
+    longest sample (the rest is padding). `adv_pred` (N,), when given, receives the class each
+    broken sample is given at its adversarial input (for robust F1).
+    """
+    broken = np.zeros(len(x), dtype=bool)
+    if trim:
+        batches = _length_batches(lengths.cpu().numpy(), todo, batch_size)
+    else:
+        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    for part in batches:
+        idx = torch.from_numpy(part).to(x.device)
+        xb = x[idx]
+        if trim:
+            xb = xb[..., : int(lengths[idx].max())]
         extra_b = {k: v[idx] for k, v in extra.items()}
-        res = attack(x[idx], y[idx], lengths=lengths[idx], generator=generator, **extra_b)
-        broken[start : start + len(idx)] = res.broken.cpu().numpy()
-    return broken
+        res = attack(xb, y[idx], lengths=lengths[idx], generator=generator, **extra_b)
+        hit = res.broken.cpu().numpy()
+        broken[part] = hit
+        if adv_pred is not None and hit.any():
+            with torch.no_grad():
+                z = attack.model(res.x_adv[torch.from_numpy(hit).to(x.device)])
+            adv_pred[part[hit]] = z.argmax(dim=1).cpu().numpy()
+    return broken[todo]
 
 
 def _bisect(
@@ -166,6 +213,8 @@ def _bisect(
     config: EvalConfig,
     surrogate: nn.Module | None,
     generator: torch.Generator,
+    fs: int,
+    trim: bool,
 ) -> np.ndarray:
     """Each beat's smallest breaking eps, refined from the grid interval (lower, upper].
 
@@ -181,8 +230,10 @@ def _bisect(
         for (name, a, b), members in groups.items():
             mid = (a + b) / 2
             idx = np.asarray(members)
-            attack = _make_attack(name, model, mid, config, surrogate)
-            broken = _broken_by(attack, x, y, lengths, idx, generator=generator, batch_size=config.batch_size)
+            attack = _make_attack(name, model, mid, config, surrogate, fs)
+            broken = _broken_by(
+                attack, x, y, lengths, idx, generator=generator, batch_size=config.batch_size, trim=trim
+            )
             hi[idx[broken]] = mid
             lo[idx[~broken]] = mid
     return hi
@@ -198,6 +249,7 @@ def _noise_stress(
     config: EvalConfig,
     nstdb: Mapping[str, np.ndarray] | None,
     generator: torch.Generator,
+    fs: int,
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Accuracy under each kind of noise at each level, and what was skipped and why.
 
@@ -227,7 +279,7 @@ def _noise_stress(
         if kind == "white":
             return GaussianNoise(model, **level)
         if kind.startswith("powerline"):
-            return Powerline(model, freq_hz=float(kind.split("_")[1][:-2]), fs=FS, **level)
+            return Powerline(model, freq_hz=float(kind.split("_")[1][:-2]), fs=fs, **level)
         return RecordedNoise(model, noise=nstdb[kind], kind=kind, **level)
 
     everyone = np.arange(len(y))
@@ -248,9 +300,16 @@ def _noise_stress(
     return out, skipped
 
 
+def _uv_per_unit(amp_mv: np.ndarray) -> tuple[float, float, float]:
+    uv = amp_mv[np.isfinite(amp_mv)] * 1000.0
+    if not len(uv):
+        return float("nan"), float("nan"), float("nan")
+    return float(uv.min()), float(np.median(uv)), float(uv.max())
+
+
 def evaluate(
     model: nn.Module,
-    beats: BeatSet,
+    beats: BeatSet | RecordSet,
     *,
     config: EvalConfig,
     split: str = "inter",
@@ -260,7 +319,12 @@ def evaluate(
     nstdb: Mapping[str, np.ndarray] | None = None,
     keep_beats: bool = False,
 ) -> EvalResult:
-    """Evaluate `model` (any nn.Module taking (B, 1, L) beats) on `beats` under `config`'s protocol.
+    """Evaluate `model` (any nn.Module taking (B, leads, L) inputs) on `beats` under `config`'s protocol.
+
+    `beats` is a part of a dataset: MIT-BIH beats or CPSC2018 records. Records of different
+    lengths are attacked in batches of similar length, each cut to its longest record; the
+    attacks leave the padding untouched, and eps is in units of the scaled input (also given
+    in microvolts: the median over the samples of eps times their millivolts per unit).
 
     `surrogate` is the model the `transfer` attack runs PGD on; without one the transfer attack
     is skipped and `EvalResult.skipped` says so. `nstdb` holds the noise records of the noise
@@ -272,25 +336,38 @@ def evaluate(
     if surrogate is not None and not isinstance(surrogate, nn.Module):
         raise ConfigError(f"surrogate: must be a torch nn.Module or None, got {type(surrogate).__name__}")
     started = time.perf_counter()
-    classes = config.balanced_classes or balanced_classes_for(split)
+    all_classes = beats.classes
+    unknown = [c for c in config.balanced_classes or () if c not in all_classes]
+    if unknown:
+        raise ConfigError(
+            f"balanced_classes: {unknown} are not classes of this data ({', '.join(all_classes)})"
+        )
+    classes = config.balanced_classes or balanced_classes_for(split, all_classes)
     keep = stratified_cap(beats.y, cap=config.per_class_cap, seed=config.seed)
     sub = beats.subset(keep)
     device = torch.device(device)
     model = model.to(device).eval()
     if surrogate is not None:
         surrogate = surrogate.to(device).eval()
-    x = torch.from_numpy(sub.x).to(device)  # (N, 1, 187)
+    x_np, len_np = sub.inputs(np.arange(len(sub)))
+    x = torch.from_numpy(x_np).to(device)  # (N, leads, L): zero-padded to the longest sample
     y = torch.from_numpy(sub.y).to(device)  # (N,)
-    lengths = torch.from_numpy(sub.length.astype(np.int64)).to(device)  # (N,)
+    lengths = torch.from_numpy(len_np).to(device)  # (N,)
     y_np = sub.y
     n = len(y_np)
+    fs, trim = sub.fs, sub.variable_length
     run = {
         "generator": torch.Generator(device=device).manual_seed(config.seed),
         "batch_size": config.batch_size,
+        "trim": trim,
     }
 
-    pred = predict(model, x, batch_size=config.batch_size).cpu().numpy()
+    pred = predict_samples(model, sub, device=device, batch_size=config.batch_size)
     clean_correct = pred == y_np
+    # What each sample is classified as under attack at the current eps (for robust F1): its
+    # clean prediction until an attack breaks it, then the class the attack pushed it into.
+    adv_pred = pred.copy()
+    robust_f1: dict[float, float] = {}
     skipped: dict[str, str] = {}
     if "transfer" in config.attacks and surrogate is None:
         skipped["transfer"] = "no surrogate model was given (--surrogate MODEL)"
@@ -318,22 +395,24 @@ def evaluate(
     clock = time.perf_counter()
     for eps in config.eps:
         before = alive.copy()
-        for name, attack in cascade(model, eps, config, surrogate=surrogate).items():
+        for name, attack in cascade(model, eps, config, surrogate=surrogate, fs=fs).items():
             if config.each_attack:
                 todo = np.flatnonzero(alive_alone[name])
-                alive_alone[name][todo[_broken_by(attack, x, y, lengths, todo, **run)]] = False
+                hit = _broken_by(attack, x, y, lengths, todo, adv_pred=adv_pred, **run)
+                alive_alone[name][todo[hit]] = False
                 alone[name][eps] = float(alive_alone[name].mean())
                 alive &= alive_alone[name]
             else:
                 todo = np.flatnonzero(alive)
-                alive[todo[_broken_by(attack, x, y, lengths, todo, **run)]] = False
+                alive[todo[_broken_by(attack, x, y, lengths, todo, adv_pred=adv_pred, **run)]] = False
             newly = before & ~alive & (breaker == "")
             breaker[newly], first_break[newly], below[newly] = name, eps, previous_eps
             by_attack[name][eps] = float(alive.mean())
             bar.update(1)
             bar.set_postfix(eps=eps, attack=name, robust=f"{alive.mean():.3f}")
         robust[eps] = float(alive.mean())
-        robust_bal[eps] = mean_recall(alive, y_np, classes)
+        robust_bal[eps] = mean_recall(alive, y_np, classes, all_classes)
+        robust_f1[eps] = macro_f1(np.where(alive, y_np, adv_pred), y_np, all_classes)
         survivors[eps] = alive.copy()
         previous_eps = eps
         timings["cascade"] += time.perf_counter() - clock
@@ -362,15 +441,22 @@ def evaluate(
             config=config,
             surrogate=surrogate,
             generator=run["generator"],
+            fs=fs,
+            trim=trim,
         )
     timings["bisection"] = time.perf_counter() - clock
     clock = time.perf_counter()
     median_eps, median_uv = median_adversarial(adv_eps[clean_correct], sub.amp_mv[clean_correct])
 
     stress: dict[str, float] = {}
-    if config.noise_stress:
+    if config.noise_stress and sub.n_leads != 1:
+        skipped["noise_stress"] = (
+            f"the noise stress test adds single-lead noise to single-lead beats; these samples have "
+            f"{sub.n_leads} leads"
+        )
+    elif config.noise_stress:
         stress, stress_skipped = _noise_stress(
-            model, x, y, lengths, sub.amp_mv, config=config, nstdb=nstdb, generator=run["generator"]
+            model, x, y, lengths, sub.amp_mv, config=config, nstdb=nstdb, generator=run["generator"], fs=fs
         )
         skipped.update(stress_skipped)
     timings["noise_stress"] = time.perf_counter() - clock
@@ -399,11 +485,11 @@ def evaluate(
             log.warning("possible gradient masking (%s): %s", name, why)
     timings["masking_checks"] = time.perf_counter() - clock
     clean_acc = float(clean_correct.mean())
-    balanced = mean_recall(clean_correct, y_np, classes)
+    balanced = mean_recall(clean_correct, y_np, classes, all_classes)
     eps_list = list(config.eps)
     by_class = {
         c: {e: float(survivors[e][y_np == i].mean()) for e in eps_list}
-        for i, c in enumerate(AAMI_CLASSES)
+        for i, c in enumerate(all_classes)
         if (y_np == i).any()
     }
     return EvalResult(
@@ -411,7 +497,10 @@ def evaluate(
         clean_acc=clean_acc,
         balanced_acc=balanced,
         balanced_classes=tuple(classes),
-        per_class=per_class(pred, y_np),
+        per_class=per_class(pred, y_np, all_classes),
+        macro_f1=macro_f1(pred, y_np, all_classes),
+        uv_per_unit=_uv_per_unit(sub.amp_mv),
+        robust_macro_f1=robust_f1,
         eps=tuple(eps_list),
         norm=config.norm,
         robust_acc=robust,
@@ -436,6 +525,7 @@ def evaluate(
             y=y_np.copy(),
             clean_correct=clean_correct,
             survived=np.stack([survivors[e] for e in eps_list]),
+            classes=tuple(all_classes),
         )
         if keep_beats
         else None,

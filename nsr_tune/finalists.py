@@ -26,7 +26,7 @@ from torch import nn
 from nsr_tune._io import atomic_write
 from nsr_tune.bootstrap import record_intervals
 from nsr_tune.config import FinalConfig
-from nsr_tune.data import BeatSet
+from nsr_tune.data import BeatSet, RecordSet
 from nsr_tune.evaluation import evaluate
 from nsr_tune.front import StudyFront, flags_text
 from nsr_tune.metrics import eps_key, metric_eps, metric_name, on_part
@@ -123,7 +123,7 @@ def choose_surrogate(trials: Sequence[TrialRecord], *, exclude: str) -> str | No
 
 def evaluate_finalist(
     model: nn.Module,
-    beats: BeatSet,
+    beats: BeatSet | RecordSet,
     *,
     trial_id: str,
     config: FinalConfig,

@@ -82,8 +82,11 @@ def chance_objectives(
     over the k balanced classes and 1/n plain accuracy (every accuracy-like objective we offer
     is maximised).
     """
+    # Guessing uniformly gives each class an F1 of about 1/k too, where the classes are balanced.
     return {
-        m: 1.0 / n_balanced_classes if "balanced" in parse_metric(m).kind else 1.0 / n_classes
+        m: 1.0 / n_balanced_classes
+        if "balanced" in (kind := parse_metric(m).kind) or "f1" in kind
+        else 1.0 / n_classes
         for m in metrics
     }
 

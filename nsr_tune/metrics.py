@@ -28,9 +28,9 @@ __all__ = [
 
 PARTS = ("val", "test", "final")
 # Measured once per evaluation.
-SCALAR_KINDS = ("clean_acc", "balanced_acc", "robust_auc", "robust_balanced_auc")
+SCALAR_KINDS = ("clean_acc", "balanced_acc", "macro_f1", "robust_auc", "robust_balanced_auc")
 # Measured at every noise level of an evaluation.
-CURVE_KINDS = ("robust_acc", "robust_balanced_acc", "noise_acc")
+CURVE_KINDS = ("robust_acc", "robust_balanced_acc", "robust_macro_f1", "noise_acc")
 
 _PATTERN = re.compile(r"^(?:(?P<part>val|test|final)_)?(?P<kind>.+?)(?:_eps_(?P<eps>[0-9.eE+-]+))?$")
 

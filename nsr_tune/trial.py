@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from nsr_tune.attacks import padding_mask
 from nsr_tune.config import TrialConfig
-from nsr_tune.data import AAMI_CLASSES, BeatSet, SplitData
+from nsr_tune.data import BeatSet, RecordSet, SplitData
 from nsr_tune.errors import CheckpointError, ConfigError
-from nsr_tune.evaluation import EvalResult, balanced_classes_for, evaluate, mean_recall, predict
-from nsr_tune.models import build_model, normalize_units_
+from nsr_tune.evaluation import EvalResult, balanced_classes_for, evaluate, mean_recall, predict_samples
+from nsr_tune.models import normalize_units_
 from nsr_tune.objectives import OBJECTIVES
 
 __all__ = ["CHECKPOINT_FORMAT", "EpochResult", "pick_device", "run_trial", "subsample_train"]
@@ -53,13 +53,13 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def subsample_train(beats: BeatSet, *, max_beats: int | None, seed: int) -> BeatSet:
-    """A seeded subset of `max_beats` beats with the class proportions of `beats`."""
+def subsample_train(beats: BeatSet | RecordSet, *, max_beats: int | None, seed: int) -> BeatSet | RecordSet:
+    """A seeded subset of `max_beats` samples with the class proportions of `beats`."""
     if max_beats is None or max_beats >= len(beats):
         return beats
     rng = np.random.default_rng(seed)
     picks = []
-    for c in range(len(AAMI_CLASSES)):
+    for c in range(len(beats.classes)):
         idx = np.flatnonzero(beats.y == c)
         if len(idx) == 0:
             continue
@@ -69,13 +69,36 @@ def subsample_train(beats: BeatSet, *, max_beats: int | None, seed: int) -> Beat
     return beats.subset(np.sort(np.concatenate(picks)))
 
 
-def _epoch_order(y: torch.Tensor, *, balance: str, generator: torch.Generator) -> torch.Tensor:
-    """Indices of one epoch's beats: a permutation, or a class-balanced draw of the same size."""
+def _epoch_order(
+    y: torch.Tensor, *, balance: str, n_classes: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Indices of one epoch's samples: a permutation, or a class-balanced draw of the same size."""
     if balance == "none":
         return torch.randperm(len(y), generator=generator)
-    counts = torch.bincount(y, minlength=len(AAMI_CLASSES)).double()
+    counts = torch.bincount(y, minlength=n_classes).double()
     weights = (1.0 / counts.clamp_min(1))[y]  # every class weighs the same in total
     return torch.multinomial(weights, len(y), replacement=True, generator=generator)
+
+
+# Samples of different lengths are batched by length: the epoch's order is cut into windows of
+# this many batches, each window sorted by length and cut into batches, and the batches shuffled.
+# A batch is padded to its longest sample, so similar lengths waste little compute on padding.
+_BUCKET_BATCHES = 16
+
+
+def _batches(
+    order: torch.Tensor, lengths: np.ndarray | None, bs: int, generator: torch.Generator
+) -> list[torch.Tensor]:
+    """The epoch's batches of sample indices, bucketed by length when `lengths` is given."""
+    if lengths is None:
+        return [order[i : i + bs] for i in range(0, len(order), bs)]
+    out: list[torch.Tensor] = []
+    window = bs * _BUCKET_BATCHES
+    for w in range(0, len(order), window):
+        part = order[w : w + window]
+        part = part[torch.from_numpy(np.argsort(lengths[part.numpy()], kind="stable"))]
+        out += [part[i : i + bs] for i in range(0, len(part), bs)]
+    return [out[i] for i in torch.randperm(len(out), generator=generator).tolist()]
 
 
 def _finite(model: nn.Module) -> bool:
@@ -104,7 +127,7 @@ def run_trial(
     train = subsample_train(data.train, max_beats=config.data.max_train_beats, seed=config.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = build_model(config.model.name, config.model.knobs).to(device)
+        model = config.build_model().to(device)
     optim = _make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)  # epoch order and attack starts (CPU)
     objective = OBJECTIVES[config.objective.name]
@@ -113,30 +136,33 @@ def run_trial(
         start_epoch, history = _restore(resume, config, model, optim, generator)
         log.info("resuming after epoch %d of %d", start_epoch, config.optim.epochs)
 
-    # torch.tensor copies: arrays from Ray's object store are read-only.
-    x = torch.tensor(train.x, device=device)  # (N, 1, 187)
-    y = torch.tensor(train.y, device=device)  # (N,)
-    mask = padding_mask(x, torch.tensor(train.length.astype(np.int64)))  # (N, 1, 187)
-    val_x = torch.tensor(data.val.x, device=device)
-    classes = balanced_classes_for(data.split)
+    # Batches are built from the training set as they are needed (padded to their longest
+    # sample), so a set of long records is never held padded in memory. torch.tensor copies:
+    # arrays from Ray's object store are read-only.
+    y_all = torch.tensor(train.y)  # (N,)
+    lengths = train.length if train.variable_length else None
+    classes = balanced_classes_for(data.split, data.val.classes)
     epochs = config.optim.epochs
     bs = config.optim.batch_size
 
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
         model.train()
-        order = _epoch_order(y.cpu(), balance=config.optim.balance, generator=generator).to(device)
+        order = _epoch_order(
+            y_all, balance=config.optim.balance, n_classes=len(train.classes), generator=generator
+        )
         sums: dict[str, float] = {}
         n_seen, n_correct, diverged = 0, 0, False
-        batches = range(0, len(order), bs)
+        batches = _batches(order, lengths, bs, generator)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
-        for start in bar:
-            idx = order[start : start + bs]
+        for idx in bar:
             if config.model.weight_norm:
                 normalize_units_(model)
-            out = objective(
-                model, x[idx], y[idx], config=config.objective, mask=mask[idx], generator=generator
-            )
+            xb_np, lb_np = train.inputs(idx.numpy())
+            xb = torch.tensor(xb_np, device=device)  # (B, leads, L)
+            yb = y_all[idx].to(device)  # (B,)
+            mask = padding_mask(xb, torch.from_numpy(lb_np))  # (B, 1, L)
+            out = objective(model, xb, yb, config=config.objective, mask=mask, generator=generator)
             if not torch.isfinite(out.loss):
                 diverged = True
                 break
@@ -147,7 +173,7 @@ def run_trial(
             optim.step()
             n = len(idx)
             n_seen += n
-            n_correct += int((out.logits.argmax(dim=1) == y[idx]).sum())
+            n_correct += int((out.logits.argmax(dim=1) == yb).sum())
             sums["loss"] = sums.get("loss", 0.0) + out.loss.item() * n
             for k, v in out.logs.items():
                 sums[k] = sums.get(k, 0.0) + v * n
@@ -173,12 +199,12 @@ def run_trial(
         model.eval()
         # A cheap clean check on the whole validation split after every epoch, for progress
         # bars and curves. The searcher's objectives come from `val_eval` after the last epoch.
-        val_pred = predict(model, val_x).cpu().numpy()
+        val_pred = predict_samples(model, data.val, device=device)
         val_correct = val_pred == data.val.y
         metrics = {f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()}
         metrics["train_acc"] = n_correct / max(n_seen, 1)
         metrics["epoch_val_acc"] = float(val_correct.mean())
-        metrics["epoch_val_balanced_acc"] = mean_recall(val_correct, data.val.y, classes)
+        metrics["epoch_val_balanced_acc"] = mean_recall(val_correct, data.val.y, classes, data.val.classes)
         metrics["epoch"] = float(epoch + 1)
         metrics["epoch_seconds"] = time.perf_counter() - started
         history.append(metrics)

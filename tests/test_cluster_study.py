@@ -49,7 +49,7 @@ def test_trials_run_on_both_nodes_from_the_object_store(two_nodes, tmp_path, mon
     data = tmp_path / "mitdb"
     shutil.copytree(BUNDLED_DIR, data)
     monkeypatch.setenv("NSR_TUNE_CACHE", str(tmp_path / "cache"))
-    real_load = runner.load_mitbih
+    real_load = runner.load_dataset
 
     def load_then_delete(*args, **kwargs):
         # Once the driver has the beats, no node has the records or their cache any more:
@@ -59,7 +59,7 @@ def test_trials_run_on_both_nodes_from_the_object_store(two_nodes, tmp_path, mon
         shutil.rmtree(tmp_path / "cache")
         return result
 
-    monkeypatch.setattr(runner, "load_mitbih", load_then_delete)
+    monkeypatch.setattr(runner, "load_dataset", load_then_delete)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     outcome = run_study(
         StudyOptions(

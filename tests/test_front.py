@@ -263,10 +263,12 @@ def test_metric_names_are_built_in_one_way():
     assert objective_names([0.05]) == (
         "val_clean_acc",
         "val_balanced_acc",
+        "val_macro_f1",
         "val_robust_auc",
         "val_robust_balanced_auc",
         "val_robust_acc_eps_0.05",
         "val_robust_balanced_acc_eps_0.05",
+        "val_robust_macro_f1_eps_0.05",
         "val_noise_acc_eps_0.05",
     )
     with pytest.raises(ValueError, match="part"):

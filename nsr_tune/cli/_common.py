@@ -39,8 +39,9 @@ def knob(text: str) -> tuple[str, int]:
 def add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
-        help="MIT-BIH directory; 'bundled' for the records shipped with nsr-tune "
-        "(default: $NSR_TUNE_DATA, else the user cache directory)",
+        help="the dataset's directory. mitbih: 'bundled' for the records shipped with nsr-tune "
+        "(default: $NSR_TUNE_DATA, else the user cache directory); cpsc2018: AXXXX.hea + AXXXX.mat "
+        "records (default: $NSR_TUNE_CPSC2018)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -104,7 +105,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda where present)")
 
 
-def eval_config(args: argparse.Namespace) -> Any:
+def eval_config(args: argparse.Namespace, dataset: str = "mitbih") -> Any:
     from nsr_tune.config import protocol
 
     given = {
@@ -118,7 +119,7 @@ def eval_config(args: argparse.Namespace) -> Any:
         "attacks": args.attacks,
         "each_attack": args.each_attack,
     }
-    return protocol(args.protocol, **{k: v for k, v in given.items() if v is not None})
+    return protocol(args.protocol, dataset, **{k: v for k, v in given.items() if v is not None})
 
 
 def model_path(spec: str, *, mlflow_uri: str | None, scratch: Path) -> Path:
@@ -148,15 +149,14 @@ def evaluation_inputs(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     return {"surrogate": surrogate, "nstdb": nstdb}
 
 
-def load_splits(args: argparse.Namespace, data: Any) -> tuple[Any, Any]:
-    """The beats of `--data-dir`, split as the DataConfig `data` says."""
-    from nsr_tune.data import load_mitbih, make_splits, resolve_data_dir
+def load_splits(args: argparse.Namespace, data: Any) -> Any:
+    """The dataset of `--data-dir`, read and split as the DataConfig `data` says (a `Loaded`)."""
+    from nsr_tune.data import load_dataset
 
-    data_dir = resolve_data_dir(args.data_dir)
-    beats, report = load_mitbih(data_dir, progress=not args.quiet)
-    for note in report.notes:
+    loaded = load_dataset(data, args.data_dir, progress=not args.quiet)
+    for note in loaded.notes:
         log.info("%s", note)
-    return make_splits(beats, **data.split_arguments()), report
+    return loaded
 
 
 def _fmt(v: float) -> str:
@@ -176,9 +176,8 @@ def _print_eps_table(heading: str, table: Any, eps: Sequence[float]) -> None:
 
 def print_result(result: Any, *, title: str) -> None:
     from nsr_tune.config import NOISE_KINDS
-    from nsr_tune.data import AAMI_CLASSES
 
-    print(f"\n{title}: {result.n} beats, {result.attack}")
+    print(f"\n{title}: {result.n} samples, {result.attack}")
     if result.timings:
         print("  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items() if v >= 0.05))
     print(f"  clean accuracy     {_fmt(result.clean_acc)}")
@@ -186,14 +185,22 @@ def print_result(result: Any, *, title: str) -> None:
         f"  balanced accuracy  {_fmt(result.balanced_acc)}"
         f"  (mean recall over {', '.join(result.balanced_classes)})"
     )
+    print(f"  macro F1           {_fmt(result.macro_f1)}  (mean F1 over the classes present)")
+    low, mid, high = result.uv_per_unit
+    if mid == mid:  # not NaN
+        print(
+            f"  eps 1 = {mid:.0f} uV (median over the samples; {low:.0f} to {high:.0f}): uV column = median"
+        )
     print(f"  robust AUC         {_fmt(result.robust_auc)}  (balanced: {_fmt(result.robust_balanced_auc)})")
-    print(f"  {'eps':>7} {'uV':>7} {'robust':>7} {'rob.bal':>7} {'noise':>7}")
+    print(f"  {'eps':>7} {'uV':>7} {'robust':>7} {'rob.bal':>7} {'rob.F1':>7} {'noise':>7}")
     for e in result.eps:
         uv = result.eps_uv[e]
         uv_text = "-" if uv != uv else f"{uv:.0f}"
         print(
             f"  {e:>7g} {uv_text:>7} {_fmt(result.robust_acc[e]):>7} "
-            f"{_fmt(result.robust_balanced_acc[e]):>7} {_fmt(result.noise_acc[e]):>7}"
+            f"{_fmt(result.robust_balanced_acc[e]):>7} "
+            f"{_fmt(result.robust_macro_f1.get(e, float('nan'))):>7} "
+            f"{_fmt(result.noise_acc[e]):>7}"
         )
     for heading, table in (
         ("robust accuracy after each attack of the cascade", result.robust_acc_by_attack),
@@ -221,10 +228,9 @@ def print_result(result: Any, *, title: str) -> None:
         print(f"  SKIPPED {name}: {why}")
     for name, why in result.flags.items():
         print(f"  FLAG {name}: {why}")
-    print(f"  {'class':>7} {'sens.':>7} {'prec.':>7} {'beats':>7}")
-    for c in AAMI_CLASSES:
-        m = result.per_class[c]
-        print(f"  {c:>7} {_fmt(m.sensitivity):>7} {_fmt(m.precision):>7} {m.support:>7}")
+    print(f"  {'class':>7} {'sens.':>7} {'prec.':>7} {'F1':>7} {'n':>7}")
+    for c, m in result.per_class.items():
+        print(f"  {c:>7} {_fmt(m.sensitivity):>7} {_fmt(m.precision):>7} {_fmt(m.f1):>7} {m.support:>7}")
 
 
 def metrics_json(result: Any, history: Sequence[Any] = ()) -> dict[str, Any]:

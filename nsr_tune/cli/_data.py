@@ -89,15 +89,22 @@ def _summary_cpsc(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from nsr_tune.data import default_data_dir, download_mitdb
+    from nsr_tune.data import default_cpsc_dir, default_data_dir, download_cpsc2018, download_mitdb
 
+    if args.dataset == "cpsc2018":
+        path = download_cpsc2018(Path(args.dest) if args.dest else default_cpsc_dir())
+        print(
+            f"CPSC2018 ready in {path} (every record complete, every file matches PhysioNet's SHA-256); "
+            f"read it with --dataset cpsc2018 --data-dir {path}"
+        )
+        return 0
     path = download_mitdb(Path(args.dest) if args.dest else default_data_dir())
     print(f"MIT-BIH Arrhythmia Database ready in {path} (every file matches PhysioNet's SHA-256)")
     return 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="get and inspect MIT-BIH data").add_subparsers(
+    data = sub.add_parser("data", help="get and inspect MIT-BIH and CPSC2018 data").add_subparsers(
         dest="data_command", required=True
     )
     summary = data.add_parser("summary", help="records read and beats per class, overall and per split")
@@ -112,6 +119,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--multi-label", action="store_true", help="cpsc2018: keep records with several labels"
     )
     summary.set_defaults(func=_cmd_summary)
-    download = data.add_parser("download", help="fetch the MIT-BIH Arrhythmia Database from PhysioNet")
-    download.add_argument("--dest", help="target directory (default: the user cache directory)")
+    download = data.add_parser("download", help="fetch MIT-BIH or CPSC2018 from PhysioNet")
+    download.add_argument(
+        "--dataset", choices=("mitbih", "cpsc2018"), default="mitbih", help="which database (default mitbih)"
+    )
+    download.add_argument(
+        "--dest",
+        help="target directory (default: $NSR_TUNE_DATA, or $NSR_TUNE_CPSC2018 for cpsc2018, "
+        "else the user cache)",
+    )
     download.set_defaults(func=_cmd_download)

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from nsr_tune._io import atomic_write, write_json
 from nsr_tune.cli._common import (
@@ -26,19 +27,18 @@ from nsr_tune.errors import ConfigError
 def _cmd_train(args: argparse.Namespace) -> int:
     from nsr_tune.checkpoints import load_checkpoint, save_model_file, save_state
     from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
+    from nsr_tune.data import DATASETS
     from nsr_tune.trial import run_trial
 
     # Build (and so check) the whole config before reading data or creating OUT.
     config = TrialConfig(
-        data=DataConfig(
-            split=args.split,
-            seed=args.seed,
-            max_train_beats=args.max_train_beats,
-            val_fraction=args.val_fraction,
-            test_fraction=args.test_fraction,
+        data=DataConfig(dataset=args.dataset, seed=args.seed, **_data_options(args)),
+        model=ModelConfig(
+            name=args.model or DATASETS[args.dataset].models[0],
+            knobs=dict(args.knob or []),
+            weight_norm=args.weight_norm,
         ),
-        model=ModelConfig(name=args.model, knobs=dict(args.knob or []), weight_norm=args.weight_norm),
-        objective=ObjectiveConfig(name=args.objective, beta=args.beta),
+        objective=ObjectiveConfig(name=args.objective, beta=args.beta, nsr_eps=args.nsr_eps),
         optim=OptimConfig(
             optimizer=args.optimizer,
             lr=args.lr,
@@ -47,7 +47,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             balance=args.balance,
         ),
         val_eval=None,
-        test_eval=eval_config(args),
+        test_eval=eval_config(args, args.dataset),
         seed=args.seed,
     )
     out = Path(args.out)
@@ -55,14 +55,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out: {out} exists and is not a directory")
     resume = load_checkpoint(args.resume) if args.resume else None
     inputs = evaluation_inputs(args, config.test_eval)
-    splits, report = load_splits(args, config.data)
+    loaded = load_splits(args, config.data)
+    splits = loaded.splits
     log.info(
-        "%s split: train %d, val %d, test %d beats (data %s)",
-        args.split,
+        "%s %s split: train %d, val %d, test %d (data %s)",
+        config.data.dataset,
+        config.data.split,
         len(splits.train),
         len(splits.val),
         len(splits.test),
-        report.fingerprint[:12],
+        loaded.fingerprint[:12],
     )
     final = None
     for result in run_trial(
@@ -90,9 +92,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     save_model_file(out / "model.pt", config=config, model=final.checkpoint["model_state"])
     metrics = metrics_json(final.test, final.history)
     metrics["config"] = config.to_dict()
-    metrics["data_fingerprint"] = report.fingerprint
+    metrics["data_fingerprint"] = loaded.fingerprint
     write_json(out / "metrics.json", metrics)
-    print_result(final.test, title=f"test ({args.split})")
+    print_result(final.test, title=f"test ({config.data.dataset}, {config.data.split})")
     print(f"\nwrote {out / 'metrics.json'} and {out / 'model.pt'}")
     return 0
 
@@ -106,11 +108,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         config, model = load_model_file(
             model_path(args.model_file, mlflow_uri=args.mlflow_uri, scratch=Path(d))
         )
+    if args.dataset and args.dataset != config.data.dataset:
+        raise ConfigError(
+            f"--dataset: the model was trained on {config.data.dataset}, not {args.dataset}; "
+            "it is evaluated on the dataset it was trained on"
+        )
     data = dataclasses.replace(config.data, split=args.split) if args.split else config.data
-    eval_cfg = eval_config(args)
+    eval_cfg = eval_config(args, data.dataset)
     out = Path(args.out) if args.out else None
     inputs = evaluation_inputs(args, eval_cfg)
-    splits, _ = load_splits(args, data)
+    splits = load_splits(args, data).splits
     result = evaluate(
         model,
         splits.test,
@@ -120,11 +127,40 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         **inputs,
     )
-    print_result(result, title=f"test ({data.split}) of {args.model_file}")
+    print_result(result, title=f"test ({data.dataset}, {data.split}) of {args.model_file}")
     if out is not None:
         write_json(out, metrics_json(result))
         print(f"\nwrote {out}")
     return 0
+
+
+def _data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The DataConfig settings given on the command line (a setting left out keeps its default,
+    and one that belongs to the other dataset is refused by DataConfig, naming it)."""
+    given = {
+        "split": args.split,
+        "max_train_beats": args.max_train_beats,
+        "val_fraction": args.val_fraction,
+        "test_fraction": args.test_fraction,
+        "leads": args.leads,
+        "sample_rate": args.sample_rate,
+        "max_len": args.max_len,
+        "val_per_class": args.val_per_class,
+        "test_per_class": args.test_per_class,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _add_dataset(p: argparse.ArgumentParser, *, default: str | None) -> None:
+    from nsr_tune.data import DATASETS
+
+    p.add_argument(
+        "--dataset",
+        choices=tuple(DATASETS),
+        default=default,
+        help="mitbih: single-lead beats; cpsc2018: 12-lead records"
+        + (f" (default {default})" if default else " (default: the one the model was trained on)"),
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -143,24 +179,43 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from nsr_tune.config import BALANCE, OPTIMIZERS, SPLITS
+    from nsr_tune.config import BALANCE, OPTIMIZERS
+    from nsr_tune.data import DATASETS
     from nsr_tune.models import MODELS
     from nsr_tune.objectives import OBJECTIVE_NAMES
 
+    splits = tuple(dict.fromkeys(s for d in DATASETS.values() for s in d.splits))
     train = sub.add_parser("train", help="train one model, then evaluate it under attack")
+    _add_dataset(train, default="mitbih")
     add_data_dir(train)
-    train.add_argument("--model", choices=sorted(MODELS), default="cnn")
+    train.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        help="default: the dataset's first model (cnn for mitbih, resnet18 for cpsc2018)",
+    )
     train.add_argument("--knob", type=knob, action="append", metavar="KEY=INT", help="model knob, repeatable")
     train.add_argument("--weight-norm", action="store_true", help="the paper's per-unit weight normalisation")
     train.add_argument("--objective", choices=OBJECTIVE_NAMES, default="ce")
     train.add_argument(
         "--beta", type=float, default=0.0, help="weight of the regulariser (nsr, nsr_ce, jacobian)"
     )
-    train.add_argument("--split", choices=SPLITS, default="inter")
     train.add_argument(
-        "--val-fraction", type=float, default=0.1, help="intra split: share of validation beats"
+        "--nsr-eps",
+        type=float,
+        default=1.0,
+        help="the eps inside the NSR term (default 1, the paper's MIT-BIH setting); on long "
+        "multi-lead records the gradient's L1 norm sums over many more samples, so a smaller one "
+        "keeps the term's scale",
     )
-    train.add_argument("--test-fraction", type=float, default=0.2, help="intra split: share of test beats")
+    train.add_argument("--split", choices=splits, help="mitbih: inter (default) or intra; cpsc2018: records")
+    train.add_argument("--val-fraction", type=float, help="mitbih intra: share of validation beats (0.1)")
+    train.add_argument("--test-fraction", type=float, help="mitbih intra: share of test beats (0.2)")
+    cpsc = train.add_argument_group("cpsc2018 (the paper's protocol by default)")
+    cpsc.add_argument("--leads", choices=("paper", "all"), help="paper: I, II, V1-V6 (default); all: 12")
+    cpsc.add_argument("--sample-rate", type=int, help="resample the records to this many Hz (default: 500)")
+    cpsc.add_argument("--max-len", type=int, help="truncate records to this many samples at 500 Hz (30720)")
+    cpsc.add_argument("--val-per-class", type=int, help="validation records per class (5)")
+    cpsc.add_argument("--test-per-class", type=int, help="test records per class (50)")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument(
         "--max-train-beats", type=int, help="seeded class-proportional subset of the training beats"
@@ -180,8 +235,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "model_file", help="a model.pt written by `nsr-tune train`, or runs:/RUN_ID (a study trial in MLflow)"
     )
     ev.add_argument("--mlflow-uri", help="the tracking store of runs:/ models (default: sqlite:///mlflow.db)")
+    _add_dataset(ev, default=None)
     add_data_dir(ev)
-    ev.add_argument("--split", choices=SPLITS, help="default: the split the model was trained on")
+    ev.add_argument("--split", choices=splits, help="default: the split the model was trained on")
     ev.add_argument("--out", help="write the metrics to this JSON file")
     add_eval(ev)
     ev.set_defaults(func=_cmd_evaluate)

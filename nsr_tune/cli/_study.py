@@ -269,7 +269,9 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
         help="seed of the searcher and of every trial (default: the space's seed and search.seed)",
     )
     p.add_argument(
-        "--data-dir", help="MIT-BIH directory, or 'bundled' (default: $NSR_TUNE_DATA, else the user cache)"
+        "--data-dir",
+        help="the space's dataset directory: MIT-BIH, or 'bundled' (default: $NSR_TUNE_DATA, else the "
+        "user cache); CPSC2018 (default: $NSR_TUNE_CPSC2018)",
     )
     p.add_argument(
         "--address",

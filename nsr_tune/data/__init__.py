@@ -1,4 +1,4 @@
-"""ECG beat data for nsr-tune: MIT-BIH records -> AAMI-labelled 187-sample beats, splits and caching.
+"""ECG data for nsr-tune: MIT-BIH beats and CPSC2018 records, by name (`DATASETS`), with splits.
 
 Typical use::
 
@@ -22,9 +22,12 @@ from nsr_tune.data._cpsc import (
     cpsc_splits,
     load_cpsc2018,
 )
+from nsr_tune.data._datasets import DATASETS, Dataset, Loaded, cpsc_dir, load_dataset
 from nsr_tune.data._download import (
     BUNDLED_DIR,
+    default_cpsc_dir,
     default_data_dir,
+    download_cpsc2018,
     download_mitdb,
     mitdb_checksum_problems,
     resolve_data_dir,
@@ -48,6 +51,7 @@ __all__ = [
     "BEAT_LEN",
     "BUNDLED_DIR",
     "CPSC_CLASSES",
+    "DATASETS",
     "DEFAULT_VAL_RECORDS",
     "DS1",
     "DS2",
@@ -58,15 +62,21 @@ __all__ = [
     "PREPROCESS_VERSION",
     "BeatSet",
     "CpscReport",
+    "Dataset",
     "LoadReport",
+    "Loaded",
     "RecordSet",
     "SplitData",
+    "cpsc_dir",
     "cpsc_splits",
     "default_cache_dir",
+    "default_cpsc_dir",
     "default_data_dir",
     "default_nstdb_dir",
+    "download_cpsc2018",
     "download_mitdb",
     "load_cpsc2018",
+    "load_dataset",
     "load_kaggle_csv",
     "load_mitbih",
     "load_nstdb",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import ClassVar
 
 import numpy as np
 
@@ -45,6 +46,11 @@ class BeatSet:
     length: np.ndarray
     record: np.ndarray
     amp_mv: np.ndarray
+
+    classes: ClassVar[tuple[str, ...]] = AAMI_CLASSES
+    fs: ClassVar[int] = FS
+    n_leads: ClassVar[int] = 1
+    variable_length: ClassVar[bool] = False  # every beat is 187 samples wide, padding included
 
     def __post_init__(self) -> None:
         # Coerce once here so every consumer can rely on the dtypes; a mismatch in shapes
@@ -88,6 +94,11 @@ class BeatSet:
             record=self.record[idx],
             amp_mv=self.amp_mv[idx],
         )
+
+    def inputs(self, idx: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x (B, 1, 187) float32 and the beats' true lengths (B,) int64."""
+        idx = np.asarray(idx, dtype=np.intp)
+        return self.x[idx], self.length[idx].astype(np.int64)
 
     def class_counts(self) -> dict[str, int]:
         """Beats per AAMI class, all five classes in AAMI order, zeros included."""

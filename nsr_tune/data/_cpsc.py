@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -102,6 +103,9 @@ class RecordSet:
     leads: tuple[str, ...]
     fs: int
 
+    classes: ClassVar[tuple[str, ...]] = CPSC_CLASSES
+    variable_length: ClassVar[bool] = True  # batches are padded to their longest record
+
     def __len__(self) -> int:
         return len(self.names)
 
@@ -110,30 +114,74 @@ class RecordSet:
         return np.diff(self.offsets)
 
     @property
+    def length(self) -> np.ndarray:
+        """(R,) real samples of each record (the same name as a beat set's)."""
+        return self.lengths
+
+    @property
+    def n_leads(self) -> int:
+        return len(self.leads)
+
+    @property
+    def record(self) -> np.ndarray:
+        """(R,) a number per record (A0123 -> 123): records are the patients of this database."""
+        return np.asarray([int(re.sub(r"\D", "", n) or i) for i, n in enumerate(self.names)], dtype=np.int64)
+
+    @property
+    def amp_mv(self) -> np.ndarray:
+        """(R,) millivolts that one unit of the max-abs-scaled signal stands for (eps in uV)."""
+        return (self.scale / self.gain).astype(np.float32)
+
+    @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.digital, self.offsets, self.scale, self.gain, self.labels))
 
+    @property
     def y(self) -> np.ndarray:
         """(R,) class index of each record; every record must have exactly one label."""
         counts = self.labels.sum(axis=1)
         if (counts != 1).any():
             bad = [self.names[i] for i in np.flatnonzero(counts != 1)[:5]]
-            raise DataError(f"records {bad} have {sorted(set(counts.tolist()))} labels, not one each")
+            raise DataError(
+                f"records {bad} have {sorted(set(counts.tolist()))} labels, not one each "
+                "(single-label training reads the records without --multi-label)"
+            )
         return self.labels.argmax(axis=1)
 
-    def batch(self, idx: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    def subset(self, idx: Sequence[int] | np.ndarray) -> RecordSet:
+        """The records selected by an integer index array or a boolean mask of length R."""
+        idx = np.asarray(idx)
+        idx = np.flatnonzero(idx) if idx.dtype == np.bool_ else idx.astype(np.intp)
+        parts = [self.digital[:, self.offsets[r] : self.offsets[r + 1]] for r in idx]
+        lengths = np.asarray([p.shape[1] for p in parts], dtype=np.int64)
+        return RecordSet(
+            digital=np.concatenate(parts, axis=1) if parts else self.digital[:, :0],
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            scale=self.scale[idx],
+            gain=self.gain[idx],
+            labels=self.labels[idx],
+            names=tuple(self.names[r] for r in idx),
+            leads=self.leads,
+            fs=self.fs,
+        )
+
+    def batch(self, idx: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x (B, leads, L) float32 in [-1, 1], zero-padded to the longest record of the batch,
         and mask (B, L) bool, True on the real samples."""
+        x, lengths = self.inputs(idx)
+        return x, np.arange(x.shape[-1])[None, :] < lengths[:, None]
+
+    def inputs(self, idx: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x (B, leads, L) float32, zero-padded to the longest record of the batch, and the
+        records' lengths (B,) int64: what a model and an attack take."""
         idx = np.asarray(idx, dtype=np.intp)
         lengths = self.lengths[idx]
         longest = int(lengths.max()) if len(idx) else 0
         x = np.zeros((len(idx), len(self.leads), longest), dtype=np.float32)
-        mask = np.zeros((len(idx), longest), dtype=bool)
         for b, r in enumerate(idx):
             start, stop = self.offsets[r], self.offsets[r + 1]
             x[b, :, : stop - start] = self.digital[:, start:stop] / self.scale[r]
-            mask[b, : stop - start] = True
-        return x, mask
+        return x, lengths.astype(np.int64)
 
     def class_counts(self) -> dict[str, int]:
         """Records per class (a multi-label record counts in each of its classes)."""
@@ -185,6 +233,33 @@ def load_cpsc2018(
     max_len: int = CPSC_MAX_LEN,
     multi_label: bool = False,
 ) -> tuple[RecordSet, CpscReport]:
+    """Read every record of a CPSC2018 directory, in either layout, as the same RecordSet.
+
+    A directory with `*.hea` files is read as PhysioNet's copy (the PhysioNet/CinC Challenge
+    2020 layout); one without, but with REFERENCE.csv and `*.mat` files, as the original CPSC2018
+    release (nsr_tune/data/_cpsc_original.py). A record that cannot be used raises a DataError
+    naming it.
+    """
+    directory = Path(data_dir)
+    if (
+        directory.is_dir()
+        and not any(directory.glob("*.hea"))
+        and (directory / "REFERENCE.csv").is_file()
+        and any(directory.glob("*.mat"))
+    ):
+        from nsr_tune.data._cpsc_original import load_cpsc2018_original  # it imports this module
+
+        return load_cpsc2018_original(directory, leads=leads, max_len=max_len, multi_label=multi_label)
+    return _load_physionet_layout(directory, leads=leads, max_len=max_len, multi_label=multi_label)
+
+
+def _load_physionet_layout(
+    directory: Path,
+    *,
+    leads: Sequence[str],
+    max_len: int,
+    multi_label: bool,
+) -> tuple[RecordSet, CpscReport]:
     """Read every `*.hea` record of a CPSC2018 directory (PhysioNet/CinC Challenge 2020 layout).
 
     A record that cannot be used (no label, an unknown label, a missing lead, a `.mat` shorter
@@ -192,7 +267,6 @@ def load_cpsc2018(
     """
     import wfdb
 
-    directory = Path(data_dir)
     if not directory.is_dir():
         raise DataError(f"--data-dir: {directory} is not a directory")
     unknown = [lead for lead in leads if lead not in ALL_LEADS]
@@ -202,7 +276,10 @@ def load_cpsc2018(
         raise DataError(f"max_len: must be a whole number of samples >= 1, got {max_len!r}")
     headers = sorted(directory.glob("*.hea"))
     if not headers:
-        raise DataError(f"--data-dir: {directory} holds no CPSC2018 records (*.hea + *.mat)")
+        raise DataError(
+            f"--data-dir: {directory} holds no CPSC2018 records: neither PhysioNet's AXXXX.hea + AXXXX.mat "
+            "nor the original release's AXXXX.mat + REFERENCE.csv"
+        )
     chunks, offsets, scales, gains, labels, names, dropped = [], [0], [], [], [], [], []
     truncated = 0
     for hea in headers:
@@ -279,7 +356,7 @@ def cpsc_splits(
     for name, value in (("val_per_class", val_per_class), ("test_per_class", test_per_class)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise DataError(f"{name}: must be a whole number >= 0, got {value!r}")
-    y = records.y()
+    y = records.y
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     for c, name in enumerate(CPSC_CLASSES):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nsr_tune.data._beats import AAMI_CLASSES, BeatSet
+from nsr_tune.data._cpsc import RecordSet
 from nsr_tune.errors import ConfigError, DataError
 
 __all__ = ["DEFAULT_VAL_RECORDS", "DS1", "DS2", "PACED", "SPLITS", "SplitData", "make_splits"]
@@ -46,9 +47,15 @@ SPLITS: tuple[str, ...] = ("inter", "intra")
 
 @dataclass(frozen=True)
 class SplitData:
-    train: BeatSet
-    val: BeatSet
-    test: BeatSet
+    """Train / validation / test parts of one dataset: beats (MIT-BIH) or records (CPSC2018).
+
+    Both kinds give inputs (B, leads, L) with their real lengths (`inputs(idx)`), labels `y`,
+    a patient id per sample (`record`), `classes`, `fs` and `amp_mv` (millivolts per unit).
+    """
+
+    train: BeatSet | RecordSet
+    val: BeatSet | RecordSet
+    test: BeatSet | RecordSet
     split: str
 
     def describe(self) -> dict[str, dict[str, int]]:

@@ -1,7 +1,9 @@
 """Model registry: a name maps to a constructor and the knobs it accepts.
 
-A search space names models and their knobs; nothing else needs their classes. Every model
-takes beats of shape (B, 1, 187) and returns logits of shape (B, 5).
+A search space names models and their knobs; nothing else needs their classes. A model takes
+inputs (B, leads, L) and returns logits (B, classes): the MIT-BIH models take beats
+(B, 1, 187); `resnet18` takes multi-lead records of any length (CPSC2018). Which models a
+dataset offers is in nsr_tune.data.DATASETS.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from nsr_tune.errors import ConfigError
 from nsr_tune.models._cnn import PaperCNN
 from nsr_tune.models._mlp import PaperMLP
 from nsr_tune.models._resnet1d import ResNet1d
+from nsr_tune.models._resnet18 import ResNet18, real_mask
 from nsr_tune.models._transformer import BeatTransformer
 from nsr_tune.models._weight_norm import normalize_units_
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "check_model_knobs", "normalize_units_"]
+__all__ = ["MODELS", "ModelSpec", "build_model", "check_model_knobs", "normalize_units_", "real_mask"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class ModelSpec:
     # knob -> (type, default, smallest allowed value)
     knobs: Mapping[str, tuple[type, Any, Any]]
     description: str
+    multi_lead: bool = False  # takes any number of leads (`in_leads`) and any length
 
 
 MODELS: Mapping[str, ModelSpec] = {
@@ -56,6 +60,13 @@ MODELS: Mapping[str, ModelSpec] = {
         {"patch": (int, 11, 1), "d_model": (int, 64, 8), "depth": (int, 2, 1), "heads": (int, 4, 1)},
         "a small Transformer over non-overlapping patches of the beat",
     ),
+    "resnet18": ModelSpec(
+        ResNet18,
+        {"width": (int, 64, 4), "blocks": (int, 2, 1), "kernel": (int, 7, 1)},
+        "the paper's CPSC2018 1-D ResNet-18 (stem k11 s2, basic blocks to 8x width), masked pooling; "
+        "width 16 and blocks 1 make a CPU-sized variant",
+        multi_lead=True,
+    ),
 }
 
 
@@ -75,6 +86,8 @@ def check_model_knobs(name: str, knobs: Mapping[str, Any]) -> None:
         heads = knobs.get("heads", spec["heads"][1])
         if d_model % heads:
             raise ConfigError(f"model.d_model: {d_model} is not divisible by model.heads={heads}")
+    if name == "resnet18" and knobs.get("kernel", 7) % 2 == 0:
+        raise ConfigError(f"model.kernel: must be odd, so a block keeps the length; got {knobs['kernel']}")
     if name == "cnn":
         # Each block halves the length; 187 survives at most 5 poolings of kernel 5.
         blocks = knobs.get("blocks", spec["blocks"][1])
@@ -82,9 +95,15 @@ def check_model_knobs(name: str, knobs: Mapping[str, Any]) -> None:
             raise ConfigError(f"model.blocks: at most 5 for 187-sample beats, got {blocks}")
 
 
-def build_model(name: str, knobs: Mapping[str, Any] | None = None, *, n_classes: int = 5) -> nn.Module:
+def build_model(
+    name: str, knobs: Mapping[str, Any] | None = None, *, n_classes: int = 5, in_leads: int = 1
+) -> nn.Module:
     knobs = dict(knobs or {})
     check_model_knobs(name, knobs)
     spec = MODELS[name]
     full = {key: knobs.get(key, default) for key, (_, default, _) in spec.knobs.items()}
+    if spec.multi_lead:
+        full["in_leads"] = in_leads
+    elif in_leads != 1:
+        raise ConfigError(f"model: {name!r} takes single-lead beats, not {in_leads} leads")
     return spec.constructor(n_classes=n_classes, **full)

@@ -29,8 +29,8 @@ def jacobian_objective(
     basis = torch.eye(c, device=z.device, dtype=z.dtype)[:, None, :].expand(c, *z.shape)  # (C, B, C)
     (jac,) = torch.autograd.grad(
         z, x, grad_outputs=basis, is_grads_batched=True, create_graph=True
-    )  # (C, B, 1, L)
-    jac_l1 = jac.abs().sum(dim=(0, 2, 3)).mean()  # L1 norm of each beat's Jacobian, averaged
+    )  # (C, B, leads, L)
+    jac_l1 = (jac * mask).abs().sum(dim=(0, 2, 3)).mean()  # L1 over real samples, averaged
     ce = F.cross_entropy(z, y)
     return ObjectiveOutput(
         ce + config.beta * jac_l1, z.detach(), {"ce": ce.item(), "jacobian_l1": jac_l1.item()}

@@ -33,13 +33,24 @@ def _mean_or_zero(values: torch.Tensor, keep: torch.Tensor, like: torch.Tensor) 
 
 
 def nsr_penalty(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float = 1.0
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float = 1.0,
+    mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return (R, logits, correct): R averaged over the correctly classified beats."""
+    """Return (R, logits, correct): R averaged over the correctly classified beats.
+
+    `mask` (B, 1, L), 1 on the real samples: the L1 norm sums |dz_y/dx| over those only, in
+    every lead, since noise is never added to the padding of a record.
+    """
     x = x.detach().requires_grad_(True)
     z = model(x)  # (B, C)
     z_y = z.gather(1, y[:, None]).squeeze(1)  # (B,)
-    (grad,) = torch.autograd.grad(z_y.sum(), x, create_graph=True)  # (B, 1, L): dz_y/dx per beat
+    (grad,) = torch.autograd.grad(z_y.sum(), x, create_graph=True)  # (B, leads, L): dz_y/dx per beat
+    if mask is not None:
+        grad = grad * mask
     ratio = eps * grad.abs().flatten(1).sum(dim=1) / (z_y.abs() + _SIGNAL_FLOOR)  # (B,)
     correct = z.detach().argmax(dim=1) == y
     return _mean_or_zero(torch.log1p(ratio), correct, z), z, correct
@@ -76,7 +87,7 @@ def nsr_objective(
     mask: torch.Tensor,
     generator: torch.Generator | None = None,
 ) -> ObjectiveOutput:
-    r, z, correct = nsr_penalty(model, x, y, eps=config.nsr_eps)
+    r, z, correct = nsr_penalty(model, x, y, eps=config.nsr_eps, mask=mask)
     # Squared error summed over classes, averaged over beats (the paper's code does the same;
     # the per-element mean of F.mse_loss would be 5x weaker and let the margin term dominate).
     mse = (z - F.one_hot(y, z.shape[1]).to(z.dtype)).pow(2).sum(dim=1).mean()
@@ -95,6 +106,6 @@ def nsr_ce_objective(
     generator: torch.Generator | None = None,
 ) -> ObjectiveOutput:
     """The NSR term on top of cross-entropy instead of the paper's MSE + margin."""
-    r, z, _ = nsr_penalty(model, x, y, eps=config.nsr_eps)
+    r, z, _ = nsr_penalty(model, x, y, eps=config.nsr_eps, mask=mask)
     ce = F.cross_entropy(z, y)
     return ObjectiveOutput(ce + config.beta * r, z.detach(), {"ce": ce.item(), "nsr": r.item()})

@@ -23,12 +23,25 @@ from nsr_tune.config import (
     protocol,
 )
 from nsr_tune.errors import ConfigError
-from nsr_tune.metrics import metric_eps, metric_name, objective_names
+from nsr_tune.metrics import metric_eps, objective_names
 from nsr_tune.objectives import OBJECTIVE_FIELDS, OBJECTIVE_NAMES, WEIGHTED
 from nsr_tune.study._yaml import Domain, Reader, Value, check_with_config
 
 OPTIM_FIELDS = ("optimizer", "lr", "weight_decay", "batch_size", "epochs", "balance", "grad_clip")
-DATA_FIELDS = ("split", "max_train_beats", "seed", "val_records", "val_fraction", "test_fraction")
+DATA_FIELDS = (
+    "dataset",
+    "split",
+    "max_train_beats",
+    "seed",
+    "val_records",
+    "val_fraction",
+    "test_fraction",
+    "leads",
+    "max_len",
+    "sample_rate",
+    "val_per_class",
+    "test_per_class",
+)
 EVAL_FIELDS = (
     "protocol",
     "eps",
@@ -52,10 +65,6 @@ EVAL_FIELDS = (
     "noise_uv",
     "noise_snr_db",
 )
-DEFAULT_OBJECTIVES = (
-    (metric_name("balanced_acc", part="val"), "max"),
-    (metric_name("robust_balanced_acc", part="val", eps=0.05), "max"),
-)
 # The protocol each evaluation section starts from; `protocol: NAME` in the section picks another.
 DEFAULT_PROTOCOLS = {"search": "quick", "test": "standard"}
 # evaluation.final: the finalists' second evaluation (FinalConfig), besides the EvalConfig fields.
@@ -73,8 +82,9 @@ def parse_data(r: Reader, node: Any) -> dict[str, Any]:
     return data
 
 
-def parse_models(r: Reader, node: Any) -> tuple[dict[str, dict[str, Value]], Value]:
-    """model: families (each with its knobs) and the weight normalisation switch."""
+def parse_models(r: Reader, node: Any, dataset: str) -> tuple[dict[str, dict[str, Value]], Value]:
+    """model: families (each with its knobs, each offered for `dataset`) and the weight normalisation."""
+    from nsr_tune.data import DATASETS
     from nsr_tune.models import MODELS
 
     model = r.mapping(node, "model", ("families", "weight_norm"))
@@ -85,6 +95,11 @@ def parse_models(r: Reader, node: Any) -> tuple[dict[str, dict[str, Value]], Val
     for family, knobs_node in families.items():
         if family not in MODELS:
             raise r.fail(f"model.families.{family}", f"unknown model; choose from {', '.join(MODELS)}")
+        offered = DATASETS[dataset].models
+        if family not in offered:
+            raise r.fail(
+                f"model.families.{family}", f"not offered for {dataset}; choose from {', '.join(offered)}"
+            )
         knobs = r.mapping(knobs_node, f"model.families.{family}", tuple(MODELS[family].knobs))
         models[family] = {}
         for knob, knob_node in knobs.items():
@@ -147,8 +162,9 @@ def parse_optim(r: Reader, node: Any) -> dict[str, Value]:
     return optim
 
 
-def parse_evaluation(r: Reader, node: Any) -> dict[str, EvalConfig]:
-    """evaluation.search / evaluation.test: a named protocol (see PROTOCOLS), then overrides."""
+def parse_evaluation(r: Reader, node: Any, dataset: str) -> dict[str, EvalConfig]:
+    """evaluation.search / evaluation.test: a named protocol (see PROTOCOLS) at `dataset`'s eps
+    grid, then overrides."""
     evaluation = r.mapping(node, "evaluation", (*DEFAULT_PROTOCOLS, "final"))
     evals = {}
     for part, default in DEFAULT_PROTOCOLS.items():
@@ -168,14 +184,14 @@ def parse_evaluation(r: Reader, node: Any) -> dict[str, EvalConfig]:
                 )
         try:
             evals[part] = protocol(
-                name, **{k: tuple(v) if k in ("eps", "attacks") else v for k, v in section.items()}
+                name, dataset, **{k: tuple(v) if k in ("eps", "attacks") else v for k, v in section.items()}
             )
         except (ConfigError, TypeError) as e:
             raise r.fail(f"evaluation.{part}", str(e)) from e
     return evals
 
 
-def parse_final(r: Reader, node: Any, objectives: tuple[tuple[str, str], ...]) -> FinalConfig:
+def parse_final(r: Reader, node: Any, objectives: tuple[tuple[str, str], ...], dataset: str) -> FinalConfig:
     """evaluation.final: who the finalists are, and the protocol they are evaluated with again.
 
     It starts from FINAL_EVAL (the strong protocol on up to 1000 test beats per class); without
@@ -196,12 +212,17 @@ def parse_final(r: Reader, node: Any, objectives: tuple[tuple[str, str], ...]) -
     if eps is not None and (not isinstance(eps, list) or not eps):
         raise r.fail("evaluation.final.eps", "expected a non-empty list of noise levels")
     try:
+        # FINAL_EVAL is the strong protocol with a larger cap; at the dataset's own eps grid.
+        final_eval = dataclasses.replace(FINAL_EVAL, eps=protocol("strong", dataset).eps)
         if eps is None:
-            base = FINAL_EVAL if name is None else protocol(name, per_class_cap=FINAL_EVAL.per_class_cap)
+            cap = FINAL_EVAL.per_class_cap
+            base = final_eval if name is None else protocol(name, dataset, per_class_cap=cap)
             section["eps"] = tuple(sorted({*base.eps, *needed}))
         overrides = {k: tuple(v) if k in ("eps", "attacks") else v for k, v in section.items()}
         evaluation_config = (
-            dataclasses.replace(FINAL_EVAL, **overrides) if name is None else protocol(name, **overrides)
+            dataclasses.replace(final_eval, **overrides)
+            if name is None
+            else protocol(name, dataset, **overrides)
         )
         final = FinalConfig(evaluation=evaluation_config, **stage)
     except (ConfigError, TypeError) as e:
@@ -224,9 +245,13 @@ def parse_resources(r: Reader, node: Any) -> dict[str, float]:
     return {"cpu": float(cpu), "gpu": float(gpu)}
 
 
-def parse_objectives(r: Reader, node: Any, search_eval: EvalConfig) -> tuple[tuple[str, str], ...]:
+def parse_objectives(
+    r: Reader, node: Any, search_eval: EvalConfig, dataset: str
+) -> tuple[tuple[str, str], ...]:
+    from nsr_tune.data import DATASETS
+
     if node is None:
-        pairs = list(DEFAULT_OBJECTIVES)
+        pairs = list(DATASETS[dataset].objectives)
     else:
         if not isinstance(node, list) or not node:
             raise r.fail("search.objectives", "expected a non-empty list of {metric, mode}")

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from nsr_tune.config import DataConfig, FinalConfig
 from nsr_tune.config import protocol as config_protocol
-from nsr_tune.data import BeatSet, load_mitbih, make_splits, nstdb_if_present, resolve_data_dir
+from nsr_tune.data import BeatSet, RecordSet, load_dataset, nstdb_if_present
 from nsr_tune.errors import ConfigError
 from nsr_tune.finalists import FinalFront, FinalResult, choose_finalists, choose_surrogate, final_front
 from nsr_tune.front import front_from_record
@@ -113,19 +113,19 @@ def _space(record: StudyRecord) -> Space:
     return parse_space(record.description.space_source, where=f"{record.experiment_path} (saved space)")
 
 
-def _test_beats(record: StudyRecord, space: Space, data_dir: str | None) -> tuple[BeatSet, str]:
+def _test_beats(record: StudyRecord, space: Space, data_dir: str | None) -> tuple[BeatSet | RecordSet, str]:
     """The study's test split, from the records it was started on (checked by fingerprint)."""
     settings = record.description.settings
-    directory = resolve_data_dir(data_dir or settings.get("data_dir"))
-    beats, report = load_mitbih(directory)
+    config = DataConfig(**dict(space.data))
+    report = load_dataset(config, data_dir or settings.get("data_dir"))
+    directory = report.data_dir
     saved = settings.get("data_fingerprint")
     if saved and saved != report.fingerprint:
         raise ConfigError(
             f"--data-dir: the records in {directory} are not the ones the study ran on: data fingerprint "
             f"{report.fingerprint[:16]} now, {saved[:16]} then. Point --data-dir at the study's records."
         )
-    config = DataConfig(**dict(space.data))
-    return make_splits(beats, **config.split_arguments()).test, config.split
+    return report.splits.test, config.split
 
 
 def _load_model(path: str) -> Any:
@@ -144,7 +144,7 @@ def _evaluate_task(
     model_path: str,
     surrogate_id: str,
     surrogate_path: str | None,
-    beats: BeatSet,
+    beats: BeatSet | RecordSet,
     split: str,
     final: Mapping[str, Any],
 ) -> dict[str, Any]:
@@ -177,7 +177,7 @@ def finalize_study(
     final: FinalConfig | None = None,
     tracker: StudyTracker | None = None,
     data_dir: str | None = None,
-    test_beats: BeatSet | None = None,
+    test_beats: BeatSet | RecordSet | None = None,
     evaluate: bool = True,
     start_ray: Callable[[], object] | None = None,
 ) -> FinalizeOutcome:
@@ -246,7 +246,7 @@ def _run_tasks(
     todo: list[str],
     *,
     data_dir: str | None,
-    test_beats: BeatSet | None,
+    test_beats: BeatSet | RecordSet | None,
 ) -> dict[str, dict[str, Any]]:
     """The missing evaluations, as Ray tasks with the trial resources; trial id -> result."""
     if test_beats is None:

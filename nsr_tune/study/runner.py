@@ -24,7 +24,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from nsr_tune.config import DataConfig
-from nsr_tune.data import LoadReport, SplitData, load_mitbih, make_splits, resolve_data_dir
+from nsr_tune.data import Loaded, SplitData, load_dataset
 from nsr_tune.errors import ConfigError
 from nsr_tune.finalists import FinalFront
 from nsr_tune.front import StudyFront, front_from_record
@@ -130,10 +130,10 @@ def init_ray(ray_address: str | None, *, local_cpus: int | None = None) -> bool:
         return True
 
 
-def _load_data(options: StudyOptions, space_data: dict[str, Any]) -> tuple[Path, LoadReport, SplitData]:
-    """Read and split the beats; on resume, refuse data that differ from the study's own."""
-    data_dir = resolve_data_dir(options.data_dir)
-    beats, report = load_mitbih(data_dir)
+def _load_data(options: StudyOptions, space_data: dict[str, Any]) -> tuple[Path, Loaded, SplitData]:
+    """Read and split the space's dataset; on resume, refuse data that differ from the study's own."""
+    report = load_dataset(DataConfig(**space_data), options.data_dir)
+    data_dir = report.data_dir
     if options.resume is not None:
         saved = read_description(options.resume).settings.get("data_fingerprint")
         if saved and saved != report.fingerprint:
@@ -142,7 +142,7 @@ def _load_data(options: StudyOptions, space_data: dict[str, Any]) -> tuple[Path,
                 f"fingerprint {report.fingerprint[:16]} now, {saved[:16]} when it started. Restore the "
                 "original records, or start a new study on these."
             )
-    splits = make_splits(beats, **DataConfig(**space_data).split_arguments())
+    splits = report.splits
     log.info("data: %s (%s): %s", data_dir, report.fingerprint[:12], json.dumps(splits.describe()))
     return data_dir, report, splits
 
@@ -152,7 +152,7 @@ def _description(
     *,
     space: Space,
     data_dir: Path,
-    report: LoadReport,
+    report: Loaded,
     splits: SplitData,
     storage: str,
 ) -> StudyDescription:
@@ -167,6 +167,7 @@ def _description(
             "sampler_seed": space.sampler_seed,
             "seed": space.seed,
             "num_samples": options.effective_num_samples,
+            "dataset": DataConfig(**space.data).dataset,
             "split": splits.split,
             "train_beats": len(splits.train),
             "val_beats": len(splits.val),

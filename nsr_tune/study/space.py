@@ -170,8 +170,10 @@ def parse_space(text: str, *, where: str = "<space>") -> Space:
     description = top.get("description", "")
     if not isinstance(description, str):
         raise r.fail("description", "expected a string")
-    models, weight_norm = parse_models(r, top.get("model"))
-    evals = parse_evaluation(r, top.get("evaluation"))
+    data = parse_data(r, top.get("data"))
+    dataset = data.get("dataset", "mitbih")
+    models, weight_norm = parse_models(r, top.get("model"), dataset)
+    evals = parse_evaluation(r, top.get("evaluation"), dataset)
     search = r.mapping(top.get("search"), "search", _SEARCH_KEYS)
     sampler = search.get("sampler", "tpe")
     if sampler not in SAMPLERS:
@@ -184,14 +186,14 @@ def parse_space(text: str, *, where: str = "<space>") -> Space:
         description=description,
         source=text,
         path=where,
-        data=parse_data(r, top.get("data")),
+        data=data,
         models=models,
         weight_norm=weight_norm,
         objectives_space=parse_losses(r, top.get("objective")),
         optim=parse_optim(r, top.get("optim")),
         search_eval=evals["search"],
         test_eval=evals["test"],
-        objectives=parse_objectives(r, search.get("objectives"), evals["search"]),
+        objectives=parse_objectives(r, search.get("objectives"), evals["search"], dataset),
         sampler=sampler,
         sampler_seed=r.number(search.get("seed", 0), "search.seed", integer=True),
         num_samples=r.number(search.get("num_samples", 16), "search.num_samples", integer=True, low=1),
@@ -203,7 +205,7 @@ def parse_space(text: str, *, where: str = "<space>") -> Space:
         seed=r.number(top.get("seed", 0), "seed", integer=True),
         max_failures=r.number(search.get("max_failures", 2), "search.max_failures", integer=True, low=0),
     )
-    space = dataclasses.replace(space, final=parse_final(r, top.get("evaluation"), space.objectives))
+    space = dataclasses.replace(space, final=parse_final(r, top.get("evaluation"), space.objectives, dataset))
     _check_start_with(r, space)
     return space
 

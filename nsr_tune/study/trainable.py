@@ -53,8 +53,10 @@ def train_trial(config: dict[str, Any], data: SplitData, objectives: list[str]) 
         }
         if result.diverged:
             ve = trial_config.val_eval
-            k = len(ve.balanced_classes or balanced_classes_for(trial_config.data.split)) if ve else 5
-            metrics.update(chance_objectives(objectives, n_balanced_classes=k))
+            n = trial_config.data.n_classes
+            every = data.val.classes
+            k = len(ve.balanced_classes or balanced_classes_for(trial_config.data.split, every)) if ve else n
+            metrics.update(chance_objectives(objectives, n_balanced_classes=k, n_classes=n))
             tune.report(metrics)
             return
         if result.final:

@@ -1,0 +1,150 @@
+"""Datasets by name, like models and objectives: `mitbih` (beats) and `cpsc2018` (records).
+
+Each yields a SplitData whose parts give inputs (B, leads, L) with the real samples' lengths,
+labels, a patient id per sample, its classes, sampling rate and millivolts per unit, and each
+has its own default L-inf eps grid and the models offered for it. Code downstream reads these
+from the registry and the data; it does not branch on a dataset's name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nsr_tune.data._beats import AAMI_CLASSES
+from nsr_tune.data._cpsc import ALL_LEADS, CPSC_CLASSES, PAPER_LEADS, RecordSet, cpsc_splits, load_cpsc2018
+from nsr_tune.data._cpsc import resample as _resample
+from nsr_tune.data._splits import SplitData
+from nsr_tune.errors import DataError
+
+if TYPE_CHECKING:
+    from nsr_tune.config import DataConfig
+
+__all__ = ["DATASETS", "Dataset", "Loaded", "load_dataset"]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A dataset read and split: the parts, where they came from, and a fingerprint of the data."""
+
+    splits: SplitData
+    data_dir: Path
+    fingerprint: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    description: str
+    classes: tuple[str, ...]
+    splits: tuple[str, ...]  # the first is the default
+    # The standard protocol's noise levels (L-inf, in units of the scaled input), and the quick
+    # protocol's (what a study scores its trials with on validation data).
+    eps: tuple[float, ...]
+    quick_eps: tuple[float, ...]
+    models: tuple[str, ...]  # the models offered for it; the first is the default
+    # What a study optimises when its space names no objectives: (metric, mode) pairs.
+    objectives: tuple[tuple[str, str], ...]
+    load: Callable[[DataConfig, str | Path | None, bool], Loaded]
+
+
+def _load_mitbih(config: DataConfig, data_dir: str | Path | None, progress: bool) -> Loaded:
+    from nsr_tune.data._download import resolve_data_dir
+    from nsr_tune.data._mitbih import load_mitbih
+    from nsr_tune.data._splits import make_splits
+
+    directory = resolve_data_dir(data_dir)
+    beats, report = load_mitbih(directory, progress=progress)
+    return Loaded(
+        make_splits(beats, **config.split_arguments()), directory, report.fingerprint, tuple(report.notes)
+    )
+
+
+def cpsc_dir(data_dir: str | Path | None) -> Path:
+    """The CPSC2018 directory: `data_dir`, else $NSR_TUNE_CPSC2018, else the download's default
+    place (`nsr-tune data download --dataset cpsc2018`) when it holds records."""
+    from nsr_tune.data._download import default_cpsc_dir
+
+    given = data_dir or os.environ.get("NSR_TUNE_CPSC2018", "")
+    if not given and any(default_cpsc_dir().glob("*.hea")):
+        given = default_cpsc_dir()
+    if not given:
+        raise DataError(
+            "--data-dir: give the CPSC2018 directory (AXXXX.hea + AXXXX.mat records, or the original "
+            "release's .mat files and REFERENCE.csv), or set NSR_TUNE_CPSC2018; "
+            "`nsr-tune data download --dataset cpsc2018` fetches PhysioNet's copy"
+        )
+    return Path(given).expanduser()
+
+
+def _fingerprint(records: RecordSet, settings: dict[str, Any]) -> str:
+    h = hashlib.sha256(repr(sorted(settings.items())).encode())
+    for part in (records.digital, records.offsets, records.scale, records.labels):
+        h.update(np.ascontiguousarray(part).tobytes())
+    h.update("\n".join(records.names).encode())
+    return h.hexdigest()
+
+
+def _load_cpsc2018(config: DataConfig, data_dir: str | Path | None, progress: bool) -> Loaded:
+    directory = cpsc_dir(data_dir)
+    leads = ALL_LEADS if config.leads == "all" else PAPER_LEADS
+    records, report = load_cpsc2018(directory, leads=leads, max_len=config.max_len)
+    if config.sample_rate is not None:
+        records = _resample(records, config.sample_rate)
+    parts = cpsc_splits(
+        records, val_per_class=config.val_per_class, test_per_class=config.test_per_class, seed=config.seed
+    )
+    splits = SplitData(
+        train=records.subset(parts["train"]),
+        val=records.subset(parts["val"]),
+        test=records.subset(parts["test"]),
+        split=config.split,
+    )
+    notes = []
+    if report.dropped_multi_label:
+        notes.append(f"{len(report.dropped_multi_label)} records with more than one label left out")
+    if report.truncated:
+        notes.append(f"{report.truncated} records truncated to {config.max_len} samples")
+    settings = {"leads": leads, "max_len": config.max_len, "sample_rate": config.sample_rate}
+    return Loaded(splits, directory, _fingerprint(records, settings), tuple(notes))
+
+
+DATASETS: dict[str, Dataset] = {
+    "mitbih": Dataset(
+        name="mitbih",
+        description="MIT-BIH Arrhythmia: single-lead 187-sample beats at 125 Hz, 5 AAMI classes",
+        classes=AAMI_CLASSES,
+        splits=("inter", "intra"),
+        eps=(0.01, 0.03, 0.05, 0.1, 0.2, 0.3),  # the paper's, in units of the [0, 1] beat
+        quick_eps=(0.01, 0.05, 0.1),
+        models=("cnn", "mlp", "resnet1d", "transformer"),
+        objectives=(("val_balanced_acc", "max"), ("val_robust_balanced_acc_eps_0.05", "max")),
+        load=_load_mitbih,
+    ),
+    "cpsc2018": Dataset(
+        name="cpsc2018",
+        description="CPSC2018: 12-lead records of 6 to 60 s at 500 Hz (8 leads by default), 9 classes",
+        classes=CPSC_CLASSES,
+        splits=("records",),
+        # The paper's CPSC2018 grid spans 0.001 to 0.3 of the max-abs-scaled record; a record's
+        # peak is a few mV, so 0.001 is a few microvolts and 0.3 about a millivolt.
+        eps=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
+        quick_eps=(0.003, 0.01, 0.03),
+        models=("resnet18",),
+        # The challenge's headline score, clean and under attack.
+        objectives=(("val_macro_f1", "max"), ("val_robust_macro_f1_eps_0.01", "max")),
+        load=_load_cpsc2018,
+    ),
+}
+
+
+def load_dataset(config: DataConfig, data_dir: str | Path | None, *, progress: bool = False) -> Loaded:
+    """Read `config.dataset` from `data_dir` (None: its default place) and split it as `config` says."""
+    return DATASETS[config.dataset].load(config, data_dir, progress)
