@@ -210,6 +210,8 @@ def _main_attack(final: FinalResult, eps: float | None) -> str:
         if drop > best_drop:
             best, best_drop = name, drop
         previous = float(curve[key])
+    if best_drop <= 0:
+        return f"no attack broke a clean-correct sample at eps {key}"
     return f"{best} broke the most beats at eps {key} ({best_drop:.3f} of them)"
 
 
