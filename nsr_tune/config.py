@@ -84,6 +84,9 @@ class DataConfig:
     sample_rate: int | None = None
     val_per_class: int = 5
     test_per_class: int = 50
+    # Keep the records with several labels and train on label sets (sigmoid outputs, the `bce`
+    # objective); evaluated with PGD on the BCE loss, a record broken when its set changes.
+    multi_label: bool = False
 
     def __post_init__(self) -> None:
         from nsr_tune.data import DATASETS
@@ -103,6 +106,7 @@ class DataConfig:
             _finite_number(value, name)
             _check(0.0 < value < 1.0, name, f"must lie strictly between 0 and 1, got {value!r}")
         _choice(self.leads, "leads", ("paper", "all"))
+        _check(isinstance(self.multi_label, bool), "multi_label", "must be true or false")
         _positive_int(self.max_len, "max_len")
         _positive_int(self.sample_rate, "sample_rate", allow_none=True)
         if self.sample_rate is not None:
@@ -151,7 +155,7 @@ class DataConfig:
 
 
 _MITBIH_ONLY = ("val_records", "val_fraction", "test_fraction")
-_CPSC_ONLY = ("leads", "max_len", "sample_rate", "val_per_class", "test_per_class")
+_CPSC_ONLY = ("leads", "max_len", "sample_rate", "val_per_class", "test_per_class", "multi_label")
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,18 @@ PROTOCOLS: Mapping[str, EvalConfig] = MappingProxyType(
 FINAL_EVAL = dataclasses.replace(PROTOCOLS["strong"], per_class_cap=1000)
 
 
+def check_multilabel_eval(config: EvalConfig, name: str = "evaluation") -> None:
+    """A multi-label model is attacked with PGD on the BCE loss; the other attacks, the masking
+    checks and the noise stress test are defined for one label per sample."""
+    _check(
+        config.attacks == ("pgd",),
+        f"{name}.attacks",
+        f"multi-label models run the pgd attack only (on the BCE loss), got {list(config.attacks)}",
+    )
+    for flag in ("check_masking", "each_attack", "noise_stress"):
+        _check(not getattr(config, flag), f"{name}.{flag}", "is not available for multi-label models")
+
+
 def protocol(name: str, dataset: str = "mitbih", **overrides: Any) -> EvalConfig:
     """The protocol called `name` for `dataset`, with some of its fields replaced (each checked
     as usual). Without an `eps` override it runs at the dataset's own grid."""
@@ -424,6 +440,16 @@ class TrialConfig:
             "model",
             f"{self.model.name!r} is not offered for {self.data.dataset}; choose one of {', '.join(offered)}",
         )
+        # Label sets need sigmoid outputs and BCE; one label per sample needs the others.
+        _check(
+            self.data.multi_label == (self.objective.name == "bce"),
+            "objective",
+            "multi_label data train with `bce` (sigmoid outputs), and `bce` only on multi_label data; "
+            f"got objective {self.objective.name!r} with multi_label={self.data.multi_label}",
+        )
+        for part, ev in (("val_eval", self.val_eval), ("test_eval", self.test_eval)):
+            if self.data.multi_label and ev is not None:
+                check_multilabel_eval(ev, part)
 
     def build_model(self) -> Any:
         """The untrained model this config describes, shaped for its dataset's leads and classes."""

@@ -26,6 +26,7 @@ __all__ = [
     "mean_recall",
     "median_adversarial",
     "per_class",
+    "per_label",
     "robust_auc",
     "stratified_cap",
 ]
@@ -212,6 +213,22 @@ def macro_f1(pred: np.ndarray, y: np.ndarray, classes: Sequence[str] = AAMI_CLAS
     """Mean F1 over the classes that have samples (the CPSC2018 challenge's score); NaN if none."""
     scores = [m.f1 for m in per_class(pred, y, classes).values() if m.support]
     return float(np.mean(scores)) if scores else float("nan")
+
+
+def per_label(pred: np.ndarray, targets: np.ndarray, classes: Sequence[str]) -> dict[str, ClassMetrics]:
+    """Per-class metrics of label sets: pred and targets (N, K) bool, one column per class; a
+    class's F1 counts the samples that carry it and those predicted to (NaN where none carry it)."""
+    out = {}
+    for i, c in enumerate(classes):
+        support, predicted = int(targets[:, i].sum()), int(pred[:, i].sum())
+        tp = int((pred[:, i] & targets[:, i]).sum())
+        out[c] = ClassMetrics(
+            sensitivity=tp / support if support else float("nan"),
+            precision=tp / predicted if predicted else float("nan"),
+            support=support,
+            f1=2 * tp / (support + predicted) if support else float("nan"),
+        )
+    return out
 
 
 def median_adversarial(adv_eps: np.ndarray, amp_mv: np.ndarray) -> tuple[float, float]:

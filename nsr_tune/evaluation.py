@@ -57,6 +57,7 @@ __all__ = [
     "evaluate",
     "mean_recall",
     "predict",
+    "predict_logits",
     "predict_samples",
     "robust_auc",
     "stratified_cap",
@@ -78,11 +79,11 @@ def _length_batches(lengths: np.ndarray, todo: np.ndarray, batch_size: int) -> l
 
 
 @torch.no_grad()
-def predict_samples(
+def predict_logits(
     model: nn.Module, samples: BeatSet | RecordSet, *, device: str | torch.device, batch_size: int = 256
 ) -> np.ndarray:
-    """(N,) predicted class of every sample, in batches padded only to their longest sample."""
-    pred = np.zeros(len(samples), dtype=np.int64)
+    """(N, C) logits of every sample, in batches padded only to their longest sample."""
+    out: np.ndarray | None = None
     everyone = np.arange(len(samples))
     batches = (
         _length_batches(samples.length, everyone, batch_size)
@@ -91,8 +92,18 @@ def predict_samples(
     )
     for idx in batches:
         x, _ = samples.inputs(idx)
-        pred[idx] = model(torch.from_numpy(x).to(device)).argmax(dim=1).cpu().numpy()
-    return pred
+        z = model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(samples), z.shape[1]), dtype=np.float32)
+        out[idx] = z
+    return out if out is not None else np.zeros((0, len(samples.classes)), dtype=np.float32)
+
+
+def predict_samples(
+    model: nn.Module, samples: BeatSet | RecordSet, *, device: str | torch.device, batch_size: int = 256
+) -> np.ndarray:
+    """(N,) predicted class of every sample (the largest logit)."""
+    return predict_logits(model, samples, device=device, batch_size=batch_size).argmax(axis=1)
 
 
 def _make_attack(
@@ -333,6 +344,12 @@ def evaluate(
     """
     if len(beats) == 0:
         raise ConfigError("beats: nothing to evaluate (empty beat set)")
+    if beats.multi_label:
+        from nsr_tune.multilabel import evaluate_multilabel
+
+        return evaluate_multilabel(
+            model, beats, config=config, device=device, progress=progress, keep_beats=keep_beats
+        )
     if surrogate is not None and not isinstance(surrogate, nn.Module):
         raise ConfigError(f"surrogate: must be a torch nn.Module or None, got {type(surrogate).__name__}")
     started = time.perf_counter()

@@ -23,7 +23,14 @@ from nsr_tune.attacks import padding_mask
 from nsr_tune.config import TrialConfig
 from nsr_tune.data import BeatSet, RecordSet, SplitData
 from nsr_tune.errors import CheckpointError, ConfigError
-from nsr_tune.evaluation import EvalResult, balanced_classes_for, evaluate, mean_recall, predict_samples
+from nsr_tune.evaluation import (
+    EvalResult,
+    balanced_classes_for,
+    evaluate,
+    mean_recall,
+    predict_logits,
+    predict_samples,
+)
 from nsr_tune.models import normalize_units_
 from nsr_tune.objectives import OBJECTIVES
 
@@ -140,6 +147,9 @@ def run_trial(
     # sample), so a set of long records is never held padded in memory. torch.tensor copies:
     # arrays from Ray's object store are read-only.
     y_all = torch.tensor(train.y)  # (N,)
+    # What the loss is taken against: class indices, or label sets (N, K) for multi-label data.
+    multi = train.multi_label
+    targets = torch.tensor(train.targets) if multi else y_all
     lengths = train.length if train.variable_length else None
     classes = balanced_classes_for(data.split, data.val.classes)
     epochs = config.optim.epochs
@@ -160,7 +170,7 @@ def run_trial(
                 normalize_units_(model)
             xb_np, lb_np = train.inputs(idx.numpy())
             xb = torch.tensor(xb_np, device=device)  # (B, leads, L)
-            yb = y_all[idx].to(device)  # (B,)
+            yb = targets[idx].to(device)  # (B,) or (B, K)
             mask = padding_mask(xb, torch.from_numpy(lb_np))  # (B, 1, L)
             out = objective(model, xb, yb, config=config.objective, mask=mask, generator=generator)
             if not torch.isfinite(out.loss):
@@ -173,7 +183,10 @@ def run_trial(
             optim.step()
             n = len(idx)
             n_seen += n
-            n_correct += int((out.logits.argmax(dim=1) == yb).sum())
+            if multi:  # the whole label set right
+                n_correct += int(((out.logits > 0) == yb.bool()).all(dim=1).sum())
+            else:
+                n_correct += int((out.logits.argmax(dim=1) == yb).sum())
             sums["loss"] = sums.get("loss", 0.0) + out.loss.item() * n
             for k, v in out.logs.items():
                 sums[k] = sums.get(k, 0.0) + v * n
@@ -199,8 +212,11 @@ def run_trial(
         model.eval()
         # A cheap clean check on the whole validation split after every epoch, for progress
         # bars and curves. The searcher's objectives come from `val_eval` after the last epoch.
-        val_pred = predict_samples(model, data.val, device=device)
-        val_correct = val_pred == data.val.y
+        if multi:
+            val_sets = predict_logits(model, data.val, device=device) > 0
+            val_correct = (val_sets == data.val.targets.astype(bool)).all(axis=1)
+        else:
+            val_correct = predict_samples(model, data.val, device=device) == data.val.y
         metrics = {f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()}
         metrics["train_acc"] = n_correct / max(n_seen, 1)
         metrics["epoch_val_acc"] = float(val_correct.mean())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -53,8 +54,10 @@ def test_several_labels_and_all_twelve_leads_on_request():
     assert len(recs) == 150 and report.dropped_multi_label == ()
     assert recs.class_counts() == {**SINGLE, "AF": 24, "RBBB": 32}
     assert recs.digital.shape[0] == 12
+    assert recs.multi_label and (recs.targets.sum(axis=1) >= 1).all()
+    assert (recs.y == recs.labels.argmax(axis=1)).all()  # a record's first label, for stratifying
     with pytest.raises(DataError, match="have \\[1, 2\\] labels, not one each"):
-        _ = recs.y
+        _ = dataclasses.replace(recs, multi_label=False).y
 
 
 def test_a_batch_is_max_abs_scaled_padded_and_masked(records):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -13,13 +14,13 @@ import ray
 import torch
 from mlflow.tracking import MlflowClient
 
-from nsr_tune.attacks import PGD, padding_mask
+from nsr_tune.attacks import PGD, MultiLabelPGD, padding_mask, set_changed
 from nsr_tune.cli import main
 from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig, protocol
 from nsr_tune.data import CPSC_CLASSES, DATASETS, load_dataset
 from nsr_tune.errors import ConfigError
-from nsr_tune.eval_result import macro_f1, per_class
-from nsr_tune.evaluation import evaluate, predict_samples
+from nsr_tune.eval_result import macro_f1, per_class, per_label
+from nsr_tune.evaluation import evaluate, predict_logits, predict_samples
 from nsr_tune.models import build_model
 from nsr_tune.objectives import nsr_penalty
 from nsr_tune.study._yaml import SpaceError
@@ -254,3 +255,100 @@ def test_a_cpsc2018_study_runs_finalizes_and_fills_mlflow(tmp_path, capsys):
     finally:
         ray.shutdown()
     assert len(client.search_runs([exp.experiment_id], max_results=100)) == len(runs)
+
+
+# Multi-label mode: the records with several labels kept, sigmoid outputs, BCE, label sets.
+MULTI = dataclasses.replace(DATA, multi_label=True)
+
+
+@pytest.fixture(scope="module")
+def multi_splits():
+    return load_dataset(MULTI, CPSC).splits
+
+
+def test_label_set_metrics_count_each_class_column():
+    targets = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=bool)
+    pred = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 1]], dtype=bool)
+    m = per_label(pred, targets, ("a", "b", "c"))
+    assert (m["a"].f1, m["b"].f1, m["c"].f1) == (1.0, 0.0, pytest.approx(2 / 3))
+    assert (m["a"].support, m["b"].support, m["c"].support) == (2, 1, 1)
+
+
+def test_multi_label_data_keep_every_record_and_train_with_bce_only(multi_splits):
+    parts = (multi_splits.train, multi_splits.val, multi_splits.test)
+    assert sum(len(p) for p in parts) == 150  # the 4 records with two labels stay
+    assert max(int(p.targets.sum(axis=1).max()) for p in parts) == 2
+    with pytest.raises(ConfigError, match="objective: multi_label data train with `bce`"):
+        TrialConfig(data=MULTI, model=ModelConfig(name="resnet18"), objective=ObjectiveConfig(name="nsr"))
+    with pytest.raises(ConfigError, match=r"test_eval\.attacks: multi-label models run the pgd attack only"):
+        TrialConfig(
+            data=MULTI,
+            model=ModelConfig(name="resnet18"),
+            objective=ObjectiveConfig(name="bce"),
+            test_eval=protocol("strong", "cpsc2018"),
+        )
+
+
+def test_multi_label_pgd_changes_a_set_and_leaves_the_padding(multi_splits):
+    model = _model()
+    test = multi_splits.test
+    x_np, lengths = test.inputs(np.arange(len(test)))
+    x, t = torch.from_numpy(x_np), torch.from_numpy(test.targets)
+    attack = MultiLabelPGD(model, eps=0.3, steps=10)
+    res = attack(x, t, lengths=torch.from_numpy(lengths), generator=torch.Generator().manual_seed(0))
+    real = padding_mask(x, torch.from_numpy(lengths))
+    delta = res.x_adv - x
+    assert float(delta.abs().max()) <= 0.3 * (1 + 1e-5) and float((delta * (1 - real)).abs().max()) == 0
+    with torch.no_grad():
+        changed = set_changed(model(res.x_adv), t)
+    assert bool(res.broken.any()) and bool((changed == res.broken).all())
+
+
+def test_a_multi_label_trial_reports_set_f1_under_attack(multi_splits):
+    config = TrialConfig(
+        data=MULTI,
+        model=ModelConfig(name="resnet18", knobs=SMALL),
+        objective=ObjectiveConfig(name="bce"),
+        optim=OptimConfig(epochs=2, batch_size=16),
+        test_eval=protocol("standard", "cpsc2018", eps=(0.01, 0.1), steps=3, per_class_cap=None),
+    )
+    *_, last = run_trial(config, multi_splits)
+    result = last.test
+    model = config.build_model()
+    model.load_state_dict(last.checkpoint["model_state"])
+    sets = predict_logits(model.eval(), multi_splits.test, device="cpu") > 0
+    truth = multi_splits.test.targets.astype(bool)
+    assert result.clean_acc == pytest.approx((sets == truth).all(axis=1).mean())
+    expected = [m.f1 for m in per_label(sets, truth, CPSC_CLASSES).values() if m.support]
+    assert result.macro_f1 == pytest.approx(np.mean(expected))
+    assert result.robust_acc[0.1] <= result.robust_acc[0.01] <= result.clean_acc
+    assert "median_adv_eps" in result.skipped
+
+
+@pytest.mark.slow
+def test_a_multi_label_study_runs_and_finalizes(tmp_path):
+    import yaml
+
+    space = yaml.safe_load((REPO_SPACES / "cpsc2018_dry_run.yaml").read_text())
+    space["name"] = "cpsc2018_multi"
+    space["data"]["multi_label"] = True
+    space["objective"] = {"choices": {"bce": {}}}
+    space["optim"]["epochs"] = 2
+    space["evaluation"]["final"] = {"eps": [0.003, 0.01, 0.03], "steps": 3, "bootstrap": 50}
+    space["search"] = {"sampler": "random", "num_samples": 1, "max_concurrent": 1}
+    path = tmp_path / "multi.yaml"
+    path.write_text(yaml.safe_dump(space))
+    assert load_space(path).final.evaluation.attacks == ("pgd",)  # finalists: standard, not strong
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["tune", "--space", str(path), "--name", "multi", "--storage", str(tmp_path / "ray")]
+    argv += ["--mlflow-uri", uri, "--data-dir", str(CPSC)]
+    try:
+        assert main([*argv, "--address", "local", "--local-cpus", "2"]) == 0
+    finally:
+        ray.shutdown()
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("cpsc2018_multi")
+    (child,) = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    assert child.data.params["data.multi_label"] == "True" and child.data.params["objective.name"] == "bce"
+    for metric in ("val_macro_f1", "test_robust_macro_f1_eps_0.01", "final_macro_f1"):
+        assert 0.0 <= child.data.metrics[metric] <= 1.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 from nsr_tune.attacks._apgd import APGD, dlr_loss, dlr_targeted_loss
 from nsr_tune.attacks._base import Attack, AttackResult, padding_mask
 from nsr_tune.attacks._ecg_noise import BeatNoise, GaussianNoise, Powerline, RecordedNoise, signal_power_mv2
+from nsr_tune.attacks._multilabel import MultiLabelPGD, label_sets, set_changed
 from nsr_tune.attacks._noise import WhiteNoise
 from nsr_tune.attacks._pgd import PGD, ce_loss, margin_loss
 from nsr_tune.attacks._projections import L2Ball, LinfBall, Projection
@@ -28,6 +29,7 @@ __all__ = [
     "GaussianNoise",
     "L2Ball",
     "LinfBall",
+    "MultiLabelPGD",
     "Powerline",
     "Projection",
     "RecordedNoise",
@@ -37,7 +39,9 @@ __all__ = [
     "ce_loss",
     "dlr_loss",
     "dlr_targeted_loss",
+    "label_sets",
     "margin_loss",
     "padding_mask",
+    "set_changed",
     "signal_power_mv2",
 ]

@@ -68,9 +68,11 @@ class Attack:
         lengths: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> AttackResult:
-        if x.dim() != 3 or y.shape != (x.shape[0],):
+        # y: (B,) class indices, or (B, K) label sets for a multi-label model.
+        if x.dim() != 3 or y.dim() not in (1, 2) or y.shape[0] != x.shape[0]:
             raise ConfigError(
-                f"x, y: expected shapes (B, C, L) and (B,), got {tuple(x.shape)} and {tuple(y.shape)}"
+                f"x, y: expected shapes (B, C, L) and (B,) or (B, K), "
+                f"got {tuple(x.shape)} and {tuple(y.shape)}"
             )
         mask = padding_mask(x, lengths if self.respect_padding else None)
         result = self.forward(x.detach(), y, mask, generator)

@@ -147,6 +147,7 @@ def _data_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_len": args.max_len,
         "val_per_class": args.val_per_class,
         "test_per_class": args.test_per_class,
+        "multi_label": args.multi_label,
     }
     return {k: v for k, v in given.items() if v is not None}
 
@@ -216,6 +217,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cpsc.add_argument("--max-len", type=int, help="truncate records to this many samples at 500 Hz (30720)")
     cpsc.add_argument("--val-per-class", type=int, help="validation records per class (5)")
     cpsc.add_argument("--test-per-class", type=int, help="test records per class (50)")
+    cpsc.add_argument(
+        "--multi-label",
+        action="store_true",
+        default=None,
+        help="keep records with several labels and train on label sets (with --objective bce)",
+    )
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument(
         "--max-train-beats", type=int, help="seeded class-proportional subset of the training beats"

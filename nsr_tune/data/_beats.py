@@ -51,6 +51,7 @@ class BeatSet:
     fs: ClassVar[int] = FS
     n_leads: ClassVar[int] = 1
     variable_length: ClassVar[bool] = False  # every beat is 187 samples wide, padding included
+    multi_label: ClassVar[bool] = False  # one AAMI class per beat
 
     def __post_init__(self) -> None:
         # Coerce once here so every consumer can rely on the dtypes; a mismatch in shapes
@@ -99,6 +100,11 @@ class BeatSet:
         """x (B, 1, 187) float32 and the beats' true lengths (B,) int64."""
         idx = np.asarray(idx, dtype=np.intp)
         return self.x[idx], self.length[idx].astype(np.int64)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """(B, 5) float32 one-hot labels (the label-set form a multi-label dataset gives)."""
+        return np.eye(len(AAMI_CLASSES), dtype=np.float32)[self.y]
 
     def class_counts(self) -> dict[str, int]:
         """Beats per AAMI class, all five classes in AAMI order, zeros included."""

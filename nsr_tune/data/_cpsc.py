@@ -102,6 +102,9 @@ class RecordSet:
     names: tuple[str, ...]
     leads: tuple[str, ...]
     fs: int
+    # Read for multi-label training: records may carry several labels, `targets` are the
+    # label sets and `y` each record's first label (for stratifying and class balance).
+    multi_label: bool = False
 
     classes: ClassVar[tuple[str, ...]] = CPSC_CLASSES
     variable_length: ClassVar[bool] = True  # batches are padded to their longest record
@@ -137,9 +140,17 @@ class RecordSet:
         return sum(a.nbytes for a in (self.digital, self.offsets, self.scale, self.gain, self.labels))
 
     @property
+    def targets(self) -> np.ndarray:
+        """(R, 9) float32 label sets (multi-hot), one column per CPSC_CLASSES entry."""
+        return self.labels.astype(np.float32)
+
+    @property
     def y(self) -> np.ndarray:
-        """(R,) class index of each record; every record must have exactly one label."""
+        """(R,) class index of each record: its label; in a multi-label set, its first label.
+        A set read for single-label use must hold one label per record."""
         counts = self.labels.sum(axis=1)
+        if self.multi_label:
+            return self.labels.argmax(axis=1)  # the first True column
         if (counts != 1).any():
             bad = [self.names[i] for i in np.flatnonzero(counts != 1)[:5]]
             raise DataError(
@@ -163,6 +174,7 @@ class RecordSet:
             names=tuple(self.names[r] for r in idx),
             leads=self.leads,
             fs=self.fs,
+            multi_label=self.multi_label,
         )
 
     def batch(self, idx: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -330,6 +342,7 @@ def _load_physionet_layout(
         names=tuple(names),
         leads=tuple(leads),
         fs=CPSC_FS,
+        multi_label=multi_label,
     )
     report = CpscReport(str(directory), len(headers), tuple(dropped), truncated)
     log.info(
@@ -404,4 +417,5 @@ def resample(records: RecordSet, fs: int) -> RecordSet:
         names=records.names,
         leads=records.leads,
         fs=fs,
+        multi_label=records.multi_label,
     )

@@ -184,6 +184,7 @@ def load_cpsc2018_original(
         names=tuple(names),
         leads=tuple(leads),
         fs=CPSC_FS,
+        multi_label=multi_label,
     )
     report = CpscReport(str(directory), len(mats), tuple(dropped), truncated)
     log.info(

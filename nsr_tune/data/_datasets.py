@@ -95,7 +95,9 @@ def _fingerprint(records: RecordSet, settings: dict[str, Any]) -> str:
 def _load_cpsc2018(config: DataConfig, data_dir: str | Path | None, progress: bool) -> Loaded:
     directory = cpsc_dir(data_dir)
     leads = ALL_LEADS if config.leads == "all" else PAPER_LEADS
-    records, report = load_cpsc2018(directory, leads=leads, max_len=config.max_len)
+    records, report = load_cpsc2018(
+        directory, leads=leads, max_len=config.max_len, multi_label=config.multi_label
+    )
     if config.sample_rate is not None:
         records = _resample(records, config.sample_rate)
     parts = cpsc_splits(
@@ -112,7 +114,12 @@ def _load_cpsc2018(config: DataConfig, data_dir: str | Path | None, progress: bo
         notes.append(f"{len(report.dropped_multi_label)} records with more than one label left out")
     if report.truncated:
         notes.append(f"{report.truncated} records truncated to {config.max_len} samples")
-    settings = {"leads": leads, "max_len": config.max_len, "sample_rate": config.sample_rate}
+    settings = {
+        "leads": leads,
+        "max_len": config.max_len,
+        "sample_rate": config.sample_rate,
+        "multi_label": config.multi_label,
+    }
     return Loaded(splits, directory, _fingerprint(records, settings), tuple(notes))
 
 

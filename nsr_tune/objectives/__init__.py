@@ -1,7 +1,8 @@
 """Training objectives: a registry of names to loss functions.
 
 Every objective has the signature
-    loss_fn(model, x (B, 1, L), y (B,), *, config, mask (B, 1, L), generator) -> ObjectiveOutput
+    loss_fn(model, x (B, leads, L), y (B,), *, config, mask (B, 1, L), generator) -> ObjectiveOutput
+(`bce` takes label sets y (B, K) instead of class indices)
 and returns the scalar loss, the clean logits (for training accuracy) and a few floats to log.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from nsr_tune.objectives._base import ObjectiveOutput
+from nsr_tune.objectives._bce import bce_objective
 from nsr_tune.objectives._ce import ce_objective
 from nsr_tune.objectives._config import OBJECTIVE_FIELDS, OBJECTIVE_NAMES, WEIGHTED, ObjectiveConfig
 from nsr_tune.objectives._jacobian import jacobian_objective
@@ -36,6 +38,7 @@ OBJECTIVES: Mapping[str, ObjectiveFn] = {
     "nsr_ce": nsr_ce_objective,
     "jacobian": jacobian_objective,
     "pgd_at": pgd_at_objective,
+    "bce": bce_objective,
 }
 if tuple(OBJECTIVES) != OBJECTIVE_NAMES:  # a programming error, caught at import time
     raise ImportError(f"the objectives registry {tuple(OBJECTIVES)} and OBJECTIVE_NAMES disagree")

@@ -14,7 +14,8 @@ __all__ = ["OBJECTIVE_FIELDS", "OBJECTIVE_NAMES", "WEIGHTED", "ObjectiveConfig"]
 
 # Losses with a regulariser weighed by `beta`; the others ignore it.
 WEIGHTED: tuple[str, ...] = ("nsr", "nsr_ce", "jacobian")
-OBJECTIVE_NAMES: tuple[str, ...] = ("ce", *WEIGHTED, "pgd_at")
+# `bce`: binary cross-entropy on label sets, for multi-label data (sigmoid outputs).
+OBJECTIVE_NAMES: tuple[str, ...] = ("ce", *WEIGHTED, "pgd_at", "bce")
 # The fields a search space may set per loss (`beta` only for the weighted ones).
 OBJECTIVE_FIELDS: tuple[str, ...] = ("beta", "nsr_eps", "at_eps", "at_steps")
 

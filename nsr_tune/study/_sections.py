@@ -41,6 +41,7 @@ DATA_FIELDS = (
     "sample_rate",
     "val_per_class",
     "test_per_class",
+    "multi_label",
 )
 EVAL_FIELDS = (
     "protocol",
@@ -191,7 +192,9 @@ def parse_evaluation(r: Reader, node: Any, dataset: str) -> dict[str, EvalConfig
     return evals
 
 
-def parse_final(r: Reader, node: Any, objectives: tuple[tuple[str, str], ...], dataset: str) -> FinalConfig:
+def parse_final(
+    r: Reader, node: Any, objectives: tuple[tuple[str, str], ...], dataset: str, multi_label: bool = False
+) -> FinalConfig:
     """evaluation.final: who the finalists are, and the protocol they are evaluated with again.
 
     It starts from FINAL_EVAL (the strong protocol on up to 1000 test beats per class); without
@@ -213,7 +216,9 @@ def parse_final(r: Reader, node: Any, objectives: tuple[tuple[str, str], ...], d
         raise r.fail("evaluation.final.eps", "expected a non-empty list of noise levels")
     try:
         # FINAL_EVAL is the strong protocol with a larger cap; at the dataset's own eps grid.
-        final_eval = dataclasses.replace(FINAL_EVAL, eps=protocol("strong", dataset).eps)
+        # A multi-label model runs PGD only, so its finalists start from `standard` instead.
+        start = "standard" if multi_label else "strong"
+        final_eval = protocol(start, dataset, per_class_cap=FINAL_EVAL.per_class_cap)
         if eps is None:
             cap = FINAL_EVAL.per_class_cap
             base = final_eval if name is None else protocol(name, dataset, per_class_cap=cap)

@@ -205,7 +205,9 @@ def parse_space(text: str, *, where: str = "<space>") -> Space:
         seed=r.number(top.get("seed", 0), "seed", integer=True),
         max_failures=r.number(search.get("max_failures", 2), "search.max_failures", integer=True, low=0),
     )
-    space = dataclasses.replace(space, final=parse_final(r, top.get("evaluation"), space.objectives, dataset))
+    multi_label = bool(data.get("multi_label", False))
+    final = parse_final(r, top.get("evaluation"), space.objectives, dataset, multi_label)
+    space = dataclasses.replace(space, final=final)
     _check_start_with(r, space)
     return space
 
