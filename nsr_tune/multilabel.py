@@ -6,6 +6,8 @@ to what is defined for sets: PGD on the binary cross-entropy of the true set, as
 eps on the records still correct, and uniform noise of the same size. Per-class sensitivity,
 precision and F1 are taken over label columns; `balanced_acc` is the mean per-class
 sensitivity, and robust F1 counts a broken record as the set the attack pushed it into.
+The attack stops at the first set that differs (one label gained or lost, as a rule), so the
+robust F1 is an optimistic bound; the robust exact-match accuracy is the number to trust.
 """
 
 from __future__ import annotations

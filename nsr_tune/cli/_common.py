@@ -189,7 +189,8 @@ def print_result(result: Any, *, title: str) -> None:
     low, mid, high = result.uv_per_unit
     if mid == mid:  # not NaN
         print(
-            f"  eps 1 = {mid:.0f} uV (median over the samples; {low:.0f} to {high:.0f}): uV column = median"
+            f"  eps 1 = {mid:.0f} uV, the median over the samples ({low:.0f} to {high:.0f}); "
+            "the uV column uses the median"
         )
     print(f"  robust AUC         {_fmt(result.robust_auc)}  (balanced: {_fmt(result.robust_balanced_auc)})")
     print(f"  {'eps':>7} {'uV':>7} {'robust':>7} {'rob.bal':>7} {'rob.F1':>7} {'noise':>7}")
