@@ -149,6 +149,10 @@ def test_data_summary_of_cpsc2018(capsys):
         "A0109",
         "A0112",
     ]
+    assert summary["classes_single_label"] == SINGLE
+    assert summary["classes_multi_label"] == {c: 4 if c in ("AF", "RBBB") else 0 for c in CPSC_CLASSES}
+    assert summary["several_labels"]["A0043"] == ["AF", "RBBB"] and summary["peak_rss_mb"] > 0
+    assert summary["seconds"]["min"] <= summary["seconds"]["median"] <= summary["seconds"]["max"]
     assert main(["data", "summary", "--dataset", "cpsc2018"]) == 2
     assert "--data-dir: give the CPSC2018 directory" in capsys.readouterr().err
 

@@ -45,21 +45,29 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _summary_cpsc(args: argparse.Namespace) -> int:
+    import resource
+
     import numpy as np
 
-    from nsr_tune.data import ALL_LEADS, PAPER_LEADS, load_cpsc2018
-    from nsr_tune.errors import DataError
+    from nsr_tune.data import ALL_LEADS, CPSC_CLASSES, PAPER_LEADS, cpsc_dir, load_cpsc2018
 
-    if not args.data_dir:
-        raise DataError("--data-dir: give the CPSC2018 directory (AXXXX.hea + AXXXX.mat records)")
     leads = ALL_LEADS if args.all_leads else PAPER_LEADS
-    records, report = load_cpsc2018(args.data_dir, leads=leads, multi_label=args.multi_label)
+    # Read every record, then say which have several labels: single-label training leaves
+    # them out (the paper's protocol), --multi-label keeps them.
+    every, report = load_cpsc2018(cpsc_dir(args.data_dir), leads=leads, multi_label=True)
+    several = every.labels.sum(axis=1) > 1
+    records = every if args.multi_label else every.subset(np.flatnonzero(~several))
     seconds = records.lengths / records.fs
+    counts = dict.fromkeys(CPSC_CLASSES, 0)
     summary = {
         "data_dir": report.data_dir,
         "n_headers": report.n_read,
         "n_records": len(records),
-        "dropped_multi_label": list(report.dropped_multi_label),
+        "dropped_multi_label": [] if args.multi_label else [every.names[i] for i in np.flatnonzero(several)],
+        "several_labels": {
+            every.names[i]: [c for c, on in zip(CPSC_CLASSES, every.labels[i], strict=True) if on]
+            for i in np.flatnonzero(several)
+        },
         "truncated": report.truncated,
         "leads": list(records.leads),
         "fs": records.fs,
@@ -70,21 +78,36 @@ def _summary_cpsc(args: argparse.Namespace) -> int:
         },
         "storage_mb": records.nbytes / 1e6,
         "classes": records.class_counts(),
+        "classes_single_label": {**counts, **every.subset(np.flatnonzero(~several)).class_counts()},
+        "classes_multi_label": {
+            c: int(n) for c, n in zip(CPSC_CLASSES, every.labels[several].sum(axis=0), strict=True)
+        },
+        # Linux reports kB: the peak resident memory of this command, reading included.
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"{summary['n_records']} of {report.n_read} CPSC2018 records read from {report.data_dir}")
-    if report.dropped_multi_label:
-        dropped = report.dropped_multi_label
-        print(f"  dropped, more than one label: {len(dropped)} ({', '.join(dropped)})")
+    kept = "kept (--multi-label)" if args.multi_label else "left out of single-label training"
+    print(f"{summary['n_records']} of {report.n_read} CPSC2018 records used, from {report.data_dir}")
+    if summary["several_labels"]:
+        listed = ", ".join(f"{n} {'+'.join(c)}" for n, c in summary["several_labels"].items())
+        print(f"  {len(summary['several_labels'])} with several labels, {kept}: {listed}")
     s = summary["seconds"]
     print(
-        f"  leads {', '.join(records.leads)} at {records.fs} Hz; {s['min']:.1f} to {s['max']:.1f} s "
-        f"(median {s['median']:.1f} s); {report.truncated} truncated"
+        f"  leads {', '.join(records.leads)} at {records.fs} Hz; length min {s['min']:.1f} s, "
+        f"median {s['median']:.1f} s, max {s['max']:.1f} s; {report.truncated} truncated"
     )
-    print(f"  held as int16 ADC values, unpadded: {summary['storage_mb']:.1f} MB")
-    print("  " + "  ".join(f"{c} {n}" for c, n in summary["classes"].items()))
+    print(
+        f"  held as int16 ADC values, unpadded: {summary['storage_mb']:.1f} MB; "
+        f"peak memory of this command: {summary['peak_rss_mb']:.0f} MB RSS"
+    )
+    print(f"  {'records':<16}" + "".join(f"{c:>7}" for c in CPSC_CLASSES))
+    for label, table in (
+        ("one label", summary["classes_single_label"]),
+        ("several labels", summary["classes_multi_label"]),
+    ):
+        print(f"  {label:<16}" + "".join(f"{table[c]:>7}" for c in CPSC_CLASSES))
     return 0
 
 
