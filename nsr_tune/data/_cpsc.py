@@ -219,6 +219,48 @@ def _dx(comments: Sequence[str], record: str) -> list[str]:
     raise DataError(f"{record}: no label (its header has no #Dx line with a class)")
 
 
+class _Collector:
+    """The records of one directory as they are read: each cut to `max_len`, checked, appended."""
+
+    def __init__(self, leads: Sequence[str], max_len: int) -> None:
+        self.leads, self.max_len, self.truncated = tuple(leads), max_len, 0
+        self.chunks: list[np.ndarray] = []
+        self.offsets, self.scales, self.gains = [0], [], []
+        self.labels: list[np.ndarray] = []
+        self.names: list[str] = []
+
+    def add(self, name: str, digital: np.ndarray, classes: Sequence[str], gain: float) -> None:
+        """One record: digital (leads, L) ADC integers, its classes, ADC units per mV."""
+        if digital.shape[1] > self.max_len:
+            digital, self.truncated = digital[:, : self.max_len], self.truncated + 1
+        peak = float(np.abs(digital).max())
+        if peak == 0:
+            raise DataError(f"{name}: every sample of leads {list(self.leads)} is zero")
+        self.chunks.append(np.ascontiguousarray(digital, dtype=np.int16))
+        self.offsets.append(self.offsets[-1] + digital.shape[1])
+        self.scales.append(peak)
+        self.gains.append(gain)
+        row = np.zeros(len(CPSC_CLASSES), dtype=bool)
+        row[[CPSC_CLASSES.index(c) for c in classes]] = True
+        self.labels.append(row)
+        self.names.append(name)
+
+    def build(self, directory: Path, *, multi_label: bool) -> RecordSet:
+        if not self.names:
+            raise DataError(f"--data-dir: no record of {directory} has a single label")
+        return RecordSet(
+            digital=np.concatenate(self.chunks, axis=1),
+            offsets=np.asarray(self.offsets, dtype=np.int64),
+            scale=np.asarray(self.scales, dtype=np.float32),
+            gain=np.asarray(self.gains, dtype=np.float32),
+            labels=np.stack(self.labels),
+            names=tuple(self.names),
+            leads=self.leads,
+            fs=CPSC_FS,
+            multi_label=multi_label,
+        )
+
+
 def _check_size(directory: Path, header: object, name: str) -> None:
     """A `.mat` of 16-bit samples after a byte offset (`16+24`) must hold what its header says."""
     files = set(getattr(header, "file_name", None) or [])
@@ -292,8 +334,7 @@ def _load_physionet_layout(
             f"--data-dir: {directory} holds no CPSC2018 records: neither PhysioNet's AXXXX.hea + AXXXX.mat "
             "nor the original release's AXXXX.mat + REFERENCE.csv"
         )
-    chunks, offsets, scales, gains, labels, names, dropped = [], [0], [], [], [], [], []
-    truncated = 0
+    collected, dropped = _Collector(leads, max_len), []
     for hea in headers:
         name = hea.stem
         where = str(hea.with_suffix(""))
@@ -318,40 +359,16 @@ def _load_physionet_layout(
         if d is None or d.shape[0] != header.sig_len:
             got = 0 if d is None else d.shape[0]
             raise DataError(f"{name}: the header says {header.sig_len} samples, its .mat holds {got}")
-        if d.shape[0] > max_len:
-            d, truncated = d[:max_len], truncated + 1
-        peak = float(np.abs(d).max())
-        if peak == 0:
-            raise DataError(f"{name}: every sample of leads {list(leads)} is zero")
-        chunks.append(np.ascontiguousarray(d.T, dtype=np.int16))
-        offsets.append(offsets[-1] + d.shape[0])
-        scales.append(peak)
-        gains.append(float(record.adc_gain[0]))
-        row = np.zeros(len(CPSC_CLASSES), dtype=bool)
-        row[[CPSC_CLASSES.index(c) for c in classes]] = True
-        labels.append(row)
-        names.append(name)
-    if not names:
-        raise DataError(f"--data-dir: no record of {directory} has a single label")
-    records = RecordSet(
-        digital=np.concatenate(chunks, axis=1),
-        offsets=np.asarray(offsets, dtype=np.int64),
-        scale=np.asarray(scales, dtype=np.float32),
-        gain=np.asarray(gains, dtype=np.float32),
-        labels=np.stack(labels),
-        names=tuple(names),
-        leads=tuple(leads),
-        fs=CPSC_FS,
-        multi_label=multi_label,
-    )
-    report = CpscReport(str(directory), len(headers), tuple(dropped), truncated)
+        collected.add(name, d.T, classes, float(record.adc_gain[0]))
+    records = collected.build(directory, multi_label=multi_label)
+    report = CpscReport(str(directory), len(headers), tuple(dropped), collected.truncated)
     log.info(
         "CPSC2018: %d records of %d read from %s (%d with several labels dropped, %d truncated), %.1f MB",
         len(records),
         len(headers),
         directory,
         len(dropped),
-        truncated,
+        collected.truncated,
         records.nbytes / 1e6,
     )
     return records, report

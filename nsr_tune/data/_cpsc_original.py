@@ -23,11 +23,11 @@ import numpy as np
 from nsr_tune.data._cpsc import (
     ALL_LEADS,
     CPSC_CLASSES,
-    CPSC_FS,
     CPSC_MAX_LEN,
     PAPER_LEADS,
     CpscReport,
     RecordSet,
+    _Collector,
 )
 from nsr_tune.errors import DataError
 
@@ -144,8 +144,7 @@ def load_cpsc2018_original(
     if absent:
         raise DataError(f"{absent[0]}: listed in REFERENCE.csv, but {absent[0]}.mat is missing")
     channels = [ALL_LEADS.index(lead) for lead in leads]
-    chunks, offsets, scales, labels, names, dropped = [], [0], [], [], [], []
-    truncated = 0
+    collected, dropped = _Collector(leads, max_len), []
     for mat in mats:
         name = mat.stem
         classes = labels_of[name]
@@ -161,32 +160,9 @@ def load_cpsc2018_original(
                 f"{name}: samples beyond +-{_INT16.max / ORIGINAL_GAIN:.3f} mV in {mat.name}, "
                 f"more than int16 holds at {ORIGINAL_GAIN:.0f} ADC units per mV"
             )
-        if digital.shape[1] > max_len:
-            digital, truncated = digital[:, :max_len], truncated + 1
-        peak = float(np.abs(digital).max())
-        if peak == 0:
-            raise DataError(f"{name}: every sample of leads {list(leads)} is zero")
-        chunks.append(np.ascontiguousarray(digital, dtype=np.int16))
-        offsets.append(offsets[-1] + digital.shape[1])
-        scales.append(peak)
-        row = np.zeros(len(CPSC_CLASSES), dtype=bool)
-        row[[CPSC_CLASSES.index(c) for c in classes]] = True
-        labels.append(row)
-        names.append(name)
-    if not names:
-        raise DataError(f"--data-dir: no record of {directory} has a single label")
-    records = RecordSet(
-        digital=np.concatenate(chunks, axis=1),
-        offsets=np.asarray(offsets, dtype=np.int64),
-        scale=np.asarray(scales, dtype=np.float32),
-        gain=np.full(len(names), ORIGINAL_GAIN, dtype=np.float32),
-        labels=np.stack(labels),
-        names=tuple(names),
-        leads=tuple(leads),
-        fs=CPSC_FS,
-        multi_label=multi_label,
-    )
-    report = CpscReport(str(directory), len(mats), tuple(dropped), truncated)
+        collected.add(name, digital, classes, ORIGINAL_GAIN)
+    records = collected.build(directory, multi_label=multi_label)
+    report = CpscReport(str(directory), len(mats), tuple(dropped), collected.truncated)
     log.info(
         "CPSC2018 (original layout): %d records of %d read from %s (%d with several labels dropped, "
         "%d truncated), %.1f MB",
@@ -194,7 +170,7 @@ def load_cpsc2018_original(
         len(mats),
         directory,
         len(dropped),
-        truncated,
+        collected.truncated,
         records.nbytes / 1e6,
     )
     return records, report

@@ -50,6 +50,11 @@ def _as_path(value: object, name: str) -> Path:
     return Path(os.fspath(value)).expanduser()
 
 
+def _first_five(problems: list[str]) -> str:
+    """The first five problems of a check, and how many more there are."""
+    return "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+
+
 def default_data_dir() -> Path:
     """Where MIT-BIH is looked for, and downloaded to, by default.
 
@@ -146,7 +151,7 @@ def download_mitdb(dest: str | Path) -> Path:
         raise DataError(f"could not download MIT-BIH into {path}: writing the files failed: {e}") from e
     problems = mitdb_checksum_problems(path)
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        shown = _first_five(problems)
         raise DataError(
             f"the download into {path} does not match PhysioNet's MIT-BIH 1.0.0 ({shown}); "
             f"run `nsr-tune data download` again, or get the files by hand from {MITDB_URL}"
@@ -335,7 +340,7 @@ def download_cpsc2018(dest: str | Path) -> Path:
         raise DataError(f"could not download CPSC2018 into {path}: writing the files failed: {e}") from e
     problems = cpsc2018_problems(path)
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        shown = _first_five(problems)
         raise DataError(
             f"the download into {path} is not PhysioNet's CPSC2018 ({shown}); run "
             f"`nsr-tune data download --dataset cpsc2018` again, or get the files by hand from {CPSC2018_URL}"
