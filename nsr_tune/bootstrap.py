@@ -48,6 +48,29 @@ def _accuracies(
     return acc, balanced
 
 
+def _f1_tables(
+    r: np.ndarray, y: np.ndarray, pred: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True positives, false positives and false negatives per record and class: (R, C) each."""
+    n_records = int(r.max()) + 1
+    tp, fp, fn = (np.zeros((n_records, n_classes)) for _ in range(3))
+    hit = pred == y
+    np.add.at(tp, (r[hit], y[hit]), 1.0)
+    np.add.at(fp, (r[~hit], pred[~hit]), 1.0)
+    np.add.at(fn, (r[~hit], y[~hit]), 1.0)
+    return tp, fp, fn
+
+
+def _macro_f1(weights: np.ndarray, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Macro F1 of each resample (rows of `weights`): the mean F1 over the classes it holds."""
+    t, p, n = weights @ tp, weights @ fp, weights @ fn  # (B, C)
+    support = t + n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(support > 0, 2 * t / (2 * t + p + n), np.nan)
+    present = support > 0
+    return np.where(present.any(axis=1), np.nansum(f1, axis=1) / np.maximum(present.sum(1), 1), np.nan)
+
+
 def record_intervals(
     beats: BeatOutcomes,
     *,
@@ -57,12 +80,14 @@ def record_intervals(
     level: float = 0.95,
     seed: int = 0,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of clean and robust (balanced) accuracy, resampling records.
+    """Percentile intervals of clean and robust (balanced) accuracy and macro F1, resampling records.
 
     Each resample draws as many records as there are, with replacement, and pools their beats.
     Returns metric kind -> (low, high), e.g. `balanced_acc` and `robust_balanced_acc_eps_0.05`,
-    for `clean_acc`, `balanced_acc` and, at each eps, `robust_acc` and `robust_balanced_acc`.
-    Balanced accuracy averages recall over `classes` present in a resample.
+    for `clean_acc`, `balanced_acc` and, at each eps, `robust_acc` and `robust_balanced_acc`;
+    and `macro_f1` and `robust_macro_f1` where the outcomes keep each sample's predicted class.
+    Balanced accuracy averages recall over `classes` present in a resample, macro F1 over every
+    class present.
     """
     if not isinstance(resamples, int) or isinstance(resamples, bool) or resamples < 1:
         raise ConfigError(f"resamples: must be a whole number >= 1, got {resamples!r}")
@@ -98,4 +123,10 @@ def record_intervals(
         plain, bal = ("clean_acc", "balanced_acc") if e is None else ("robust_acc", "robust_balanced_acc")
         out[metric_name(plain, eps=e)] = interval(acc)
         out[metric_name(bal, eps=e)] = interval(balanced)
+    if beats.pred is not None and beats.robust_pred is not None:
+        # Macro F1 (the CPSC2018 score), clean and under attack, with the same resamples.
+        for e, pred in [(None, beats.pred), *zip(eps, beats.robust_pred, strict=True)]:
+            tables = _f1_tables(record_index, beats.y, pred, len(every))
+            name = metric_name("macro_f1" if e is None else "robust_macro_f1", eps=e)
+            out[name] = interval(_macro_f1(weights, *tables))
     return out

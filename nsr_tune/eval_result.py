@@ -54,6 +54,10 @@ class BeatOutcomes:
     clean_correct: np.ndarray
     survived: np.ndarray
     classes: tuple[str, ...] = AAMI_CLASSES  # what `y` indexes
+    # The class each sample was given, clean (N,) and under the attacks at each eps (E, N), for
+    # F1 intervals; None where there is no single class (multi-label) or it was not kept.
+    pred: np.ndarray | None = None
+    robust_pred: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

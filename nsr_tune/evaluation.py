@@ -385,6 +385,7 @@ def evaluate(
     # clean prediction until an attack breaks it, then the class the attack pushed it into.
     adv_pred = pred.copy()
     robust_f1: dict[float, float] = {}
+    robust_pred: dict[float, np.ndarray] = {}
     skipped: dict[str, str] = {}
     if "transfer" in config.attacks and surrogate is None:
         skipped["transfer"] = "no surrogate model was given (--surrogate MODEL)"
@@ -431,6 +432,7 @@ def evaluate(
         robust_bal[eps] = mean_recall(alive, y_np, classes, all_classes)
         robust_f1[eps] = macro_f1(np.where(alive, y_np, adv_pred), y_np, all_classes)
         survivors[eps] = alive.copy()
+        robust_pred[eps] = np.where(alive, y_np, adv_pred)
         previous_eps = eps
         timings["cascade"] += time.perf_counter() - clock
         clock = time.perf_counter()
@@ -543,6 +545,8 @@ def evaluate(
             clean_correct=clean_correct,
             survived=np.stack([survivors[e] for e in eps_list]),
             classes=tuple(all_classes),
+            pred=pred.copy(),
+            robust_pred=np.stack([robust_pred[e] for e in eps_list]),
         )
         if keep_beats
         else None,

@@ -241,6 +241,9 @@ def test_a_cpsc2018_study_runs_finalizes_and_fills_mlflow(tmp_path, capsys):
         assert child.data.tags["pareto_optimal"] in ("true", "false")
     finalists = [c for c in children if "final_macro_f1" in c.data.metrics]
     assert finalists and all("final_robust_macro_f1_eps_0.01" in c.data.metrics for c in finalists)
+    for c in finalists:  # intervals that resample records, for the F1 objectives too
+        m = c.data.metrics
+        assert 0.0 <= m["final_macro_f1_ci_low"] <= m["final_macro_f1_ci_high"] <= 1.0
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"pareto.png", "pareto.csv", "report.html"} <= artifacts
     out = tmp_path / "front"

@@ -40,6 +40,31 @@ def _outcomes(record, y, correct, survived=None):
 # ------------------------------------------------------------------ intervals by record
 
 
+def test_macro_f1_intervals_resample_records_with_the_predicted_classes():
+    # Record 1: two N beats, one called S; record 2: two S beats, both right. Pooled, F1 of N is
+    # 2/3 and of S 0.8, so macro F1 is 11/15; a resample of record 2 alone has only S, F1 1.0;
+    # one of record 1 alone has N at F1 2/3 and S with no support (left out of the mean).
+    y = np.array([0, 0, 1, 1])
+    pred = np.array([0, 1, 1, 1])
+    beats = BeatOutcomes(
+        record=np.array([1, 1, 2, 2]),
+        y=y,
+        clean_correct=pred == y,
+        survived=np.array([pred == y]),
+        pred=pred,
+        robust_pred=np.array([[1, 1, 1, 1]]),  # under attack every beat is called S
+    )
+    ci = record_intervals(beats, eps=[0.05], classes=["N", "S"], resamples=4000, level=0.99, seed=1)
+    low, high = ci["macro_f1"]
+    assert low == pytest.approx(2 / 3) and high == pytest.approx(1.0)
+    from nsr_tune.bootstrap import _f1_tables, _macro_f1
+
+    pooled = _macro_f1(np.ones((1, 2)), *_f1_tables(np.array([0, 0, 1, 1]), y, pred, 5))
+    assert pooled[0] == pytest.approx(11 / 15)
+    # Under attack N has F1 0 and S 2/3 when pooled; a resample of record 2 alone scores 1.0.
+    assert ci["robust_macro_f1_eps_0.05"][1] == pytest.approx(1.0)
+
+
 def test_one_record_gives_an_interval_of_zero_width():
     beats = _outcomes([7] * 4, [0, 0, 1, 1], [1, 0, 1, 1])
     ci = record_intervals(beats, eps=[0.05], classes=["N", "S"], resamples=50)
