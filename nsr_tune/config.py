@@ -31,6 +31,7 @@ __all__ = [
     "NOISE_KINDS",
     "PAPER_EPS",
     "PROTOCOLS",
+    "SCHEDULES",
     "SPLITS",
     "DataConfig",
     "EvalConfig",
@@ -52,7 +53,10 @@ ATTACKS = ("pgd", "apgd_ce", "apgd_t", "square", "sap", "transfer")
 # The noise stress test's kinds of noise: white Gaussian noise, the NSTDB's baseline wander and
 # muscle artifact records, and powerline hum at 50 and 60 Hz.
 NOISE_KINDS = ("white", "bw", "ma", "powerline_50hz", "powerline_60hz")
-OPTIMIZERS = ("adam", "adamw", "sgd")
+OPTIMIZERS = ("adam", "adamw", "adamax", "sgd")
+# Learning-rate schedules, stepped once per epoch: constant, cosine annealing to 0 over the
+# epochs, or a step decay (x0.1 at half and at three quarters of the epochs).
+SCHEDULES = ("none", "cosine", "step")
 BALANCE = ("balanced", "none")
 # The paper's L-inf noise levels for MIT-BIH, in units of the [0, 1]-normalised beat; each
 # dataset has its own (nsr_tune.data.DATASETS), which `protocol(name, dataset=...)` uses.
@@ -187,6 +191,7 @@ class OptimConfig:
     balance: str = "balanced"
     # Gradient norm clip (None: off). Double backprop through the NSR term can spike.
     grad_clip: float | None = 10.0
+    schedule: str = "none"
 
     def __post_init__(self) -> None:
         _choice(self.optimizer, "optimizer", OPTIMIZERS)
@@ -195,6 +200,7 @@ class OptimConfig:
         _positive_int(self.batch_size, "batch_size")
         _positive_int(self.epochs, "epochs")
         _choice(self.balance, "balance", BALANCE)
+        _choice(self.schedule, "schedule", SCHEDULES)
         if self.grad_clip is not None:
             _finite_number(self.grad_clip, "grad_clip", low=0.0, low_open=True)
 

@@ -118,3 +118,24 @@ def test_every_objective_trains_the_paper_cnn_one_step(beats, name):
     out.loss.backward()
     opt.step()
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_the_ablations_and_focal_loss_have_their_exact_values(beats):
+    x, y, _ = beats
+    torch.manual_seed(0)
+    model = build_model("mlp").double()
+    xb, yb = x[:16].double(), y[:16]
+    mask = torch.ones_like(xb)
+    nsr0 = OBJECTIVES["nsr"](model, xb, yb, config=ObjectiveConfig(name="nsr", beta=0.0), mask=mask)
+    mm = OBJECTIVES["mse_margin"](model, xb, yb, config=ObjectiveConfig(name="mse_margin"), mask=mask)
+    assert mm.loss.item() == pytest.approx(nsr0.loss.item(), rel=1e-12)  # the NSR loss at beta 0
+    z = model(xb)
+    mse = OBJECTIVES["mse"](model, xb, yb, config=ObjectiveConfig(name="mse"), mask=mask)
+    assert mse.loss.item() == pytest.approx((z - F.one_hot(yb, 5).double()).pow(2).sum(1).mean().item())
+    focal0 = OBJECTIVES["focal"](
+        model, xb, yb, config=ObjectiveConfig(name="focal", focal_gamma=0.0), mask=mask
+    )
+    assert focal0.loss.item() == pytest.approx(F.cross_entropy(z, yb).item(), rel=1e-12)
+    p = F.softmax(z, dim=1).gather(1, yb[:, None]).squeeze(1)
+    focal2 = OBJECTIVES["focal"](model, xb, yb, config=ObjectiveConfig(name="focal"), mask=mask)
+    assert focal2.loss.item() == pytest.approx((-((1 - p) ** 2) * p.log()).mean().item(), rel=1e-9)

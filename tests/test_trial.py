@@ -205,3 +205,23 @@ def test_the_strong_protocol_flags_a_masked_gradient_and_sees_through_it(splits)
     assert strong.robust_acc[0.15] < pgd.robust_acc[0.15]
     plain = evaluate(model, splits.test, config=protocol("strong", **small), split="inter")
     assert "zero_gradients" not in plain.flags
+
+
+def test_learning_rate_schedules_are_exact_functions_of_the_epoch():
+    from nsr_tune.trial import _lr_factor
+
+    cosine = _lr_factor("cosine", 8)
+    assert [cosine(e) for e in (0, 4)] == [1.0, pytest.approx(0.5)]
+    assert [_lr_factor("step", 8)(e) for e in range(8)] == pytest.approx([1, 1, 1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert _lr_factor("none", 8)(7) == 1.0
+
+
+def test_adamax_with_a_cosine_schedule_resumes_on_the_same_curve(splits):
+    """The paper scripts' optimiser; the rate of each epoch is reported, and a resumed trial
+    continues exactly where the straight run would be (the rate depends on the epoch alone)."""
+    config = small_config(epochs=2, optimizer="adamax", schedule="cosine", lr=0.002)
+    straight = list(run_trial(config, splits))
+    assert [r.metrics["lr"] for r in straight] == [0.002, pytest.approx(0.001)]
+    resumed = list(run_trial(config, splits, resume=straight[0].checkpoint))
+    assert resumed[0].metrics["lr"] == straight[1].metrics["lr"]
+    assert resumed[0].metrics["train_loss"] == straight[1].metrics["train_loss"]

@@ -38,13 +38,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             knobs=dict(args.knob or []),
             weight_norm=args.weight_norm,
         ),
-        objective=ObjectiveConfig(name=args.objective, beta=args.beta, nsr_eps=args.nsr_eps),
+        objective=ObjectiveConfig(
+            name=args.objective, beta=args.beta, nsr_eps=args.nsr_eps, focal_gamma=args.focal_gamma
+        ),
         optim=OptimConfig(
             optimizer=args.optimizer,
             lr=args.lr,
             batch_size=args.batch_size,
             epochs=args.epochs,
             balance=args.balance,
+            schedule=args.schedule,
         ),
         val_eval=None,
         test_eval=eval_config(args, args.dataset),
@@ -180,7 +183,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from nsr_tune.config import BALANCE, OPTIMIZERS
+    from nsr_tune.config import BALANCE, OPTIMIZERS, SCHEDULES
     from nsr_tune.data import DATASETS
     from nsr_tune.models import MODELS
     from nsr_tune.objectives import OBJECTIVE_NAMES
@@ -227,7 +230,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--max-train-beats", type=int, help="seeded class-proportional subset of the training beats"
     )
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    train.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default="adam", help="adamax: the paper's MIT-BIH scripts"
+    )
+    train.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="none",
+        help="learning-rate schedule, per epoch: cosine to 0, or step (x0.1 at 1/2 and 3/4)",
+    )
+    train.add_argument("--focal-gamma", type=float, default=2.0, help="the focal objective's gamma")
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--balance", choices=BALANCE, default="balanced", help="class-balanced sampling")

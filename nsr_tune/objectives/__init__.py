@@ -12,10 +12,17 @@ from collections.abc import Callable, Mapping
 
 from nsr_tune.objectives._base import ObjectiveOutput
 from nsr_tune.objectives._bce import bce_objective
-from nsr_tune.objectives._ce import ce_objective
+from nsr_tune.objectives._ce import ce_objective, focal_objective
 from nsr_tune.objectives._config import OBJECTIVE_FIELDS, OBJECTIVE_NAMES, WEIGHTED, ObjectiveConfig
 from nsr_tune.objectives._jacobian import jacobian_objective
-from nsr_tune.objectives._nsr import nsr_ce_objective, nsr_objective, nsr_penalty, nsr_penalty_reference
+from nsr_tune.objectives._nsr import (
+    mse_margin_objective,
+    mse_objective,
+    nsr_ce_objective,
+    nsr_objective,
+    nsr_penalty,
+    nsr_penalty_reference,
+)
 from nsr_tune.objectives._pgd_at import pgd_at_objective
 
 __all__ = [
@@ -39,6 +46,9 @@ OBJECTIVES: Mapping[str, ObjectiveFn] = {
     "jacobian": jacobian_objective,
     "pgd_at": pgd_at_objective,
     "bce": bce_objective,
+    "mse": mse_objective,
+    "mse_margin": mse_margin_objective,
+    "focal": focal_objective,
 }
 if tuple(OBJECTIVES) != OBJECTIVE_NAMES:  # a programming error, caught at import time
     raise ImportError(f"the objectives registry {tuple(OBJECTIVES)} and OBJECTIVE_NAMES disagree")

@@ -109,3 +109,40 @@ def nsr_ce_objective(
     r, z, _ = nsr_penalty(model, x, y, eps=config.nsr_eps, mask=mask)
     ce = F.cross_entropy(z, y)
     return ObjectiveOutput(ce + config.beta * r, z.detach(), {"ce": ce.item(), "nsr": r.item()})
+
+
+def _mse(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # Summed over classes, averaged over beats, as in `nsr_objective`.
+    return (z - F.one_hot(y, z.shape[1]).to(z.dtype)).pow(2).sum(dim=1).mean()
+
+
+def mse_objective(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    config: ObjectiveConfig,
+    mask: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> ObjectiveOutput:
+    """The paper's ablation: the squared error of the logits against one-hot labels alone."""
+    z = model(x)  # (B, C)
+    mse = _mse(z, y)
+    return ObjectiveOutput(mse, z.detach(), {"mse": mse.item()})
+
+
+def mse_margin_objective(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    config: ObjectiveConfig,
+    mask: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> ObjectiveOutput:
+    """The NSR loss without its regulariser (`nsr` at beta 0), at the cost of one plain backward:
+    what NSR's robustness owes to the loss it sits on rather than to the term."""
+    z = model(x)  # (B, C)
+    mse = _mse(z, y)
+    margin = _margin(z, y, z.detach().argmax(dim=1) == y)
+    return ObjectiveOutput(mse + margin, z.detach(), {"mse": mse.item(), "margin": margin.item()})

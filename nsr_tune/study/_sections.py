@@ -27,7 +27,16 @@ from nsr_tune.metrics import metric_eps, objective_names
 from nsr_tune.objectives import OBJECTIVE_FIELDS, OBJECTIVE_NAMES, WEIGHTED
 from nsr_tune.study._yaml import Domain, Reader, Value, check_with_config
 
-OPTIM_FIELDS = ("optimizer", "lr", "weight_decay", "batch_size", "epochs", "balance", "grad_clip")
+OPTIM_FIELDS = (
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "epochs",
+    "balance",
+    "grad_clip",
+    "schedule",
+)
 DATA_FIELDS = (
     "dataset",
     "split",
@@ -142,6 +151,7 @@ _OPTIM_KINDS: Mapping[str, Any] = {
     "epochs": int,
     "balance": str,
     "grad_clip": float,
+    "schedule": str,
 }
 
 
