@@ -46,6 +46,7 @@ def test_train_writes_metrics_and_model(trained):
         "nsr_eps": 1.0,
         "at_eps": 0.05,
         "at_steps": 10,
+        "focal_gamma": 2.0,
     }
     state = torch.load(trained / "model.pt", weights_only=True)
     assert state["format"] == "nsr-tune/model/1"
