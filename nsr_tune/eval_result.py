@@ -29,6 +29,7 @@ __all__ = [
     "per_label",
     "robust_auc",
     "stratified_cap",
+    "uv_per_unit",
 ]
 
 
@@ -246,3 +247,11 @@ def median_adversarial(adv_eps: np.ndarray, amp_mv: np.ndarray) -> tuple[float, 
         return float("nan"), float("nan")
     uv = adv_eps * amp_mv * 1000.0
     return float(np.median(adv_eps)), float(np.median(uv)) if np.isfinite(amp_mv).all() else float("nan")
+
+
+def uv_per_unit(amp_mv: np.ndarray) -> tuple[float, float, float]:
+    """Microvolts per unit of x over the samples: (min, median, max); NaN without amplitudes."""
+    uv = amp_mv[np.isfinite(amp_mv)] * 1000.0
+    if not len(uv):
+        return float("nan"), float("nan"), float("nan")
+    return float(uv.min()), float(np.median(uv)), float(uv.max())

@@ -4,14 +4,15 @@ Following AutoAttack, the protocol's attacks run in order, each only on the beat
 correct, and a beat broken by any of them is broken; a beat broken at some eps counts as broken
 at every larger eps, so robust accuracy never rises with eps. The accuracy after each attack of
 the cascade is kept too, so a reader sees which attack did the work. What a result holds, and
-the summary statistics behind it, are in nsr_tune.eval_result.
+the summary statistics behind it, are in nsr_tune.eval_result; the attacks are built in
+nsr_tune.cascade and run in batches by nsr_tune.batching.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,17 +21,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from nsr_tune.attacks import (
-    APGD,
-    PGD,
-    SAP,
-    Attack,
     GaussianNoise,
     Powerline,
     RecordedNoise,
-    Square,
-    Transfer,
     WhiteNoise,
 )
+from nsr_tune.batching import broken_by, predict, predict_logits, predict_samples
+from nsr_tune.cascade import cascade, describe, make_attack
 from nsr_tune.config import EvalConfig
 from nsr_tune.data import BeatSet, RecordSet
 from nsr_tune.errors import ConfigError
@@ -45,6 +42,7 @@ from nsr_tune.eval_result import (
     per_class,
     robust_auc,
     stratified_cap,
+    uv_per_unit,
 )
 from nsr_tune.masking import masking_flags
 
@@ -64,152 +62,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    return torch.cat([model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
-
-
-def _length_batches(lengths: np.ndarray, todo: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """`todo` (indices) in batches of similar length, so that a batch trimmed to its longest
-    sample carries little padding."""
-    todo = todo[np.argsort(lengths[todo], kind="stable")]
-    return [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-
-
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module, samples: BeatSet | RecordSet, *, device: str | torch.device, batch_size: int = 256
-) -> np.ndarray:
-    """(N, C) logits of every sample, in batches padded only to their longest sample."""
-    out: np.ndarray | None = None
-    everyone = np.arange(len(samples))
-    batches = (
-        _length_batches(samples.length, everyone, batch_size)
-        if samples.variable_length
-        else [everyone[i : i + batch_size] for i in range(0, len(everyone), batch_size)]
-    )
-    for idx in batches:
-        x, _ = samples.inputs(idx)
-        z = model(torch.from_numpy(x).to(device)).float().cpu().numpy()
-        if out is None:
-            out = np.zeros((len(samples), z.shape[1]), dtype=np.float32)
-        out[idx] = z
-    return out if out is not None else np.zeros((0, len(samples.classes)), dtype=np.float32)
-
-
-def predict_samples(
-    model: nn.Module, samples: BeatSet | RecordSet, *, device: str | torch.device, batch_size: int = 256
-) -> np.ndarray:
-    """(N,) predicted class of every sample (the largest logit)."""
-    return predict_logits(model, samples, device=device, batch_size=batch_size).argmax(axis=1)
-
-
-def _make_attack(
-    name: str, model: nn.Module, eps: float, config: EvalConfig, surrogate: nn.Module | None, fs: int
-) -> Attack:
-    common = {
-        "eps": eps,
-        "norm": config.norm,
-        "clamp": config.clamp,
-        "respect_padding": config.respect_padding,
-    }
-    if name == "pgd":
-        return PGD(
-            model,
-            steps=config.steps,
-            step_size=config.step_size,
-            restarts=config.restarts,
-            loss=config.attack_loss,
-            early_exit=config.early_exit,
-            **common,
-        )
-    if name == "apgd_ce":
-        return APGD(model, steps=config.apgd_steps, loss="ce", early_exit=config.early_exit, **common)
-    if name == "apgd_t":
-        # APGD-T on every other class (C - 1 targets), as AutoAttack's standard version does.
-        return APGD(
-            model, steps=config.apgd_steps, loss="dlr_targeted", early_exit=config.early_exit, **common
-        )
-    if name == "square":
-        return Square(model, n_queries=config.square_queries, early_exit=config.early_exit, **common)
-    if name == "sap":
-        # SAP's kernels are defined in seconds: the data's sampling rate turns them into samples.
-        return SAP(model, fs=fs, steps=config.sap_steps, early_exit=config.early_exit, **common)
-    if name == "transfer":
-        if surrogate is None:
-            raise ConfigError("surrogate: the transfer attack needs a surrogate model")
-        return Transfer(model, surrogate=surrogate, steps=config.transfer_steps, loss="ce", **common)
-    raise ConfigError(f"attacks: unknown attack {name!r}")
-
-
-def cascade(
-    model: nn.Module, eps: float, config: EvalConfig, *, surrogate: nn.Module | None = None, fs: int = 125
-) -> dict[str, Attack]:
-    """The protocol's attacks at one eps, in cascade order; `transfer` only with a surrogate.
-    `fs` is the data's sampling rate in Hz (SAP's smoothing kernels are set in seconds)."""
-    names = [a for a in config.attacks if a != "transfer" or surrogate is not None]
-    return {name: _make_attack(name, model, eps, config, surrogate, fs) for name in names}
-
-
-def _describe(config: EvalConfig, names: Sequence[str]) -> str:
-    step = config.step_size if config.step_size is not None else "2.5*eps/steps"
-    parts = {
-        "pgd": f"PGD-{config.steps} loss={config.attack_loss} restarts={config.restarts} step={step} "
-        "random_start",
-        "apgd_ce": f"APGD-CE-{config.apgd_steps}",
-        "apgd_t": f"APGD-T-{config.apgd_steps}",
-        "square": f"Square-{config.square_queries}q",
-        "sap": f"SAP-{config.sap_steps}",
-        "transfer": f"transfer(PGD-{config.transfer_steps} CE on a surrogate)",
-    }
-    return (
-        " -> ".join(parts[a] for a in names)
-        + (" (each attack alone and as a cascade)" if config.each_attack and len(names) > 1 else "")
-        + f" ({config.norm}, early_exit={config.early_exit} clamp={config.clamp} "
-        f"respect_padding={config.respect_padding})"
-    )
-
-
-def _broken_by(
-    attack: Any,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    lengths: torch.Tensor,
-    todo: np.ndarray,
-    *,
-    generator: torch.Generator,
-    batch_size: int,
-    trim: bool = False,
-    adv_pred: np.ndarray | None = None,
-    **extra: Any,
-) -> np.ndarray:
-    """Which of the samples `todo` (indices) `attack` breaks, batch by batch: (len(todo),) bool.
-
-    `trim`: samples of different lengths are batched by length and each batch is cut to its
-    longest sample (the rest is padding). `adv_pred` (N,), when given, receives the class each
-    broken sample is given at its adversarial input (for robust F1).
-    """
-    broken = np.zeros(len(x), dtype=bool)
-    if trim:
-        batches = _length_batches(lengths.cpu().numpy(), todo, batch_size)
-    else:
-        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-    for part in batches:
-        idx = torch.from_numpy(part).to(x.device)
-        xb = x[idx]
-        if trim:
-            xb = xb[..., : int(lengths[idx].max())]
-        extra_b = {k: v[idx] for k, v in extra.items()}
-        res = attack(xb, y[idx], lengths=lengths[idx], generator=generator, **extra_b)
-        hit = res.broken.cpu().numpy()
-        broken[part] = hit
-        if adv_pred is not None and hit.any():
-            with torch.no_grad():
-                z = attack.model(res.x_adv[torch.from_numpy(hit).to(x.device)])
-            adv_pred[part[hit]] = z.argmax(dim=1).cpu().numpy()
-    return broken[todo]
 
 
 def _bisect(
@@ -241,8 +93,8 @@ def _bisect(
         for (name, a, b), members in groups.items():
             mid = (a + b) / 2
             idx = np.asarray(members)
-            attack = _make_attack(name, model, mid, config, surrogate, fs)
-            broken = _broken_by(
+            attack = make_attack(name, model, mid, config, surrogate, fs)
+            broken = broken_by(
                 attack, x, y, lengths, idx, generator=generator, batch_size=config.batch_size, trim=trim
             )
             hi[idx[broken]] = mid
@@ -297,7 +149,7 @@ def _noise_stress(
     amp = torch.from_numpy(np.asarray(amp_mv, dtype=np.float32)).to(x.device)
     for kind in kinds:
         for label, level in levels:
-            broken = _broken_by(
+            broken = broken_by(
                 make(kind, level),
                 x,
                 y,
@@ -309,13 +161,6 @@ def _noise_stress(
             )
             out[f"{kind}_{label}"] = float(1.0 - broken.mean())
     return out, skipped
-
-
-def _uv_per_unit(amp_mv: np.ndarray) -> tuple[float, float, float]:
-    uv = amp_mv[np.isfinite(amp_mv)] * 1000.0
-    if not len(uv):
-        return float("nan"), float("nan"), float("nan")
-    return float(uv.min()), float(np.median(uv)), float(uv.max())
 
 
 def evaluate(
@@ -416,13 +261,13 @@ def evaluate(
         for name, attack in cascade(model, eps, config, surrogate=surrogate, fs=fs).items():
             if config.each_attack:
                 todo = np.flatnonzero(alive_alone[name])
-                hit = _broken_by(attack, x, y, lengths, todo, adv_pred=adv_pred, **run)
+                hit = broken_by(attack, x, y, lengths, todo, adv_pred=adv_pred, **run)
                 alive_alone[name][todo[hit]] = False
                 alone[name][eps] = float(alive_alone[name].mean())
                 alive &= alive_alone[name]
             else:
                 todo = np.flatnonzero(alive)
-                alive[todo[_broken_by(attack, x, y, lengths, todo, adv_pred=adv_pred, **run)]] = False
+                alive[todo[broken_by(attack, x, y, lengths, todo, adv_pred=adv_pred, **run)]] = False
             newly = before & ~alive & (breaker == "")
             breaker[newly], first_break[newly], below[newly] = name, eps, previous_eps
             by_attack[name][eps] = float(alive.mean())
@@ -440,7 +285,7 @@ def evaluate(
         noise_attack = WhiteNoise(
             model, eps=eps, norm=config.norm, clamp=config.clamp, respect_padding=config.respect_padding
         )
-        noise[eps] = float(1.0 - _broken_by(noise_attack, x, y, lengths, np.arange(n), **run).mean())
+        noise[eps] = float(1.0 - broken_by(noise_attack, x, y, lengths, np.arange(n), **run).mean())
         amp = sub.amp_mv[np.isfinite(sub.amp_mv)]
         eps_uv[eps] = float(np.median(eps * amp * 1000.0)) if len(amp) else float("nan")
         timings["white_noise"] += time.perf_counter() - clock
@@ -518,7 +363,7 @@ def evaluate(
         balanced_classes=tuple(classes),
         per_class=per_class(pred, y_np, all_classes),
         macro_f1=macro_f1(pred, y_np, all_classes),
-        uv_per_unit=_uv_per_unit(sub.amp_mv),
+        uv_per_unit=uv_per_unit(sub.amp_mv),
         robust_macro_f1=robust_f1,
         eps=tuple(eps_list),
         norm=config.norm,
@@ -528,7 +373,7 @@ def evaluate(
         eps_uv=eps_uv,
         robust_auc=robust_auc(eps_list, clean_acc, [robust[e] for e in eps_list]),
         robust_balanced_auc=robust_auc(eps_list, balanced, [robust_bal[e] for e in eps_list]),
-        attack=_describe(config, names),
+        attack=describe(config, names),
         seconds=time.perf_counter() - started,
         robust_acc_by_attack=by_attack if len(names) > 1 else {},
         flags=flags,

@@ -21,9 +21,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from nsr_tune.attacks import MultiLabelPGD, label_sets
+from nsr_tune.batching import batches, predict_logits
 from nsr_tune.config import EvalConfig, check_multilabel_eval
 from nsr_tune.data import RecordSet
-from nsr_tune.eval_result import BeatOutcomes, EvalResult, per_label, robust_auc, stratified_cap
+from nsr_tune.eval_result import BeatOutcomes, EvalResult, per_label, robust_auc, stratified_cap, uv_per_unit
 
 __all__ = ["evaluate_multilabel"]
 
@@ -59,8 +60,6 @@ def evaluate_multilabel(
     sub = records.subset(stratified_cap(records.y, cap=config.per_class_cap, seed=config.seed))
     device = torch.device(device)
     model = model.to(device).eval()
-    from nsr_tune.evaluation import _length_batches, predict_logits
-
     truth = sub.targets.astype(bool)  # (N, K)
     n = len(sub)
     clean = predict_logits(model, sub, device=device, batch_size=config.batch_size) > 0  # (N, K)
@@ -76,7 +75,7 @@ def evaluate_multilabel(
             model, eps=eps, steps=config.steps, step_size=config.step_size, norm=config.norm
         )
         noisy_ok = np.zeros(n, dtype=bool)
-        for part in _length_batches(sub.length, np.arange(n), config.batch_size):
+        for part in batches(np.arange(n), config.batch_size, sub.length):
             x_np, lengths = sub.inputs(part)
             x = torch.from_numpy(x_np).to(device)
             t = torch.from_numpy(sub.targets[part]).to(device)
@@ -136,7 +135,7 @@ def evaluate_multilabel(
         else {},
         macro_f1=f1,
         robust_macro_f1=robust_f1,
-        uv_per_unit=(float(amp_uv.min()), float(np.median(amp_uv)), float(amp_uv.max())),
+        uv_per_unit=uv_per_unit(sub.amp_mv),
         beats=BeatOutcomes(
             record=sub.record.copy(),
             y=sub.y.copy(),
