@@ -11,12 +11,7 @@ from torch import nn
 
 from nsr_tune.data import BeatSet, RecordSet
 
-__all__ = ["batches", "broken_by", "predict", "predict_logits", "predict_samples"]
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    return torch.cat([model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
+__all__ = ["batches", "broken_by", "predict_logits", "predict_samples"]
 
 
 def batches(todo: np.ndarray, batch_size: int, lengths: np.ndarray | None = None) -> list[np.ndarray]:

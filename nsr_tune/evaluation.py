@@ -26,7 +26,7 @@ from nsr_tune.attacks import (
     RecordedNoise,
     WhiteNoise,
 )
-from nsr_tune.batching import broken_by, predict, predict_logits, predict_samples
+from nsr_tune.batching import broken_by, predict_logits, predict_samples
 from nsr_tune.cascade import cascade, describe, make_attack
 from nsr_tune.config import EvalConfig
 from nsr_tune.data import BeatSet, RecordSet
@@ -54,7 +54,6 @@ __all__ = [
     "cascade",
     "evaluate",
     "mean_recall",
-    "predict",
     "predict_logits",
     "predict_samples",
     "robust_auc",

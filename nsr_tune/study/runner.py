@@ -24,7 +24,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from nsr_tune.config import DataConfig
-from nsr_tune.data import Loaded, SplitData, load_dataset
+from nsr_tune.data import Loaded, load_dataset
 from nsr_tune.errors import ConfigError
 from nsr_tune.finalists import FinalFront
 from nsr_tune.front import StudyFront, front_from_record
@@ -130,10 +130,10 @@ def init_ray(ray_address: str | None, *, local_cpus: int | None = None) -> bool:
         return True
 
 
-def _load_data(options: StudyOptions, space_data: dict[str, Any]) -> tuple[Path, Loaded, SplitData]:
+def _load_data(options: StudyOptions, space_data: dict[str, Any]) -> Loaded:
     """Read and split the space's dataset; on resume, refuse data that differ from the study's own."""
     report = load_dataset(DataConfig(**space_data), options.data_dir)
-    data_dir = report.data_dir
+    data_dir, splits = report.data_dir, report.splits
     if options.resume is not None:
         saved = read_description(options.resume).settings.get("data_fingerprint")
         if saved and saved != report.fingerprint:
@@ -142,21 +142,19 @@ def _load_data(options: StudyOptions, space_data: dict[str, Any]) -> tuple[Path,
                 f"fingerprint {report.fingerprint[:16]} now, {saved[:16]} when it started. Restore the "
                 "original records, or start a new study on these."
             )
-    splits = report.splits
     log.info("data: %s (%s): %s", data_dir, report.fingerprint[:12], json.dumps(splits.describe()))
-    return data_dir, report, splits
+    return report
 
 
 def _description(
     options: StudyOptions,
     *,
     space: Space,
-    data_dir: Path,
     report: Loaded,
-    splits: SplitData,
     storage: str,
 ) -> StudyDescription:
     """What MLflow's parent run shows, and everything a resume needs (see nsr_tune.study.options)."""
+    data_dir, splits = report.data_dir, report.splits
     return StudyDescription(
         name=options.name,
         experiment=space.name,
@@ -219,7 +217,8 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     resume_path = options.resume
     # Data first: a bad data directory, or other records under a resumed study's path, fail
     # before Ray starts or anything is written.
-    data_dir, report, splits = _load_data(options, dict(space.data))
+    loaded = _load_data(options, dict(space.data))
+    splits = loaded.splits
 
     # A study of the same name is refused before Ray starts, so nothing is written.
     local_storage = not is_uri(options.storage)
@@ -247,9 +246,7 @@ def run_study(options: StudyOptions) -> StudyOutcome:
         tracking_uri=options.mlflow_uri, experiment=space.name, artifact_location=options.artifact_location
     )
     if resume_path is None:
-        description = _description(
-            options, space=space, data_dir=data_dir, report=report, splits=splits, storage=storage
-        )
+        description = _description(options, space=space, report=loaded, storage=storage)
         # Beside Tune's own files: what MLflow's parent run and a resume need, so that both
         # can be rebuilt from the experiment directory alone (sync-mlflow, --resume PATH).
         write_study_file(experiment_path, description)
