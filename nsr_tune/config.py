@@ -69,7 +69,9 @@ class DataConfig:
     """Which dataset a trial trains, validates and tests on, and how it is split.
 
     `dataset` names an entry of nsr_tune.data.DATASETS. MIT-BIH settings: `split` (inter or
-    intra), `val_records`, `val_fraction` and `test_fraction`. CPSC2018 settings: `leads`
+    intra), `val_records`, `val_fraction`, `test_fraction`, and `input`, the beat representation
+    (nsr_tune.data.INPUTS: `kachuee`, the paper's, or `rhythm`, a window that holds the previous
+    and next beats). CPSC2018 settings: `leads`
     (paper: I, II, V1-V6; all: 12), `max_len` (samples at 500 Hz), `sample_rate` (resample
     to this many Hz; None keeps 500), and the records per class held out for validation and
     test. A setting of the other dataset is refused, so a config never says more than it does.
@@ -83,6 +85,7 @@ class DataConfig:
     val_records: tuple[int, ...] | None = None  # None: the data module's default for `inter`
     val_fraction: float = 0.1  # `intra` only
     test_fraction: float = 0.2  # `intra` only
+    input: str = "kachuee"
     leads: str = "paper"
     max_len: int = CPSC_MAX_LEN
     sample_rate: int | None = None
@@ -109,6 +112,9 @@ class DataConfig:
             value = getattr(self, name)
             _finite_number(value, name)
             _check(0.0 < value < 1.0, name, f"must lie strictly between 0 and 1, got {value!r}")
+        from nsr_tune.data import INPUTS
+
+        _choice(self.input, "input", tuple(INPUTS))
         _choice(self.leads, "leads", ("paper", "all"))
         _check(isinstance(self.multi_label, bool), "multi_label", "must be true or false")
         _positive_int(self.max_len, "max_len")
@@ -138,6 +144,15 @@ class DataConfig:
         return len(DATASETS[self.dataset].classes)
 
     @property
+    def in_len(self) -> int | None:
+        """Samples per input, or None where inputs vary in length (CPSC2018 records)."""
+        if self.dataset != "mitbih":
+            return None
+        from nsr_tune.data import INPUTS
+
+        return INPUTS[self.input].width
+
+    @property
     def n_leads(self) -> int:
         if self.dataset == "mitbih":
             return 1
@@ -158,7 +173,7 @@ class DataConfig:
         return out
 
 
-_MITBIH_ONLY = ("val_records", "val_fraction", "test_fraction")
+_MITBIH_ONLY = ("val_records", "val_fraction", "test_fraction", "input")
 _CPSC_ONLY = ("leads", "max_len", "sample_rate", "val_per_class", "test_per_class", "multi_label")
 
 
@@ -306,13 +321,20 @@ class TrialConfig:
         for part, ev in (("val_eval", self.val_eval), ("test_eval", self.test_eval)):
             if self.data.multi_label and ev is not None:
                 check_multilabel_eval(ev, part)
+        from nsr_tune.models import check_model_input
+
+        check_model_input(self.model.name, self.model.knobs, self.data.in_len)
 
     def build_model(self) -> Any:
         """The untrained model this config describes, shaped for its dataset's leads and classes."""
         from nsr_tune.models import build_model
 
         return build_model(
-            self.model.name, self.model.knobs, n_classes=self.data.n_classes, in_leads=self.data.n_leads
+            self.model.name,
+            self.model.knobs,
+            n_classes=self.data.n_classes,
+            in_leads=self.data.n_leads,
+            in_len=self.data.in_len,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -41,7 +41,6 @@ def test_knobs_change_the_model():
         ("cnn", {"depth": 3}, "model.depth: not a knob of 'cnn'"),
         ("mlp", {"hidden": 0}, "model.hidden: must be a int >= 1"),
         ("transformer", {"d_model": 30, "heads": 4}, "model.d_model: 30 is not divisible"),
-        ("cnn", {"blocks": 6}, "model.blocks: at most 5"),
     ],
 )
 def test_bad_model_config_names_the_knob(name, knobs, message):

@@ -16,13 +16,15 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         return _summary_cpsc(args)
 
     data_dir = resolve_data_dir(args.data_dir)
-    beats, report = load_mitbih(data_dir, progress=not args.quiet and not args.json)
+    beats, report = load_mitbih(data_dir, input=args.input, progress=not args.quiet and not args.json)
     summary = summarize(beats, report, seed=args.seed)
+    summary["input"] = {"name": args.input, "width": beats.width}
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
     classes = summary["classes"]
     print(f"{summary['n_records']} records read from {summary['data_dir']}")
+    print(f"  input: {args.input}, {beats.width} samples per beat at {beats.fs} Hz")
     for note in summary["notes"]:
         print(f"  note: {note}")
     print(f"  dropped: {json.dumps(summary['dropped'])}")
@@ -127,6 +129,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    from nsr_tune.data import INPUTS
+
     data = sub.add_parser("data", help="get and inspect MIT-BIH and CPSC2018 data").add_subparsers(
         dest="data_command", required=True
     )
@@ -134,6 +138,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_data_dir(summary)
     summary.add_argument("--json", action="store_true", help="machine-readable output")
     summary.add_argument("--seed", type=int, default=0, help="seed of the intra split")
+    summary.add_argument(
+        "--input",
+        choices=tuple(INPUTS),
+        default="kachuee",
+        help="mitbih: the beat representation (rhythm drops the first and last beats of a record too)",
+    )
     summary.add_argument(
         "--dataset", choices=("mitbih", "cpsc2018"), default="mitbih", help="which database (default mitbih)"
     )

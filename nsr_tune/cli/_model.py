@@ -145,6 +145,7 @@ def _data_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_train_beats": args.max_train_beats,
         "val_fraction": args.val_fraction,
         "test_fraction": args.test_fraction,
+        "input": args.input,
         "leads": args.leads,
         "sample_rate": args.sample_rate,
         "max_len": args.max_len,
@@ -184,7 +185,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from nsr_tune.config import BALANCE, OPTIMIZERS, SCHEDULES
-    from nsr_tune.data import DATASETS
+    from nsr_tune.data import DATASETS, INPUTS
     from nsr_tune.models import MODELS
     from nsr_tune.objectives import OBJECTIVE_NAMES
 
@@ -214,6 +215,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--split", choices=splits, help="mitbih: inter (default) or intra; cpsc2018: records")
     train.add_argument("--val-fraction", type=float, help="mitbih intra: share of validation beats (0.1)")
     train.add_argument("--test-fraction", type=float, help="mitbih intra: share of test beats (0.2)")
+    train.add_argument(
+        "--input",
+        choices=tuple(INPUTS),
+        help="mitbih beat representation: kachuee (default), the paper's 187 samples from the R peak; "
+        "rhythm, 375 samples, 1.5 s either side of it, holding the previous and next beats",
+    )
     cpsc = train.add_argument_group("cpsc2018 (the paper's protocol by default)")
     cpsc.add_argument("--leads", choices=("paper", "all"), help="paper: I, II, V1-V6 (default); all: 12")
     cpsc.add_argument("--sample-rate", type=int, help="resample the records to this many Hz (default: 500)")

@@ -11,7 +11,7 @@ The preprocessing is documented in nsr_tune/data/_segment.py.
 
 from __future__ import annotations
 
-from nsr_tune.data._beats import AAMI_CLASSES, AAMI_MAP, BEAT_LEN, FS, BeatSet
+from nsr_tune.data._beats import AAMI_CLASSES, AAMI_MAP, BEAT_LEN, FS, INPUTS, BeatInput, BeatSet
 from nsr_tune.data._cache import default_cache_dir
 from nsr_tune.data._cpsc import (
     ALL_LEADS,
@@ -56,10 +56,12 @@ __all__ = [
     "DS1",
     "DS2",
     "FS",
+    "INPUTS",
     "NSTDB_KINDS",
     "PACED",
     "PAPER_LEADS",
     "PREPROCESS_VERSION",
+    "BeatInput",
     "BeatSet",
     "CpscReport",
     "Dataset",

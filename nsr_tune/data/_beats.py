@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-__all__ = ["AAMI_CLASSES", "AAMI_MAP", "BEAT_LEN", "FS", "BeatSet"]
+__all__ = ["AAMI_CLASSES", "AAMI_MAP", "BEAT_LEN", "FS", "INPUTS", "BeatInput", "BeatSet"]
 
 #: AAMI EC57 beat classes; a label is the position in this tuple.
 AAMI_CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
@@ -30,13 +30,47 @@ BEAT_LEN = 187
 FS = 125
 
 
+@dataclass(frozen=True)
+class BeatInput:
+    """What a model sees of one beat: a window of ``width`` samples at FS, ``before`` of them
+    ahead of the annotated R peak. Every sample of it is signal, so an attack can change all of it."""
+
+    name: str
+    width: int
+    before: int
+    description: str
+
+
+#: The beat representations (`data.input`, `--input`); see nsr_tune/data/_segment.py, step 5.
+INPUTS: Mapping[str, BeatInput] = MappingProxyType(
+    {
+        "kachuee": BeatInput(
+            "kachuee",
+            BEAT_LEN,
+            0,
+            "the paper's: from the R peak, 1.2 median RR intervals, zero padded to 187 samples",
+        ),
+        # 187 samples either side of the R peak (1.5 s at 125 Hz): the previous and the next beat
+        # at any rate above 40 bpm, so both RR intervals, the main cue for a premature beat, are
+        # in the signal itself and not a side input an attacker could not touch.
+        "rhythm": BeatInput(
+            "rhythm",
+            2 * BEAT_LEN + 1,
+            BEAT_LEN,
+            "1.5 s either side of the R peak (375 samples, R at sample 187): the previous and next beats",
+        ),
+    }
+)
+
+
 @dataclass(frozen=True, eq=False)  # eq=False: element-wise array comparison has no single truth value
 class BeatSet:
     """Fixed-length heartbeats with their labels and provenance.
 
-    x: (B, 1, 187) float32, each beat scaled into [0, 1] and zero padded after ``length``.
+    x: (B, 1, W) float32, each beat scaled into [0, 1] and zero padded after ``length``; W is the
+       width of the beat representation (187 for `kachuee`, 375 for `rhythm`, see INPUTS).
     y: (B,) int64 index into AAMI_CLASSES.
-    length: (B,) int32 true beat length before padding, 1..187.
+    length: (B,) int32 true beat length before padding, 1..W.
     record: (B,) int32 MIT-BIH record number, -1 for rows of a Kaggle CSV.
     amp_mv: (B,) float32 amplitude range (mV) the beat was divided by; NaN where unknown.
     """
@@ -50,7 +84,7 @@ class BeatSet:
     classes: ClassVar[tuple[str, ...]] = AAMI_CLASSES
     fs: ClassVar[int] = FS
     n_leads: ClassVar[int] = 1
-    variable_length: ClassVar[bool] = False  # every beat is 187 samples wide, padding included
+    variable_length: ClassVar[bool] = False  # every beat of a set is W samples wide, padding included
     multi_label: ClassVar[bool] = False  # one AAMI class per beat
 
     def __post_init__(self) -> None:
@@ -64,8 +98,8 @@ class BeatSet:
             "amp_mv": np.asarray(self.amp_mv, dtype=np.float32),
         }
         x = coerced["x"]
-        if x.ndim != 3 or x.shape[1:] != (1, BEAT_LEN):
-            raise ValueError(f"BeatSet.x must have shape (B, 1, {BEAT_LEN}), got {x.shape}")
+        if x.ndim != 3 or x.shape[1] != 1 or x.shape[2] < 1:
+            raise ValueError(f"BeatSet.x must have shape (B, 1, W), got {x.shape}")
         for name in ("y", "length", "record", "amp_mv"):
             if coerced[name].shape != (x.shape[0],):
                 raise ValueError(f"BeatSet.{name} must have shape ({x.shape[0]},), got {coerced[name].shape}")
@@ -77,6 +111,11 @@ class BeatSet:
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    @property
+    def width(self) -> int:
+        """W: samples per beat, padding included."""
+        return int(self.x.shape[2])
 
     def subset(self, idx: np.ndarray) -> BeatSet:
         """The beats selected by an integer index array or a boolean mask of length B."""
@@ -97,7 +136,7 @@ class BeatSet:
         )
 
     def inputs(self, idx: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x (B, 1, 187) float32 and the beats' true lengths (B,) int64."""
+        """x (B, 1, W) float32 and the beats' true lengths (B,) int64."""
         idx = np.asarray(idx, dtype=np.intp)
         return self.x[idx], self.length[idx].astype(np.int64)
 

@@ -61,7 +61,7 @@ def _load_mitbih(config: DataConfig, data_dir: str | Path | None, progress: bool
     from nsr_tune.data._splits import make_splits
 
     directory = resolve_data_dir(data_dir)
-    beats, report = load_mitbih(directory, progress=progress)
+    beats, report = load_mitbih(directory, input=config.input, progress=progress)
     return Loaded(
         make_splits(beats, **config.split_arguments()), directory, report.fingerprint, tuple(report.notes)
     )
@@ -126,7 +126,7 @@ def _load_cpsc2018(config: DataConfig, data_dir: str | Path | None, progress: bo
 DATASETS: dict[str, Dataset] = {
     "mitbih": Dataset(
         name="mitbih",
-        description="MIT-BIH Arrhythmia: single-lead 187-sample beats at 125 Hz, 5 AAMI classes",
+        description="MIT-BIH Arrhythmia: single-lead beats at 125 Hz (187 or 375 samples), 5 AAMI classes",
         classes=AAMI_CLASSES,
         splits=("inter", "intra"),
         eps=(0.01, 0.03, 0.05, 0.1, 0.2, 0.3),  # the paper's, in units of the [0, 1] beat

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nsr_tune.data import _cache
-from nsr_tune.data._beats import BEAT_LEN, FS, BeatSet
+from nsr_tune.data._beats import FS, INPUTS, BeatSet
 from nsr_tune.data._download import resolve_data_dir
 from nsr_tune.data._records import RecordInfo, inspect_record, list_records, read_record
 from nsr_tune.data._segment import PREPROCESS_VERSION, WINDOW_S, RecordBeats, segment_beats
@@ -77,6 +77,7 @@ def load_mitbih(
     *,
     records: Sequence[int] | None = None,
     lead: str = "MLII",
+    input: str = "kachuee",
     cache_dir: str | Path | None = None,
     progress: bool = False,
 ) -> tuple[BeatSet, LoadReport]:
@@ -84,13 +85,17 @@ def load_mitbih(
 
     ``data_dir``: a directory of WFDB records, or "bundled" for the records shipped with nsr-tune.
     ``records``: record numbers to read (default: all listed in RECORDS, else all *.hea files).
-    ``lead``: signal name to use, e.g. "MLII" or "V5". ``cache_dir``: where preprocessed beats are
-    cached (default: default_cache_dir()). ``progress``: show a progress bar while reading.
+    ``lead``: signal name to use, e.g. "MLII" or "V5". ``input``: the beat representation, a key
+    of INPUTS (kachuee: the paper's; rhythm: a window over the previous and next beats).
+    ``cache_dir``: where preprocessed beats are cached (default: default_cache_dir()).
+    ``progress``: show a progress bar while reading.
     Raises DataError naming the file and the problem for anything wrong with the data.
     """
     wanted = _check_records_arg(records)
     if not isinstance(lead, str) or not lead.strip():
         raise ConfigError(f"lead must be a non-empty signal name such as 'MLII', got {lead!r}")
+    if not isinstance(input, str) or input not in INPUTS:
+        raise ConfigError(f"input: unknown beat representation {input!r}; choose one of {', '.join(INPUTS)}")
     if cache_dir is not None and (not isinstance(cache_dir, (str, os.PathLike)) or not os.fspath(cache_dir)):
         raise ConfigError(f"cache_dir must be a non-empty path or None, got {cache_dir!r}")
     if not isinstance(progress, bool):
@@ -115,10 +120,12 @@ def load_mitbih(
         "preprocess_version": PREPROCESS_VERSION,
         "lead": lead,
         "fs": FS,
-        "beat_len": BEAT_LEN,
+        "beat_len": INPUTS[input].width,
         "window_s": WINDOW_S,
         "records": list(chosen),
     }
+    if input != "kachuee":  # kachuee's cache key, and so its fingerprint, predate the choice
+        settings["input"] = input
     key = _cache.fingerprint([f for info in infos for f in info.files], settings)
     cache_root = (
         Path(os.fspath(cache_dir)).expanduser() if cache_dir is not None else _cache.default_cache_dir()
@@ -145,7 +152,7 @@ def load_mitbih(
     for info in tqdm(infos, desc="MIT-BIH records", unit="record", disable=not progress):
         if info.note:
             logger.info("%s", info.note)
-        parts.append(_record_beats(info))
+        parts.append(_record_beats(info, input))
 
     report = LoadReport(
         data_dir=str(root),
@@ -196,7 +203,7 @@ def _check_records_arg(records: Sequence[int] | None) -> tuple[int, ...] | None:
     return wanted
 
 
-def _record_beats(info: RecordInfo) -> RecordBeats:
+def _record_beats(info: RecordInfo, input: str) -> RecordBeats:
     signal = read_record(info)
     beats = segment_beats(
         signal.signal_mv,
@@ -204,6 +211,7 @@ def _record_beats(info: RecordInfo) -> RecordBeats:
         signal.ann_samples,
         signal.ann_symbols,
         where=f"{info.files[-1]} (record {info.number})",
+        input=input,
     )
     if beats.unknown_symbols:
         logger.warning(

@@ -28,17 +28,22 @@ with these pinned choices. Any change to them must bump PREPROCESS_VERSION so ca
    beats has no RR interval and uses the median RR over the whole record instead. Kachuee et al.
    detect R peaks with a threshold; we use the reference annotations instead, so every labelled
    beat is used exactly once and the label is certain.
-5. Segments. A beat's segment starts at its R peak and is round(1.2 * T) samples long (halves up,
-   at least 1). It is truncated or zero-padded to 187 samples (BEAT_LEN); ``length`` is
-   min(segment length, 187), the number of real samples. A beat is kept only if its whole segment
-   lies inside the record; the others (the last beat or two of a record) are counted in
+5. Segments, by the beat representation (``input``, see INPUTS in _beats).
+   ``kachuee`` (the paper's): a beat's segment starts at its R peak and is round(1.2 * T) samples
+   long (halves up, at least 1). It is truncated or zero-padded to 187 samples (BEAT_LEN);
+   ``length`` is min(segment length, 187), the number of real samples.
+   ``rhythm``: 375 samples, 187 before the R peak, the R peak, and 187 after it (1.5 s either
+   side), so the previous and the next beats and both RR intervals are in the input. There is no
+   padding: ``length`` is 375.
+   Either way a beat is kept only if its whole segment lies inside the record; the others (the
+   last beat or two of a record, and for ``rhythm`` also the first) are counted in
    ``dropped_out_of_record``.
 6. Normalisation. A beat is scaled with the min and max of its R peak's 10 s window. When its stored
-   samples run past the end of that window, the spill-over samples are included in the min and max,
-   so that every stored value stays in [0, 1] (a spill-over sample can be higher than anything in
-   the window, e.g. the next window's biggest R wave); elsewhere this is exactly Kachuee's
-   per-window scaling. ``amp_mv`` is that max - min in mV, so the original amplitude can be
-   recovered (x * amp_mv + min).
+   samples run outside that window (past its end, or for ``rhythm`` also before its start), those
+   samples are included in the min and max, so that every stored value stays in [0, 1] (such a
+   sample can be higher than anything in the window, e.g. the next window's biggest R wave);
+   elsewhere this is exactly Kachuee's per-window scaling. ``amp_mv`` is that max - min in mV, so
+   the original amplitude can be recovered (x * amp_mv + min).
 7. Labels. Symbols in AAMI_MAP become AAMI classes (N: N L R e j; S: A a J S; V: V E; F: F;
    Q: / f Q). Non-beat annotations (rhythm, noise, artefacts, comments, flutter: + ~ | x " ! [ ]
    etc.) are dropped and counted per symbol in ``dropped_non_beat``. WFDB beat codes outside the
@@ -61,7 +66,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.signal import resample_poly
 
-from nsr_tune.data._beats import AAMI_MAP, BEAT_LEN, FS
+from nsr_tune.data._beats import AAMI_MAP, FS, INPUTS
 from nsr_tune.errors import DataError
 
 __all__ = ["PREPROCESS_VERSION", "WINDOW_S", "RecordBeats", "segment_beats"]
@@ -117,9 +122,18 @@ class RecordBeats:
 
 
 def segment_beats(
-    signal_mv: np.ndarray, fs: float, ann_samples: np.ndarray, ann_symbols: Sequence[str], *, where: str
+    signal_mv: np.ndarray,
+    fs: float,
+    ann_samples: np.ndarray,
+    ann_symbols: Sequence[str],
+    *,
+    where: str,
+    input: str = "kachuee",
 ) -> RecordBeats:
-    """Steps 2-7 of the module docstring for one lead of one record (``where`` names it in errors)."""
+    """Steps 2-7 of the module docstring for one lead of one record (``where`` names it in errors).
+
+    ``input`` names the beat representation (a key of INPUTS)."""
+    spec = INPUTS[input]
     ratio = Fraction(FS) / Fraction(fs).limit_denominator(10_000)
     up, down = ratio.numerator, ratio.denominator
     x = resample_poly(signal_mv, up, down)
@@ -136,7 +150,7 @@ def segment_beats(
     unknown = Counter(s for s in symbols if s not in AAMI_MAP and s not in _NON_BEAT_SYMBOLS)
 
     empty = RecordBeats(
-        x=np.zeros((0, BEAT_LEN), np.float32),
+        x=np.zeros((0, spec.width), np.float32),
         y=np.zeros(0, np.int64),
         length=np.zeros(0, np.int32),
         amp_mv=np.zeros(0, np.float32),
@@ -160,26 +174,30 @@ def segment_beats(
     win_m2 = _twice_median_per_group(rr[same], rr_win[1:][same], n_groups)
     rec_m2 = _twice_median_per_group(rr, np.zeros_like(rr), 1)[0]
 
-    # Step 5: segment lengths, and which segments fit inside the record.
+    # Step 5: where each segment starts, how long it is, and which segments fit inside the record.
     pos, y = pos_all[is_beat], cls_all[is_beat]
     win = pos // _WINDOW
-    m2 = np.where(win_m2[win] >= 0, win_m2[win], rec_m2)
-    seg_len = np.maximum((6 * m2 + 5) // 10, 1)  # round(1.2 * T) = round(0.6 * 2T), halves up
-    inside = pos + seg_len <= n
+    if spec.before == 0:  # kachuee: 1.2 T from the R peak
+        m2 = np.where(win_m2[win] >= 0, win_m2[win], rec_m2)
+        seg_len = np.maximum((6 * m2 + 5) // 10, 1)  # round(1.2 * T) = round(0.6 * 2T), halves up
+    else:  # a fixed window around the R peak
+        seg_len = np.full_like(pos, spec.width)
+    start = pos - spec.before
+    inside = (start >= 0) & (start + seg_len <= n)
     dropped_out = int((~inside).sum())
-    pos, y, win, seg_len = pos[inside], y[inside], win[inside], seg_len[inside]
-    if pos.size == 0:
+    start, y, win, seg_len = start[inside], y[inside], win[inside], seg_len[inside]
+    if start.size == 0:
         return replace(empty, dropped_out_of_record=dropped_out)
-    length = np.minimum(seg_len, BEAT_LEN)
+    length = np.minimum(seg_len, spec.width)
 
-    # Step 6: scale by the window's range, widened by any stored samples past the window's end.
-    offsets = np.arange(BEAT_LEN)
-    idx = pos[:, None] + offsets
+    # Step 6: scale by the window's range, widened by any stored samples outside the window.
+    offsets = np.arange(spec.width)
+    idx = start[:, None] + offsets
     stored = offsets < length[:, None]
     raw = x[np.minimum(idx, n - 1)]  # only padding positions can be clipped, and they are zeroed below
     starts = np.arange(0, n, _WINDOW)
     lo_win, hi_win = np.minimum.reduceat(x, starts)[win], np.maximum.reduceat(x, starts)[win]
-    spill = stored & (idx >= ((win + 1) * _WINDOW)[:, None])
+    spill = stored & ((idx >= ((win + 1) * _WINDOW)[:, None]) | (idx < (win * _WINDOW)[:, None]))
     lo = np.minimum(lo_win, np.where(spill, raw, np.inf).min(axis=1))
     hi = np.maximum(hi_win, np.where(spill, raw, -np.inf).max(axis=1))
     amp = hi - lo

@@ -2,8 +2,9 @@
 
 A search space names models and their knobs; nothing else needs their classes. A model takes
 inputs (B, leads, L) and returns logits (B, classes): the MIT-BIH models take beats
-(B, 1, 187); `resnet18` takes multi-lead records of any length (CPSC2018). Which models a
-dataset offers is in nsr_tune.data.DATASETS.
+(B, 1, W), W the width of the beat representation (187 or 375, `in_len`); `resnet18` takes
+multi-lead records of any length (CPSC2018). Which models a dataset offers is in
+nsr_tune.data.DATASETS.
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ from nsr_tune.models._resnet18 import ResNet18, real_mask
 from nsr_tune.models._transformer import BeatTransformer
 from nsr_tune.models._weight_norm import normalize_units_
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "check_model_knobs", "normalize_units_", "real_mask"]
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "build_model",
+    "check_model_input",
+    "check_model_knobs",
+    "normalize_units_",
+    "real_mask",
+]
+
+#: Samples per beat when no width is given: the paper's 187-sample beat.
+_DEFAULT_LEN = 187
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,7 @@ class ModelSpec:
     knobs: Mapping[str, tuple[type, Any, Any]]
     description: str
     multi_lead: bool = False  # takes any number of leads (`in_leads`) and any length
+    sized: bool = False  # built for one input width (`length`): its layers' sizes depend on it
 
 
 MODELS: Mapping[str, ModelSpec] = {
@@ -39,11 +52,13 @@ MODELS: Mapping[str, ModelSpec] = {
         PaperCNN,
         {"width": (int, 32, 1), "blocks": (int, 5, 1)},
         "the paper's MIT-BIH CNN: 5 residual conv blocks with max-pooling",
+        sized=True,
     ),
     "mlp": ModelSpec(
         PaperMLP,
         {"hidden": (int, 128, 1), "depth": (int, 3, 1), "bottleneck": (int, 32, 1)},
-        "the paper's MLP 187-128-128-128-32-5",
+        "the paper's MLP 187-128-128-128-32-5 (the input layer as wide as the beat)",
+        sized=True,
     ),
     "resnet1d": ModelSpec(
         ResNet1d,
@@ -59,6 +74,7 @@ MODELS: Mapping[str, ModelSpec] = {
         BeatTransformer,
         {"patch": (int, 11, 1), "d_model": (int, 64, 8), "depth": (int, 2, 1), "heads": (int, 4, 1)},
         "a small Transformer over non-overlapping patches of the beat",
+        sized=True,
     ),
     "resnet18": ModelSpec(
         ResNet18,
@@ -88,22 +104,41 @@ def check_model_knobs(name: str, knobs: Mapping[str, Any]) -> None:
             raise ConfigError(f"model.d_model: {d_model} is not divisible by model.heads={heads}")
     if name == "resnet18" and knobs.get("kernel", 7) % 2 == 0:
         raise ConfigError(f"model.kernel: must be odd, so a block keeps the length; got {knobs['kernel']}")
+
+
+def check_model_input(name: str, knobs: Mapping[str, Any], in_len: int | None) -> None:
+    """Raise ConfigError when the model cannot take inputs of `in_len` samples (None: 187, the
+    paper's beat, for the single-lead models; any length for the multi-lead ones)."""
     if name == "cnn":
-        # Each block halves the length; 187 survives at most 5 poolings of kernel 5.
-        blocks = knobs.get("blocks", spec["blocks"][1])
-        if blocks > 5:
-            raise ConfigError(f"model.blocks: at most 5 for 187-sample beats, got {blocks}")
+        # Each block pools with kernel 5 and stride 2: 187 survives 5 of them, 375 survives 6.
+        length = in_len or _DEFAULT_LEN
+        blocks = knobs.get("blocks", MODELS["cnn"].knobs["blocks"][1])
+        most, left = 0, length
+        while left >= 5:
+            left, most = (left - 5) // 2 + 1, most + 1
+        if blocks > most:
+            raise ConfigError(f"model.blocks: at most {most} for {length}-sample beats, got {blocks}")
 
 
 def build_model(
-    name: str, knobs: Mapping[str, Any] | None = None, *, n_classes: int = 5, in_leads: int = 1
+    name: str,
+    knobs: Mapping[str, Any] | None = None,
+    *,
+    n_classes: int = 5,
+    in_leads: int = 1,
+    in_len: int | None = None,
 ) -> nn.Module:
+    """The model `name` with its knobs; `in_len`: samples per input for the single-lead models
+    (None: the paper's 187)."""
     knobs = dict(knobs or {})
     check_model_knobs(name, knobs)
+    check_model_input(name, knobs, in_len)
     spec = MODELS[name]
     full = {key: knobs.get(key, default) for key, (_, default, _) in spec.knobs.items()}
     if spec.multi_lead:
         full["in_leads"] = in_leads
     elif in_leads != 1:
         raise ConfigError(f"model: {name!r} takes single-lead beats, not {in_leads} leads")
+    if spec.sized:
+        full["length"] = in_len or _DEFAULT_LEN
     return spec.constructor(n_classes=n_classes, **full)

@@ -6,8 +6,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-BEAT_LEN = 187
-
 
 class _ResidualBlock(nn.Module):
     def __init__(self, width: int) -> None:
@@ -24,16 +22,15 @@ class _ResidualBlock(nn.Module):
 class PaperCNN(nn.Module):
     """conv 1->32 (k5); 5 x [conv k5, ReLU, conv k5, +input, ReLU, max-pool k5 s2]; 64 -> 32 -> 5."""
 
-    def __init__(self, *, width: int = 32, blocks: int = 5, n_classes: int = 5) -> None:
+    def __init__(self, *, width: int = 32, blocks: int = 5, n_classes: int = 5, length: int = 187) -> None:
         super().__init__()
         self.stem = nn.Conv1d(1, width, 5, padding=2)
         self.blocks = nn.Sequential(*[_ResidualBlock(width) for _ in range(blocks)])
-        length = BEAT_LEN
         for _ in range(blocks):
-            length = (length - 5) // 2 + 1  # 187 -> 92 -> 44 -> 20 -> 8 -> 2
+            length = (length - 5) // 2 + 1  # 187 -> 92 -> 44 -> 20 -> 8 -> 2; 375 -> ... -> 8
         self.fc1 = nn.Linear(width * length, 32)
         self.fc2 = nn.Linear(32, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 187) -> (B, n_classes)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, n_classes)
         h = self.blocks(self.stem(x))  # (B, W, 2) with the paper's settings
         return self.fc2(F.relu(self.fc1(h.flatten(1))))

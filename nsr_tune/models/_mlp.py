@@ -5,16 +5,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-BEAT_LEN = 187
-
 
 class PaperMLP(nn.Module):
     def __init__(
-        self, *, hidden: int = 128, depth: int = 3, bottleneck: int = 32, n_classes: int = 5
+        self,
+        *,
+        hidden: int = 128,
+        depth: int = 3,
+        bottleneck: int = 32,
+        n_classes: int = 5,
+        length: int = 187,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        width = BEAT_LEN
+        width = length
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.ReLU()]
             width = hidden
@@ -22,5 +26,5 @@ class PaperMLP(nn.Module):
         layers += [nn.Linear(width, bottleneck), nn.Linear(bottleneck, n_classes)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 187) -> (B, n_classes)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, n_classes)
         return self.net(x.flatten(1))

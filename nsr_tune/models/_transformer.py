@@ -13,8 +13,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-BEAT_LEN = 187
-
 
 class _EncoderLayer(nn.Module):
     def __init__(self, d_model: int, heads: int) -> None:
@@ -39,11 +37,18 @@ class _EncoderLayer(nn.Module):
 
 class BeatTransformer(nn.Module):
     def __init__(
-        self, *, patch: int = 11, d_model: int = 64, depth: int = 2, heads: int = 4, n_classes: int = 5
+        self,
+        *,
+        patch: int = 11,
+        d_model: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        n_classes: int = 5,
+        length: int = 187,
     ) -> None:
         super().__init__()
         self.patch = patch
-        self.n_patches = math.ceil(BEAT_LEN / patch)  # 187 / 11 = 17 patches
+        self.n_patches = math.ceil(length / patch)  # 187 / 11 = 17 patches; 375 / 11 = 35
         self.embed = nn.Linear(patch, d_model)
         self.pos = nn.Parameter(torch.zeros(1, self.n_patches, d_model))
         nn.init.normal_(self.pos, std=0.02)
@@ -51,7 +56,7 @@ class BeatTransformer(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 187) -> (B, n_classes)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, n_classes)
         pad = self.n_patches * self.patch - x.shape[-1]
         tokens = F.pad(x, (0, pad)).reshape(x.shape[0], self.n_patches, self.patch)  # (B, P, patch)
         h = self.layers(self.embed(tokens) + self.pos)  # (B, P, D)

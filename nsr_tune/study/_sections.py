@@ -45,6 +45,7 @@ DATA_FIELDS = (
     "val_records",
     "val_fraction",
     "test_fraction",
+    "input",
     "leads",
     "max_len",
     "sample_rate",
@@ -92,10 +93,13 @@ def parse_data(r: Reader, node: Any) -> dict[str, Any]:
     return data
 
 
-def parse_models(r: Reader, node: Any, dataset: str) -> tuple[dict[str, dict[str, Value]], Value]:
-    """model: families (each with its knobs, each offered for `dataset`) and the weight normalisation."""
+def parse_models(
+    r: Reader, node: Any, dataset: str, in_len: int | None = None
+) -> tuple[dict[str, dict[str, Value]], Value]:
+    """model: families (each with its knobs, each offered for `dataset` and able to take inputs of
+    `in_len` samples) and the weight normalisation."""
     from nsr_tune.data import DATASETS
-    from nsr_tune.models import MODELS
+    from nsr_tune.models import MODELS, check_model_input
 
     model = r.mapping(node, "model", ("families", "weight_norm"))
     families = r.mapping(model.get("families"), "model.families")
@@ -115,7 +119,15 @@ def parse_models(r: Reader, node: Any, dataset: str) -> tuple[dict[str, dict[str
         for knob, knob_node in knobs.items():
             key = f"model.families.{family}.{knob}"
             value = r.value(knob_node, key, kind=int)
-            check_with_config(r, key, value, lambda v, f=family, k=knob: ModelConfig(name=f, knobs={k: v}))
+            check_with_config(
+                r,
+                key,
+                value,
+                lambda v, f=family, k=knob: (
+                    ModelConfig(name=f, knobs={k: v}),
+                    check_model_input(f, {k: v}, in_len),
+                ),
+            )
             models[family][knob] = value
     return models, r.value(model.get("weight_norm", False), "model.weight_norm", kind=bool)
 

@@ -172,7 +172,7 @@ def parse_space(text: str, *, where: str = "<space>") -> Space:
         raise r.fail("description", "expected a string")
     data = parse_data(r, top.get("data"))
     dataset = data.get("dataset", "mitbih")
-    models, weight_norm = parse_models(r, top.get("model"), dataset)
+    models, weight_norm = parse_models(r, top.get("model"), dataset, DataConfig(**data).in_len)
     evals = parse_evaluation(r, top.get("evaluation"), dataset)
     search = r.mapping(top.get("search"), "search", _SEARCH_KEYS)
     sampler = search.get("sampler", "tpe")

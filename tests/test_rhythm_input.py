@@ -1,0 +1,163 @@
+"""The beat representations (`data.input`): the paper's `kachuee` beat and the `rhythm` window."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import wfdb
+from scipy.signal import resample_poly
+
+from nsr_tune.attacks import PGD, padding_mask
+from nsr_tune.config import DataConfig, EvalConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
+from nsr_tune.data import AAMI_MAP, FS, INPUTS, load_mitbih, make_splits
+from nsr_tune.errors import ConfigError
+from nsr_tune.models import MODELS, build_model
+from nsr_tune.trial import run_trial
+
+RECORDS = (208, 209, 213, 223, 232)  # train 208 209, val 223, test 213 232 under `inter`
+RHYTHM = INPUTS["rhythm"]
+
+
+def reference_rhythm(base: Path) -> tuple[np.ndarray, np.ndarray, Counter[str]]:
+    """_segment's `rhythm` windows of channel 0, written beat by beat with exact fractions.
+
+    Returns x (B, 375), y, and counts of the branches taken (to show the test covers them)."""
+    sig = wfdb.rdrecord(str(base), channels=[0]).p_signal[:, 0]
+    ann = wfdb.rdann(str(base), "atr")
+    x = resample_poly(sig, 25, 72)
+    n, win = x.size, 10 * FS
+    out_x, out_y, branches = [], [], Counter[str]()
+    for s, sym in zip(ann.sample, ann.symbol, strict=True):
+        if sym not in AAMI_MAP:
+            continue
+        p = math.floor(Fraction(int(s) * 125, 360) + Fraction(1, 2))
+        start, end = p - 187, p + 188
+        if start < 0 or end > n:
+            branches["dropped"] += 1
+            continue
+        k = p // win
+        window = x[k * win : (k + 1) * win]
+        before = x[start : max(start, min(end, k * win))]
+        outside = np.concatenate([before, x[max(start, (k + 1) * win) : end]])
+        lo = min(window.min(), outside.min() if outside.size else np.inf)
+        hi = max(window.max(), outside.max() if outside.size else -np.inf)
+        branches["before"] += start < k * win
+        branches["after"] += end > (k + 1) * win
+        branches["widened"] += (lo, hi) != (window.min(), window.max())
+        out_x.append((x[start:end] - lo) / (hi - lo))
+        out_y.append(AAMI_MAP[sym])
+    return np.array(out_x), np.array(out_y), branches
+
+
+@pytest.mark.parametrize("record", [100, 208])
+def test_rhythm_windows_equal_a_beat_by_beat_reference(mitdb_dir: Path, record: int) -> None:
+    beats, report = load_mitbih(mitdb_dir, records=[record], input="rhythm")
+    x, y, branches = reference_rhythm(mitdb_dir / str(record))
+    assert beats.x.shape == (len(y), 1, 375) and beats.width == 375
+    assert np.array_equal(beats.y, y)
+    assert (beats.length == 375).all()  # no padding: every sample is signal
+    np.testing.assert_allclose(beats.x[:, 0], x, rtol=0, atol=2e-6)
+    assert beats.x.min() >= 0.0 and beats.x.max() <= 1.0
+    assert report.dropped_out_of_record == branches["dropped"] > 0
+    # Windows reach into the 10 s windows on both sides, and some widen the scaling.
+    assert branches["before"] > 0 and branches["after"] > 0 and branches["widened"] > 0
+
+
+def test_rhythm_window_holds_the_kachuee_beat_from_its_r_peak(mitdb_dir: Path) -> None:
+    kachuee, _ = load_mitbih(mitdb_dir, records=[100])
+    rhythm, _ = load_mitbih(mitdb_dir, records=[100], input="rhythm")
+    # Record 100 starts with beats too close to its start for a 1.5 s look back: rhythm drops 2.
+    k = kachuee.x[2 : 2 + len(rhythm), 0]
+    r = rhythm.x[:, 0, RHYTHM.before :]
+    same_scale = np.flatnonzero(np.abs(k[:, 0] - r[:, 0]) == 0)
+    assert len(same_scale) > 0.8 * len(rhythm)  # the rest are scaled with a widened range
+    for i in same_scale[:200]:
+        n = kachuee.length[2 + i]
+        assert np.array_equal(k[i, :n], r[i, :n])
+    assert np.array_equal(kachuee.y[2 : 2 + len(rhythm)], rhythm.y)
+
+
+def test_input_is_checked_and_cached_apart(mitdb_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="input: must be one of kachuee, rhythm"):
+        DataConfig(input="window")
+    with pytest.raises(ConfigError, match="input: is a setting of mitbih, not of cpsc2018"):
+        DataConfig(dataset="cpsc2018", input="rhythm")
+    with pytest.raises(ConfigError, match="input: unknown beat representation 'window'"):
+        load_mitbih(mitdb_dir, records=[100], input="window")
+    _, kachuee = load_mitbih(mitdb_dir, records=[100])
+    _, rhythm = load_mitbih(mitdb_dir, records=[100], input="rhythm")
+    assert kachuee.fingerprint != rhythm.fingerprint
+    assert DataConfig().in_len == 187 and DataConfig(input="rhythm").in_len == 375
+    assert DataConfig(dataset="cpsc2018").in_len is None
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if not MODELS[m].multi_lead])
+def test_every_mitbih_model_takes_every_input(name: str) -> None:
+    for spec in INPUTS.values():
+        config = TrialConfig(data=DataConfig(input=spec.name), model=ModelConfig(name=name))
+        model = config.build_model()
+        assert model(torch.rand(3, 1, spec.width)).shape == (3, 5)
+    # A model built for one width refuses the other rather than silently misreading it.
+    if MODELS[name].sized and name != "transformer":
+        with pytest.raises(RuntimeError):
+            build_model(name)(torch.rand(3, 1, RHYTHM.width))
+
+
+def test_cnn_depth_is_checked_against_the_input_width() -> None:
+    six = ModelConfig(name="cnn", knobs={"blocks": 6})
+    with pytest.raises(ConfigError, match=r"model\.blocks: at most 5 for 187-sample beats, got 6"):
+        TrialConfig(model=six)
+    TrialConfig(model=six, data=DataConfig(input="rhythm"))
+    with pytest.raises(ConfigError, match=r"model\.blocks: at most 6 for 375-sample beats, got 7"):
+        TrialConfig(model=ModelConfig(name="cnn", knobs={"blocks": 7}), data=DataConfig(input="rhythm"))
+
+
+@pytest.fixture(scope="module")
+def rhythm_splits(mitdb_dir: Path):
+    beats, _ = load_mitbih(mitdb_dir, records=RECORDS, input="rhythm")
+    return make_splits(beats, split="inter", seed=0)
+
+
+def test_attacks_and_the_nsr_term_reach_the_whole_window(rhythm_splits) -> None:
+    """Everything a rhythm model sees is signal an attacker can change: the look back included."""
+    torch.manual_seed(0)
+    model = build_model("cnn", in_len=RHYTHM.width).eval()
+    x, lengths = rhythm_splits.test.inputs(np.arange(64))
+    x, lengths = torch.from_numpy(x), torch.from_numpy(lengths)
+    assert bool((padding_mask(x, lengths) == 1).all())  # the mask PGD, APGD, Square and NSR use
+    with torch.no_grad():
+        y = model(x).argmax(dim=1)  # an untrained model: attack what it predicts
+    # The NSR term's gradient is nonzero before and after the R peak.
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(xg).gather(1, y[:, None]).sum(), xg)
+    assert (grad[:, 0, : RHYTHM.before].abs().amax(dim=1) > 0).all()
+    assert (grad[:, 0, RHYTHM.before + 1 :].abs().amax(dim=1) > 0).all()
+    result = PGD(model, eps=0.3, steps=10)(x, y, lengths=lengths)
+    assert result.broken.any()
+    delta = (result.x_adv - x)[result.broken, 0]  # (broken, 375)
+    assert delta.abs().max() <= 0.3 + 1e-6
+    assert (delta[:, : RHYTHM.before].abs().amax(dim=1) > 0).all()
+
+
+def test_a_rhythm_trial_runs_end_to_end(rhythm_splits) -> None:
+    quick = EvalConfig(eps=(0.01, 0.05), steps=5, per_class_cap=10, batch_size=256)
+    config = TrialConfig(
+        data=DataConfig(split="inter", input="rhythm", max_train_beats=600),
+        model=ModelConfig(name="cnn"),
+        objective=ObjectiveConfig(name="nsr", beta=0.3),
+        optim=OptimConfig(epochs=1, batch_size=64),
+        val_eval=quick,
+        test_eval=quick,
+        seed=3,
+    )
+    final = list(run_trial(config, rhythm_splits))[-1]
+    assert final.final and not final.diverged and math.isfinite(final.metrics["train_loss"])
+    assert 0.0 <= final.test.robust_acc[0.05] <= final.test.robust_acc[0.01] <= final.test.clean_acc
+    assert final.test.n == sum(min(10, c) for c in rhythm_splits.test.class_counts().values())
+    assert TrialConfig.from_dict(config.to_dict()).data.input == "rhythm"
