@@ -142,6 +142,7 @@ class EvalResult:
         for c, m in self.per_class.items():
             out[metric_name(f"sensitivity_{c}", part=part)] = m.sensitivity
             out[metric_name(f"f1_{c}", part=part)] = m.f1
+            out[metric_name(f"ppv_{c}", part=part)] = m.precision  # positive predictivity, +P
         out[metric_name("median_adv_eps", part=part)] = self.median_adv_eps
         out[metric_name("median_adv_eps_uv", part=part)] = self.median_adv_eps_uv
         for key, v in self.noise_stress.items():

@@ -600,7 +600,7 @@ def test_beatset_subset_and_counts(rec100: tuple[BeatSet, LoadReport]) -> None:
     np.testing.assert_array_equal(first.x, beats.x[[0, 2]])
     assert len(beats.subset(np.array([], dtype=np.int64))) == 0
     with pytest.raises(ValueError, match="shape"):
-        BeatSet(x=np.zeros((2, 1, 9)), y=np.zeros(2), length=np.ones(2), record=np.ones(2), amp_mv=np.ones(2))
+        BeatSet(x=np.zeros((2, 2, 9)), y=np.zeros(2), length=np.ones(2), record=np.ones(2), amp_mv=np.ones(2))
 
 
 # ------------------------------------------------------------------------- data dir, download

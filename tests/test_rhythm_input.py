@@ -18,6 +18,7 @@ from nsr_tune.config import DataConfig, EvalConfig, ModelConfig, ObjectiveConfig
 from nsr_tune.data import AAMI_MAP, FS, INPUTS, load_mitbih, make_splits
 from nsr_tune.errors import ConfigError
 from nsr_tune.models import MODELS, build_model
+from nsr_tune.study.space import SpaceError, parse_space
 from nsr_tune.trial import run_trial
 
 RECORDS = (208, 209, 213, 223, 232)  # train 208 209, val 223, test 213 232 under `inter`
@@ -161,3 +162,27 @@ def test_a_rhythm_trial_runs_end_to_end(rhythm_splits) -> None:
     assert 0.0 <= final.test.robust_acc[0.05] <= final.test.robust_acc[0.01] <= final.test.clean_acc
     assert final.test.n == sum(min(10, c) for c in rhythm_splits.test.class_counts().values())
     assert TrialConfig.from_dict(config.to_dict()).data.input == "rhythm"
+
+
+SPACE = """
+name: t
+data: {split: inter, input: INPUT}
+model:
+  families:
+    cnn: {blocks: {choice: [5, 6]}}
+objective: {choices: {ce: {}}}
+optim: {epochs: 1}
+evaluation:
+  search: {eps: [0.01, 0.05], steps: 3, per_class_cap: 5}
+  test: {eps: [0.01, 0.05], steps: 3, per_class_cap: 5}
+search: {num_samples: 2, sampler: random, seed: 1}
+"""
+
+
+def test_a_space_checks_each_knob_against_its_input() -> None:
+    space = parse_space(SPACE.replace("INPUT", "rhythm"))
+    assert space.data["input"] == "rhythm"
+    with pytest.raises(SpaceError, match=r"model\.families\.cnn\.blocks: model\.blocks: at most 5 for 187"):
+        parse_space(SPACE.replace("INPUT", "kachuee"))
+    with pytest.raises(SpaceError, match="data: input: must be one of kachuee, rhythm"):
+        parse_space(SPACE.replace("INPUT", "window"))
