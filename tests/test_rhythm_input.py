@@ -17,6 +17,7 @@ from nsr_tune.attacks import PGD, padding_mask
 from nsr_tune.config import DataConfig, EvalConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
 from nsr_tune.data import AAMI_MAP, FS, INPUTS, load_mitbih, make_splits
 from nsr_tune.errors import ConfigError
+from nsr_tune.front import trial_params
 from nsr_tune.models import MODELS, build_model
 from nsr_tune.study.space import SpaceError, parse_space
 from nsr_tune.trial import run_trial
@@ -162,6 +163,7 @@ def test_a_rhythm_trial_runs_end_to_end(rhythm_splits) -> None:
     assert 0.0 <= final.test.robust_acc[0.05] <= final.test.robust_acc[0.01] <= final.test.clean_acc
     assert final.test.n == sum(min(10, c) for c in rhythm_splits.test.class_counts().values())
     assert TrialConfig.from_dict(config.to_dict()).data.input == "rhythm"
+    assert trial_params(config.to_dict())["data.input"] == "rhythm"  # the MLflow param of the run
 
 
 SPACE = """
