@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from nsr_tune.errors import ConfigError
-from nsr_tune.models._cnn import PaperCNN
+from nsr_tune.models._cnn import PaperCNN, pooled_length
 from nsr_tune.models._mlp import PaperMLP
 from nsr_tune.models._resnet1d import ResNet1d
 from nsr_tune.models._resnet18 import ResNet18, real_mask
@@ -114,8 +114,8 @@ def check_model_input(name: str, knobs: Mapping[str, Any], in_len: int | None) -
         length = in_len or _DEFAULT_LEN
         blocks = knobs.get("blocks", MODELS["cnn"].knobs["blocks"][1])
         most, left = 0, length
-        while left >= 5:
-            left, most = (left - 5) // 2 + 1, most + 1
+        while pooled_length(left) >= 1:
+            left, most = pooled_length(left), most + 1
         if blocks > most:
             raise ConfigError(f"model.blocks: at most {most} for {length}-sample beats, got {blocks}")
 

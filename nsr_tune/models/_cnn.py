@@ -19,6 +19,11 @@ class _ResidualBlock(nn.Module):
         return self.pool(F.relu(h + x))
 
 
+def pooled_length(length: int) -> int:
+    """Samples left after one block's max-pool (kernel 5, stride 2); below 1 the input was too short."""
+    return (length - 5) // 2 + 1
+
+
 class PaperCNN(nn.Module):
     """conv 1->32 (k5); 5 x [conv k5, ReLU, conv k5, +input, ReLU, max-pool k5 s2]; 64 -> 32 -> 5."""
 
@@ -27,7 +32,7 @@ class PaperCNN(nn.Module):
         self.stem = nn.Conv1d(1, width, 5, padding=2)
         self.blocks = nn.Sequential(*[_ResidualBlock(width) for _ in range(blocks)])
         for _ in range(blocks):
-            length = (length - 5) // 2 + 1  # 187 -> 92 -> 44 -> 20 -> 8 -> 2; 375 -> ... -> 8
+            length = pooled_length(length)  # 187 -> 92 -> 44 -> 20 -> 8 -> 2; 375 -> ... -> 8
         self.fc1 = nn.Linear(width * length, 32)
         self.fc2 = nn.Linear(32, n_classes)
 

@@ -48,6 +48,7 @@ class BeatTransformer(nn.Module):
     ) -> None:
         super().__init__()
         self.patch = patch
+        self.length = length
         self.n_patches = math.ceil(length / patch)  # 187 / 11 = 17 patches; 375 / 11 = 35
         self.embed = nn.Linear(patch, d_model)
         self.pos = nn.Parameter(torch.zeros(1, self.n_patches, d_model))
@@ -57,6 +58,10 @@ class BeatTransformer(nn.Module):
         self.head = nn.Linear(d_model, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, n_classes)
+        # Padding the last patch would also accept a shorter input, and a negative pad would crop
+        # a longer one: refuse any width but the one the positions were built for.
+        if x.shape[-1] != self.length:
+            raise ValueError(f"input: this transformer takes {self.length}-sample beats, got {x.shape[-1]}")
         pad = self.n_patches * self.patch - x.shape[-1]
         tokens = F.pad(x, (0, pad)).reshape(x.shape[0], self.n_patches, self.patch)  # (B, P, patch)
         h = self.layers(self.embed(tokens) + self.pos)  # (B, P, D)
