@@ -1,4 +1,5 @@
-"""The beat representations (`data.input`): the paper's `kachuee` beat and the `rhythm` window."""
+"""The beat representations (`data.input`): the paper's `kachuee` beat and the `rhythm` and
+`context` windows around the R peak."""
 
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ RECORDS = (208, 209, 213, 223, 232)  # train 208 209, val 223, test 213 232 unde
 RHYTHM = INPUTS["rhythm"]
 
 
-def reference_rhythm(base: Path) -> tuple[np.ndarray, np.ndarray, Counter[str]]:
-    """_segment's `rhythm` windows of channel 0, written beat by beat with exact fractions.
+def reference_window(base: Path, before: int, width: int) -> tuple[np.ndarray, np.ndarray, Counter[str]]:
+    """_segment's windows of channel 0 (``before`` samples ahead of the R peak, ``width`` in all),
+    written beat by beat with exact fractions.
 
-    Returns x (B, 375), y, and counts of the branches taken (to show the test covers them)."""
+    Returns x (B, width), y, and counts of the branches taken (to show the test covers them)."""
     sig = wfdb.rdrecord(str(base), channels=[0]).p_signal[:, 0]
     ann = wfdb.rdann(str(base), "atr")
     x = resample_poly(sig, 25, 72)
@@ -39,14 +41,14 @@ def reference_rhythm(base: Path) -> tuple[np.ndarray, np.ndarray, Counter[str]]:
         if sym not in AAMI_MAP:
             continue
         p = math.floor(Fraction(int(s) * 125, 360) + Fraction(1, 2))
-        start, end = p - 187, p + 188
+        start, end = p - before, p - before + width
         if start < 0 or end > n:
             branches["dropped"] += 1
             continue
         k = p // win
         window = x[k * win : (k + 1) * win]
-        before = x[start : max(start, min(end, k * win))]
-        outside = np.concatenate([before, x[max(start, (k + 1) * win) : end]])
+        ahead = x[start : max(start, min(end, k * win))]
+        outside = np.concatenate([ahead, x[max(start, (k + 1) * win) : end]])
         lo = min(window.min(), outside.min() if outside.size else np.inf)
         hi = max(window.max(), outside.max() if outside.size else -np.inf)
         branches["before"] += start < k * win
@@ -57,13 +59,14 @@ def reference_rhythm(base: Path) -> tuple[np.ndarray, np.ndarray, Counter[str]]:
     return np.array(out_x), np.array(out_y), branches
 
 
-@pytest.mark.parametrize("record", [100, 208])
-def test_rhythm_windows_equal_a_beat_by_beat_reference(mitdb_dir: Path, record: int) -> None:
-    beats, report = load_mitbih(mitdb_dir, records=[record], input="rhythm")
-    x, y, branches = reference_rhythm(mitdb_dir / str(record))
-    assert beats.x.shape == (len(y), 1, 375) and beats.width == 375
+@pytest.mark.parametrize(("input", "record"), [("rhythm", 100), ("rhythm", 208), ("context", 232)])
+def test_windows_equal_a_beat_by_beat_reference(mitdb_dir: Path, input: str, record: int) -> None:
+    spec = INPUTS[input]
+    beats, report = load_mitbih(mitdb_dir, records=[record], input=input)
+    x, y, branches = reference_window(mitdb_dir / str(record), spec.before, spec.width)
+    assert beats.x.shape == (len(y), 1, spec.width) and beats.width == spec.width
     assert np.array_equal(beats.y, y)
-    assert (beats.length == 375).all()  # no padding: every sample is signal
+    assert (beats.length == spec.width).all()  # no padding: every sample is signal
     np.testing.assert_allclose(beats.x[:, 0], x, rtol=0, atol=2e-6)
     assert beats.x.min() >= 0.0 and beats.x.max() <= 1.0
     assert report.dropped_out_of_record == branches["dropped"] > 0
@@ -86,7 +89,7 @@ def test_rhythm_window_holds_the_kachuee_beat_from_its_r_peak(mitdb_dir: Path) -
 
 
 def test_input_is_checked_and_cached_apart(mitdb_dir: Path) -> None:
-    with pytest.raises(ConfigError, match="input: must be one of kachuee, rhythm"):
+    with pytest.raises(ConfigError, match="input: must be one of kachuee, rhythm, context"):
         DataConfig(input="window")
     with pytest.raises(ConfigError, match="input: is a setting of mitbih, not of cpsc2018"):
         DataConfig(dataset="cpsc2018", input="rhythm")
@@ -96,6 +99,7 @@ def test_input_is_checked_and_cached_apart(mitdb_dir: Path) -> None:
     _, rhythm = load_mitbih(mitdb_dir, records=[100], input="rhythm")
     assert kachuee.fingerprint != rhythm.fingerprint
     assert DataConfig().in_len == 187 and DataConfig(input="rhythm").in_len == 375
+    assert DataConfig(input="context").in_len == 688 and INPUTS["context"].before == 500
     assert DataConfig(dataset="cpsc2018").in_len is None
 
 
@@ -118,6 +122,9 @@ def test_cnn_depth_is_checked_against_the_input_width() -> None:
     TrialConfig(model=six, data=DataConfig(input="rhythm"))
     with pytest.raises(ConfigError, match=r"model\.blocks: at most 6 for 375-sample beats, got 7"):
         TrialConfig(model=ModelConfig(name="cnn", knobs={"blocks": 7}), data=DataConfig(input="rhythm"))
+    TrialConfig(model=ModelConfig(name="cnn", knobs={"blocks": 7}), data=DataConfig(input="context"))
+    with pytest.raises(ConfigError, match=r"model\.blocks: at most 7 for 688-sample beats, got 8"):
+        TrialConfig(model=ModelConfig(name="cnn", knobs={"blocks": 8}), data=DataConfig(input="context"))
 
 
 @pytest.fixture(scope="module")

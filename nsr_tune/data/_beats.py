@@ -59,6 +59,15 @@ INPUTS: Mapping[str, BeatInput] = MappingProxyType(
             BEAT_LEN,
             "1.5 s either side of the R peak (375 samples, R at sample 187): the previous and next beats",
         ),
+        # 4 s before the R peak and 1.5 s after it. A beat is premature only against the patient's
+        # own rate: in slow rhythms (MIT-BIH 232, RR near 1.9 s) an early beat's 0.7 s interval is a
+        # normal one elsewhere, and only the interval before it tells them apart, which needs ~2.6 s.
+        "context": BeatInput(
+            "context",
+            4 * FS + 1 + BEAT_LEN,
+            4 * FS,
+            "4 s before and 1.5 s after the R peak (688 samples, R at sample 500): the previous RR intervals",
+        ),
     }
 )
 
@@ -68,7 +77,7 @@ class BeatSet:
     """Fixed-length heartbeats with their labels and provenance.
 
     x: (B, 1, W) float32, each beat scaled into [0, 1] and zero padded after ``length``; W is the
-       width of the beat representation (187 for `kachuee`, 375 for `rhythm`, see INPUTS).
+       width of the beat representation (187 for `kachuee`, 375 for `rhythm`, 688 for `context`, see INPUTS).
     y: (B,) int64 index into AAMI_CLASSES.
     length: (B,) int32 true beat length before padding, 1..W.
     record: (B,) int32 MIT-BIH record number, -1 for rows of a Kaggle CSV.

@@ -126,7 +126,7 @@ def _load_cpsc2018(config: DataConfig, data_dir: str | Path | None, progress: bo
 DATASETS: dict[str, Dataset] = {
     "mitbih": Dataset(
         name="mitbih",
-        description="MIT-BIH Arrhythmia: single-lead beats at 125 Hz (187 or 375 samples), 5 AAMI classes",
+        description="MIT-BIH Arrhythmia: single-lead beats at 125 Hz (187-688 samples), 5 AAMI classes",
         classes=AAMI_CLASSES,
         splits=("inter", "intra"),
         eps=(0.01, 0.03, 0.05, 0.1, 0.2, 0.3),  # the paper's, in units of the [0, 1] beat

@@ -86,7 +86,8 @@ def load_mitbih(
     ``data_dir``: a directory of WFDB records, or "bundled" for the records shipped with nsr-tune.
     ``records``: record numbers to read (default: all listed in RECORDS, else all *.hea files).
     ``lead``: signal name to use, e.g. "MLII" or "V5". ``input``: the beat representation, a key
-    of INPUTS (kachuee: the paper's; rhythm: a window over the previous and next beats).
+    of INPUTS (kachuee: the paper's; rhythm: a window over the previous and next beats;
+    context: 4 s back and 1.5 s ahead).
     ``cache_dir``: where preprocessed beats are cached (default: default_cache_dir()).
     ``progress``: show a progress bar while reading.
     Raises DataError naming the file and the problem for anything wrong with the data.

@@ -110,7 +110,7 @@ def check_model_input(name: str, knobs: Mapping[str, Any], in_len: int | None) -
     """Raise ConfigError when the model cannot take inputs of `in_len` samples (None: 187, the
     paper's beat, for the single-lead models; any length for the multi-lead ones)."""
     if name == "cnn":
-        # Each block pools with kernel 5 and stride 2: 187 survives 5 of them, 375 survives 6.
+        # Each block pools with kernel 5 and stride 2: 187 survives 5 of them, 375 6, 688 7.
         length = in_len or _DEFAULT_LEN
         blocks = knobs.get("blocks", MODELS["cnn"].knobs["blocks"][1])
         most, left = 0, length
