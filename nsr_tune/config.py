@@ -300,6 +300,11 @@ class TrialConfig:
     val_eval: EvalConfig | None = None
     test_eval: EvalConfig | None = field(default_factory=EvalConfig)
     seed: int = 0
+    # Early-stopping rungs: after these epochs the trial is also evaluated under `rung_eval` (a
+    # cheap protocol on a small fixed validation subset) and reports `rung_*` metrics, which
+    # only a multi-objective scheduler reads. Empty: no rungs.
+    rung_epochs: tuple[int, ...] = ()
+    rung_eval: EvalConfig | None = None
 
     def __post_init__(self) -> None:
         from nsr_tune.data import DATASETS
@@ -324,6 +329,18 @@ class TrialConfig:
         from nsr_tune.models import check_model_input
 
         check_model_input(self.model.name, self.model.knobs, self.data.in_len)
+        rungs = self.rung_epochs
+        _check(
+            isinstance(rungs, (list, tuple)) and all(isinstance(e, int) and e >= 1 for e in rungs),
+            "rung_epochs",
+            f"must be a list of epochs >= 1, got {rungs!r}",
+        )
+        object.__setattr__(self, "rung_epochs", tuple(sorted(set(rungs))))
+        _check(
+            (self.rung_eval is None) == (not self.rung_epochs),
+            "rung_eval",
+            "is needed exactly when there are rung_epochs",
+        )
 
     def build_model(self) -> Any:
         """The untrained model this config describes, shaped for its dataset's leads and classes."""
@@ -355,4 +372,6 @@ class TrialConfig:
             val_eval=_build(EvalConfig, data.get("val_eval")),
             test_eval=_build(EvalConfig, data.get("test_eval")),
             seed=data.get("seed", 0),
+            rung_epochs=tuple(data.get("rung_epochs", ())),
+            rung_eval=_build(EvalConfig, data.get("rung_eval")),
         )

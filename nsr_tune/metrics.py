@@ -26,13 +26,15 @@ __all__ = [
     "without_part",
 ]
 
-PARTS = ("val", "test", "final")
+# `rung`: the cheap evaluation of a small fixed validation subset at an early-stopping rung
+# (nsr_tune.study.moasha); only the scheduler reads it, never the searcher or the front.
+PARTS = ("val", "test", "final", "rung")
 # Measured once per evaluation.
 SCALAR_KINDS = ("clean_acc", "balanced_acc", "macro_f1", "robust_auc", "robust_balanced_auc")
 # Measured at every noise level of an evaluation.
 CURVE_KINDS = ("robust_acc", "robust_balanced_acc", "robust_macro_f1", "noise_acc")
 
-_PATTERN = re.compile(r"^(?:(?P<part>val|test|final)_)?(?P<kind>.+?)(?:_eps_(?P<eps>[0-9.eE+-]+))?$")
+_PATTERN = re.compile(r"^(?:(?P<part>val|test|final|rung)_)?(?P<kind>.+?)(?:_eps_(?P<eps>[0-9.eE+-]+))?$")
 
 
 def eps_key(eps: float) -> str:

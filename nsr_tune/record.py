@@ -17,12 +17,15 @@ __all__ = [
     "STATE_COMPLETE",
     "STATE_DIVERGED",
     "STATE_FAILED",
+    "STATE_STOPPED",
     "StudyDescription",
     "StudyRecord",
     "TrialRecord",
 ]
 
 STATE_COMPLETE, STATE_DIVERGED, STATE_FAILED = "complete", "diverged", "failed"
+# Stopped at a rung by the early-stopping scheduler: never on the front (its scores are partial).
+STATE_STOPPED = "stopped_early"
 
 
 @dataclass(frozen=True)
@@ -94,12 +97,20 @@ class TrialRecord:
 
     @property
     def state(self) -> str | None:
-        """complete, diverged, failed, or None while it may still run."""
+        """complete, diverged, stopped_early, failed, or None while it may still run."""
         if self.last.get("diverged"):
             return STATE_DIVERGED
         if self.last.get("final"):
             return STATE_COMPLETE
-        return STATE_FAILED if self.error else None
+        if self.error:
+            return STATE_FAILED
+        # Tune marks the report on which a scheduler stopped the trial `done`.
+        return STATE_STOPPED if self.last.get("done") else None
+
+    @property
+    def stopped_at(self) -> int | None:
+        """The rung epoch at which the scheduler stopped the trial (None if it was not stopped)."""
+        return int(self.last.get("epoch", 0)) if self.state == STATE_STOPPED else None
 
 
 @dataclass(frozen=True)

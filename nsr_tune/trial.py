@@ -33,6 +33,7 @@ from nsr_tune.evaluation import (
     predict_logits,
     predict_samples,
 )
+from nsr_tune.metrics import objective_names
 from nsr_tune.models import normalize_units_
 from nsr_tune.objectives import OBJECTIVES
 
@@ -227,6 +228,12 @@ def run_trial(
         metrics["epoch"] = float(epoch + 1)
         metrics["epoch_seconds"] = time.perf_counter() - started
         metrics["lr"] = lr
+        if epoch + 1 in config.rung_epochs and config.rung_eval is not None:
+            # The early-stopping scheduler's scores at this rung: the search objectives' kinds,
+            # measured cheaply on a fixed subset (the eval's own seed and per-class cap).
+            rung = evaluate(model, data.val, config=config.rung_eval, split=data.split, device=device)
+            kinds = set(objective_names(config.rung_eval.eps, part="rung"))
+            metrics.update({k: v for k, v in rung.flat_metrics("rung").items() if k in kinds})
         history.append(metrics)
         final = epoch + 1 == epochs
         val_result = test_result = None

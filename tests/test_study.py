@@ -100,6 +100,8 @@ def test_children_hold_epochs_objectives_and_test_metrics(dry_run):
         # The dry run's protocols run no masking checks: every trial says so, as a tag and a count.
         assert child.data.tags["masking_flags"] == "none"
         assert metrics["val_masking_flags"] == metrics["test_masking_flags"] == 0.0
+        # The compute the trial held: one CPU, no GPU, for Tune's wall time of the trial.
+        assert metrics["cpu_hours"] > 0 and metrics["gpu_hours"] == 0.0
         assert not any(t.startswith("masking_flag.") for t in child.data.tags)
 
 

@@ -26,6 +26,7 @@ _TUNE_OPTIONS = (
     "data_dir",
     "address",
     "local_cpus",
+    "time_budget",
 )
 
 
@@ -66,6 +67,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             gpus_per_trial=args.gpus_per_trial,
             ray_address=args.address,
             local_cpus=args.local_cpus,
+            time_budget=args.time_budget,
         )
     outcome = run_study(options)
     print("\nPareto front (validation objectives; test values beside, never seen by the search):")
@@ -256,7 +258,7 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="continue the study at this Tune experiment path, exactly as it was started (its saved "
         "space, data, name, samples, seed); only --address, --max-concurrent, --cpus-per-trial, "
-        "--gpus-per-trial, --mlflow-uri, --local-cpus and --shared-storage may be given anew",
+        "--gpus-per-trial, --mlflow-uri, --local-cpus, --shared-storage and --time-budget may be given anew",
     )
     p.add_argument(
         "--dry-run",
@@ -278,6 +280,28 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
         help="Ray address to join (default: $RAY_ADDRESS, else a running cluster, else a new local Ray)",
     )
     p.add_argument("--local-cpus", type=int, help="CPUs for a local Ray started by this command")
+    p.add_argument(
+        "--time-budget",
+        type=parse_duration,
+        metavar="DURATION",
+        help="wall time of this run, e.g. 2h, 90m, 3600s or 3600: after it no new trial starts, the "
+        "running ones finish, and the front is drawn from the trials that finished",
+    )
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from '2h', '90m', '45s', '1.5h' or a plain number of seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    t = text.strip().lower()
+    scale = units.get(t[-1:], None)
+    number = t[:-1] if scale is not None else t
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a duration such as 2h, 90m or 3600s, got {text!r}")
+    return seconds
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

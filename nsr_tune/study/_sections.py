@@ -299,3 +299,99 @@ def parse_objectives(
     if len({m for m, _ in pairs}) != len(pairs):
         raise r.fail("search.objectives", "lists a metric twice")
     return tuple(pairs)
+
+
+# search.scheduler: the early-stopping scheduler (nsr_tune.study.moasha) and its rung protocol.
+SCHEDULER_FIELDS = (
+    "name",
+    "grace_epochs",
+    "reduction_factor",
+    "max_epochs",
+    "rung_beats",
+    "rung_steps",
+    "record_curves",
+)
+SCHEDULERS = ("none", "moasha")
+# Rung evaluation defaults: a fixed class-balanced subset of this many validation beats per class,
+# attacked by PGD with this many steps at most (the search protocol's own steps if fewer).
+RUNG_BEATS, RUNG_STEPS = 50, 10
+
+
+def parse_scheduler(
+    r: Reader,
+    node: Any,
+    optim: Mapping[str, Value],
+    search_eval: EvalConfig,
+    objectives: tuple[tuple[str, str], ...],
+) -> tuple[Any, EvalConfig | None, bool]:
+    """search.scheduler -> (RungSettings or None for `name: none`, the rung EvalConfig or None,
+    record_curves).
+
+    `record_curves: true` scores every epoch with the rung protocol, stopping or not: the
+    per-epoch curves that benchmarks/moasha_replay.py replays. The rung protocol is the search
+    protocol cut down: PGD alone, at the objectives' noise levels (all of the search grid when
+    an objective summarises the whole curve), on `rung_beats` validation beats per class, with
+    no bisection, masking checks or noise stress test.
+    """
+    from nsr_tune.study.moasha import RungSettings
+
+    if node is None:
+        return None, None, False
+    section = r.mapping(node, "search.scheduler", SCHEDULER_FIELDS)
+    name = section.get("name", "none")
+    if name not in SCHEDULERS:
+        raise r.fail("search.scheduler.name", f"must be one of {', '.join(SCHEDULERS)}, got {name!r}")
+    record = r.value(section.get("record_curves", False), "search.scheduler.record_curves", kind=bool)
+    if isinstance(record, Domain):
+        raise r.fail("search.scheduler.record_curves", "is fixed for a study, not searched")
+    epochs = optim.get("epochs", OptimConfig().epochs)
+    if name == "none":
+        extra = sorted(set(section) - {"name", "record_curves", "rung_beats", "rung_steps"})
+        if extra:
+            raise r.fail(f"search.scheduler.{extra[0]}", "is a setting of moasha; name: none takes none")
+        rung_eval = _rung_eval(r, section, search_eval, objectives) if record else None
+        return None, rung_eval, bool(record)
+    if "max_epochs" not in section and isinstance(epochs, Domain):
+        raise r.fail("search.scheduler.max_epochs", "is needed when optim.epochs is searched")
+    settings_kw = {k: section[k] for k in ("grace_epochs", "reduction_factor", "max_epochs") if k in section}
+    settings_kw.setdefault("max_epochs", epochs)
+    try:
+        settings = RungSettings(**settings_kw)
+    except ConfigError as e:
+        raise r.fail("search.scheduler", str(e)) from e
+    if not isinstance(epochs, Domain) and epochs != settings.max_epochs:
+        raise r.fail(
+            "search.scheduler.max_epochs",
+            f"is {settings.max_epochs}, but every trial trains optim.epochs = {epochs}; "
+            "leave it out or make them equal",
+        )
+    return settings, _rung_eval(r, section, search_eval, objectives), bool(record)
+
+
+def _rung_eval(
+    r: Reader, section: Mapping[str, Any], search_eval: EvalConfig, objectives: tuple[tuple[str, str], ...]
+) -> EvalConfig:
+    from nsr_tune.metrics import CURVE_KINDS, parse_metric
+
+    beats = r.number(
+        section.get("rung_beats", RUNG_BEATS), "search.scheduler.rung_beats", integer=True, low=1
+    )
+    steps = r.number(
+        section.get("rung_steps", RUNG_STEPS), "search.scheduler.rung_steps", integer=True, low=1
+    )
+    parsed = [parse_metric(m) for m, _ in objectives]
+    whole_curve = any(m.eps is None and m.kind.startswith("robust") for m in parsed)
+    needed = tuple(sorted({m.eps for m in parsed if m.eps is not None and m.kind in CURVE_KINDS}))
+    eps = search_eval.eps if whole_curve or not needed else needed
+    rung_eval = dataclasses.replace(
+        search_eval,
+        eps=eps,
+        attacks=("pgd",),
+        steps=min(search_eval.steps, steps),
+        per_class_cap=beats,
+        bisect_steps=0,
+        check_masking=False,
+        each_attack=False,
+        noise_stress=False,
+    )
+    return rung_eval

@@ -33,6 +33,7 @@ CHANGEABLE_ON_RESUME = (
     "mlflow_uri",
     "local_cpus",
     "shared_storage",
+    "time_budget",
 )
 
 
@@ -58,6 +59,8 @@ class StudyOptions:
     gpus_per_trial: float | None = None
     ray_address: str | None = None
     local_cpus: int | None = None  # CPUs of a local Ray started here (None: all)
+    # Seconds of this run after which no new trial starts (running ones finish); None: no limit.
+    time_budget: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_samples is not None and self.num_samples < 1:
@@ -68,6 +71,8 @@ class StudyOptions:
             raise ConfigError(f"--cpus-per-trial: must be > 0, got {self.cpus_per_trial}")
         if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
             raise ConfigError(f"--gpus-per-trial: must be >= 0, got {self.gpus_per_trial}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ConfigError(f"--time-budget: must be a positive duration, got {self.time_budget}")
         if self.local_cpus is not None and self.local_cpus < 1:
             raise ConfigError(f"--local-cpus: must be >= 1, got {self.local_cpus}")
         if not self.name or "/" in self.name:
@@ -203,4 +208,5 @@ def resume_options(path: str, given: Mapping[str, Any]) -> StudyOptions:
         gpus_per_trial=changed.get("gpus_per_trial", saved.get("gpus_per_trial")),
         ray_address=changed.get("address"),
         local_cpus=changed.get("local_cpus"),
+        time_budget=changed.get("time_budget"),
     )

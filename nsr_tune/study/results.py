@@ -18,6 +18,7 @@ from nsr_tune.record import StudyDescription, StudyRecord, TrialRecord
 
 __all__ = [
     "FINAL_DIR",
+    "RUNGS_FILE",
     "STUDY_FILE",
     "checkpoint_reader",
     "latest_checkpoint",
@@ -25,8 +26,10 @@ __all__ = [
     "read_bytes",
     "read_description",
     "read_finals",
+    "read_rungs",
     "read_study",
     "write_final",
+    "write_rungs",
     "write_study_file",
 ]
 
@@ -34,6 +37,12 @@ STUDY_FILE = "nsr_tune_study.json"
 # The finalists' second evaluations: FINAL_DIR/<settings fingerprint>/<trial id>.json, one file
 # per finalist, written by the task that evaluated it (so a killed finalize loses nothing done).
 FINAL_DIR = "final"
+# The early-stopping scheduler's rung record (nsr_tune.study.moasha.Rungs.to_dict) as one JSON
+# line, rewritten after every decision, so that a restarted driver judges later trials against
+# the same rungs. Not `.json`: on restore Tune copies every .json and .pkl file of the experiment
+# into its staging directory and later uploads them back, which would put the record as it was at
+# the restart over every decision made since.
+RUNGS_FILE = "moasha_rungs.jsonl"
 
 
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
@@ -175,3 +184,26 @@ def read_finals(experiment_path: str, settings: str) -> dict[str, dict]:
                     f"{info.path}: a damaged final result ({e}); delete it to evaluate again"
                 ) from e
     return out
+
+
+def write_rungs(experiment_path: str, data: dict) -> None:
+    """The scheduler's rung record; written to a temporary name and moved, so a driver killed
+    mid-write leaves the previous record whole."""
+    fs, root = _fs(experiment_path)
+    fs.create_dir(root, recursive=True)
+    tmp = f"{root}/.{RUNGS_FILE}.tmp"
+    with fs.open_output_stream(tmp) as f:
+        f.write((json.dumps(data) + "\n").encode())
+    fs.move(tmp, f"{root}/{RUNGS_FILE}")
+
+
+def read_rungs(experiment_path: str) -> dict | None:
+    """The rung record kept beside the study, or None before the first decision."""
+    fs, root = _fs(experiment_path)
+    text = _read_text(fs, f"{root}/{RUNGS_FILE}")
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{experiment_path}/{RUNGS_FILE}: not valid JSON: {e}") from e

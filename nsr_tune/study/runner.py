@@ -21,7 +21,6 @@ from urllib.parse import urlparse
 
 import ray
 from ray import tune
-from ray.tune.search.optuna import OptunaSearch
 
 from nsr_tune.config import DataConfig
 from nsr_tune.data import Loaded, load_dataset
@@ -31,8 +30,10 @@ from nsr_tune.front import StudyFront, front_from_record
 from nsr_tune.record import StudyDescription
 from nsr_tune.study.callback import MlflowStudyCallback
 from nsr_tune.study.finalize import finalize_study, kept_finals
+from nsr_tune.study.moasha import Rungs
 from nsr_tune.study.options import StudyOptions, is_uri
 from nsr_tune.study.results import checkpoint_reader, read_description, read_study, write_study_file
+from nsr_tune.study.scheduler import MOASHAScheduler, StudySearch, TimeBudget
 from nsr_tune.study.space import Space
 from nsr_tune.study.trainable import CHECKPOINT_FILE, train_trial
 from nsr_tune.tracking import StudyTracker, front_view_url, outage_errors
@@ -190,7 +191,7 @@ def _description(
 
 
 def _restore_tuner(
-    path: str, trainable: Any, options: StudyOptions, callback: MlflowStudyCallback
+    path: str, trainable: Any, options: StudyOptions, callbacks: list[tune.Callback]
 ) -> tune.Tuner:
     tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     # Tuner.restore keeps the TuneConfig and RunConfig pickled when the study started, and Ray
@@ -198,8 +199,10 @@ def _restore_tuner(
     # run's (its tracker may point at a tracking server that has moved), and the concurrency
     # limit may have been given anew.
     internal = tuner._local_tuner
-    internal._run_config.callbacks = [callback]
+    internal._run_config.callbacks = callbacks
     tune_config = internal._tune_config
+    if isinstance(tune_config.scheduler, MOASHAScheduler):
+        tune_config.scheduler.experiment_path = path  # its rung record, where the study is now
     if tune_config.max_concurrent_trials != options.effective_max_concurrent:
         log.info(
             "resume: at most %d trials at once (was %s)",
@@ -293,20 +296,35 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     # Save Tune's experiment state at most a second after a change (its default waits longer),
     # so that a trial that finished just before the driver died is not trained again on resume.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    callbacks: list[tune.Callback] = [callback]
     if resume_path is not None:
-        tuner = _restore_tuner(resume_path, trainable, options, callback)
+        tuner = _restore_tuner(resume_path, trainable, options, callbacks)
+        searcher = tuner._local_tuner._tune_config.search_alg
+        if options.time_budget is not None and isinstance(searcher, StudySearch):
+            callbacks.append(TimeBudget(searcher, options.time_budget))
     else:
-        searcher = OptunaSearch(
+        searcher = StudySearch(
             space=space.define_by_run,
             metric=space.metrics,
             mode=space.modes,
             sampler=space.sampler_instance(),
             points_to_evaluate=[dict(p) for p in space.start_with] or None,
         )
+        if options.time_budget is not None:
+            callbacks.append(TimeBudget(searcher, options.time_budget))
+        scheduler = None
+        if space.scheduler is not None:
+            # Early stopping on the `rung_*` scores of every objective (nsr_tune.study.moasha).
+            scheduler = MOASHAScheduler(
+                rungs=Rungs(settings=space.scheduler, modes=tuple(space.modes)),
+                objectives=space.metrics,
+                experiment_path=experiment_path,
+            )
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
+                scheduler=scheduler,
                 num_samples=options.effective_num_samples,
                 max_concurrent_trials=options.effective_max_concurrent,
                 trial_name_creator=lambda t: f"trial_{t.trial_id}",
@@ -315,7 +333,7 @@ def run_study(options: StudyOptions) -> StudyOutcome:
             run_config=tune.RunConfig(
                 name=options.name,
                 storage_path=storage,
-                callbacks=[callback],
+                callbacks=callbacks,
                 failure_config=tune.FailureConfig(max_failures=space.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 verbose=1,

@@ -44,6 +44,7 @@ from nsr_tune.study._sections import (
     parse_objectives,
     parse_optim,
     parse_resources,
+    parse_scheduler,
 )
 from nsr_tune.study._yaml import Domain, Reader, SpaceError, Value
 
@@ -77,6 +78,11 @@ class Space:
     max_failures: int = 2
     # The finalists' second evaluation on the test split (evaluation.final).
     final: FinalConfig = field(default_factory=FinalConfig)
+    # search.scheduler: MO-ASHA's rungs (a nsr_tune.study.moasha.RungSettings) and the cheap
+    # protocol of the rung scores; None without early stopping.
+    scheduler: Any = None
+    rung_eval: EvalConfig | None = None
+    record_curves: bool = False  # rung scores at every epoch (search.scheduler.record_curves)
 
     @property
     def metrics(self) -> list[str]:
@@ -106,6 +112,14 @@ class Space:
         loss = pick("objective", Domain("choice", losses) if len(losses) > 1 else losses[0])
         fields = {k: pick(f"objective.{loss}.{k}", v) for k, v in self.objectives_space[loss].items()}
         optim = {k: pick(f"optim.{k}", v) for k, v in self.optim.items()}
+        epochs = optim.get("epochs", OptimConfig().epochs)
+        if self.record_curves:
+            rungs: tuple[int, ...] = tuple(range(1, epochs + 1))
+        elif self.scheduler is not None:
+            # Rungs before the last epoch only: the last one has the full evaluation anyway.
+            rungs = tuple(e for e in self.scheduler.epochs if e < epochs)
+        else:
+            rungs = ()
         config = TrialConfig(
             data=DataConfig(**self.data),
             model=ModelConfig(name=family, knobs=knobs, weight_norm=weight_norm),
@@ -114,6 +128,8 @@ class Space:
             val_eval=self.search_eval,
             test_eval=self.test_eval,
             seed=self.seed,
+            rung_epochs=rungs,
+            rung_eval=self.rung_eval if rungs else None,
         )
         return {"trial_config": config.to_dict()}
 
@@ -151,6 +167,7 @@ _SEARCH_KEYS = (
     "max_concurrent",
     "start_with",
     "max_failures",
+    "scheduler",
 )
 
 
@@ -207,7 +224,12 @@ def parse_space(text: str, *, where: str = "<space>") -> Space:
     )
     multi_label = bool(data.get("multi_label", False))
     final = parse_final(r, top.get("evaluation"), space.objectives, dataset, multi_label)
-    space = dataclasses.replace(space, final=final)
+    scheduler, rung_eval, record_curves = parse_scheduler(
+        r, search.get("scheduler"), space.optim, space.search_eval, space.objectives
+    )
+    space = dataclasses.replace(
+        space, final=final, scheduler=scheduler, rung_eval=rung_eval, record_curves=record_curves
+    )
     _check_start_with(r, space)
     return space
 

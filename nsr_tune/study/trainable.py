@@ -41,6 +41,8 @@ def train_trial(config: dict[str, Any], data: SplitData, objectives: list[str]) 
         log.info("trial resumes after epoch %d", resume["epoch"])
 
     node_id = ray.get_runtime_context().get_node_id()
+    # What the trial holds, for the CPU- and GPU-hours that the tracker logs when it ends.
+    held = ray.get_runtime_context().get_assigned_resources()
     stress = any(e is not None and e.noise_stress for e in (trial_config.val_eval, trial_config.test_eval))
     # The noise records are read on the worker, from its $NSR_TUNE_NSTDB or user cache.
     nstdb = nstdb_if_present() if stress else None
@@ -50,6 +52,8 @@ def train_trial(config: dict[str, Any], data: SplitData, objectives: list[str]) 
             "final": result.final,
             "diverged": result.diverged,
             "node_id": node_id,  # which node ran this epoch, for the tracker's `ray_node_id` tag
+            "cpus": float(held.get("CPU", 0.0)),
+            "gpus": float(held.get("GPU", 0.0)),
         }
         if result.diverged:
             ve = trial_config.val_eval

@@ -29,7 +29,7 @@ from nsr_tune.front import (
     trial_params,
     write_front_files,
 )
-from nsr_tune.record import STATE_COMPLETE, STATE_DIVERGED, STATE_FAILED, StudyRecord
+from nsr_tune.record import STATE_COMPLETE, STATE_DIVERGED, STATE_FAILED, STATE_STOPPED, StudyRecord
 from nsr_tune.tracking._finalists import FinalistRuns
 from nsr_tune.tracking._models import MODEL_ARTIFACT, ModelRuns, fetch_model
 from nsr_tune.tracking._tags import (
@@ -105,6 +105,8 @@ _TUNE_KEYS = {
     "final",
     "diverged",
     "epoch",
+    "cpus",
+    "gpus",
 }
 
 
@@ -291,8 +293,22 @@ class StudyTracker(FinalistRuns, ModelRuns):
     def record_end(
         self, trial_id: str, trial_config: Mapping[str, Any], last: Mapping[str, Any], *, error: str | None
     ) -> None:
-        """A trial's end: complete (with robustness figures), diverged, or failed with a reason."""
+        """A trial's end: complete (with robustness figures), diverged, stopped early by the
+        scheduler (at which rung), or failed with a reason. The compute it took is logged as
+        `cpu_hours` and `gpu_hours`: Tune's wall time times the CPUs and GPUs it held."""
         run_id = self.trial_run_for(trial_id, trial_config)
+        seconds = last.get("time_total_s")
+        if isinstance(seconds, (int, float)):
+            held = {"cpu_hours": last.get("cpus"), "gpu_hours": last.get("gpus")}
+            self.log_metrics(
+                run_id,
+                {
+                    k: float(seconds) * float(n) / 3600.0
+                    for k, n in held.items()
+                    if isinstance(n, (int, float))
+                },
+                step=int(last.get("epoch", 0)),
+            )
         if last.get("diverged"):
             self.set_tags(run_id, {"diverged": "true"})
             self.end_trial(run_id, state=STATE_DIVERGED)
@@ -300,6 +316,9 @@ class StudyTracker(FinalistRuns, ModelRuns):
             self.log_curves(run_id, last)
             self.set_tags(run_id, masking_tags(last))
             self.end_trial(run_id, state=STATE_COMPLETE)
+        elif error is None and last.get("done"):
+            self.set_tags(run_id, {"stopped_at_epoch": str(int(last.get("epoch", 0)))})
+            self.end_trial(run_id, state=STATE_STOPPED)
         else:
             self.set_tags(run_id, {"failure": error or "the trial stopped before its last epoch"})
             self.end_trial(run_id, state=STATE_FAILED, status="FAILED")
