@@ -106,6 +106,8 @@ def test_input_is_checked_and_cached_apart(mitdb_dir: Path) -> None:
 @pytest.mark.parametrize("name", [m for m in MODELS if not MODELS[m].multi_lead])
 def test_every_mitbih_model_takes_every_input(name: str) -> None:
     for spec in INPUTS.values():
+        if name == "rrcnn" and spec.before < 4 * FS:
+            continue  # it measures RR intervals over a look-back; see test_rr_features
         config = TrialConfig(data=DataConfig(input=spec.name), model=ModelConfig(name=name))
         model = config.build_model()
         assert model(torch.rand(3, 1, spec.width)).shape == (3, 5)

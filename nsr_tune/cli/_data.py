@@ -142,7 +142,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--input",
         choices=tuple(INPUTS),
         default="kachuee",
-        help="mitbih: the beat representation (rhythm and context drop a record's first and last beats too)",
+        help="mitbih: the beat representation (the windowed ones drop a record's first and last beats too)",
     )
     summary.add_argument(
         "--dataset", choices=("mitbih", "cpsc2018"), default="mitbih", help="which database (default mitbih)"

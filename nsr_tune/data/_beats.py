@@ -68,6 +68,15 @@ INPUTS: Mapping[str, BeatInput] = MappingProxyType(
             4 * FS,
             "4 s before and 1.5 s after the R peak (688 samples, R at sample 500): the previous RR intervals",
         ),
+        # 10 s before the R peak and 1.5 s after it: the look-back of de Chazal et al.'s local
+        # average RR, the patient's own rate against which an early beat is early. The `rrcnn`
+        # model measures the RR intervals in it from the signal.
+        "lookback": BeatInput(
+            "lookback",
+            10 * FS + 1 + BEAT_LEN,
+            10 * FS,
+            "10 s before and 1.5 s after the R peak (1438 samples, R at sample 1250): the local mean RR",
+        ),
     }
 )
 

@@ -126,12 +126,12 @@ def _load_cpsc2018(config: DataConfig, data_dir: str | Path | None, progress: bo
 DATASETS: dict[str, Dataset] = {
     "mitbih": Dataset(
         name="mitbih",
-        description="MIT-BIH Arrhythmia: single-lead beats at 125 Hz (187-688 samples), 5 AAMI classes",
+        description="MIT-BIH Arrhythmia: single-lead beats at 125 Hz (187-1438 samples), 5 AAMI classes",
         classes=AAMI_CLASSES,
         splits=("inter", "intra"),
         eps=(0.01, 0.03, 0.05, 0.1, 0.2, 0.3),  # the paper's, in units of the [0, 1] beat
         quick_eps=(0.01, 0.05, 0.1),
-        models=("cnn", "mlp", "resnet1d", "transformer"),
+        models=("cnn", "mlp", "resnet1d", "transformer", "rrcnn"),
         objectives=(("val_balanced_acc", "max"), ("val_robust_balanced_acc_eps_0.05", "max")),
         load=_load_mitbih,
     ),

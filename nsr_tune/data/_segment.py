@@ -35,6 +35,7 @@ with these pinned choices. Any change to them must bump PREPROCESS_VERSION so ca
    ``rhythm``: 375 samples, 187 before the R peak, the R peak, and 187 after it (1.5 s either
    side), so the previous and the next beats and both RR intervals are in the input. There is no
    padding: ``length`` is 375.
+   ``context`` and ``lookback`` are windows of the same kind that reach 4 s and 10 s back.
    Either way a beat is kept only if its whole segment lies inside the record; the others (the
    last beat or two of a record, and for ``rhythm`` also the first) are counted in
    ``dropped_out_of_record``.

@@ -20,12 +20,16 @@ from nsr_tune.models._cnn import PaperCNN, pooled_length
 from nsr_tune.models._mlp import PaperMLP
 from nsr_tune.models._resnet1d import ResNet1d
 from nsr_tune.models._resnet18 import ResNet18, real_mask
+from nsr_tune.models._rr import MAX_BLOCKS as _RRCNN_MAX_BLOCKS
+from nsr_tune.models._rr import MIN_LOOKBACK_S, RR_FEATURES, RRCNN, RRFeatures
 from nsr_tune.models._transformer import BeatTransformer
 from nsr_tune.models._weight_norm import normalize_units_
 
 __all__ = [
     "MODELS",
+    "RR_FEATURES",
     "ModelSpec",
+    "RRFeatures",
     "build_model",
     "check_model_input",
     "check_model_knobs",
@@ -76,6 +80,18 @@ MODELS: Mapping[str, ModelSpec] = {
         "a small Transformer over non-overlapping patches of the beat",
         sized=True,
     ),
+    "rrcnn": ModelSpec(
+        RRCNN,
+        {
+            "width": (int, 32, 1),
+            "blocks": (int, 6, 1),
+            "rr_hidden": (int, 16, 1),
+            "irregularity": (int, 1, 0),
+        },
+        "the paper's CNN on the 1.5 s around the beat, beside RR ratios it measures in the signal "
+        "(a QRS detector over the look-back; needs `context` or `lookback` inputs); S against N by rhythm",
+        sized=True,
+    ),
     "resnet18": ModelSpec(
         ResNet18,
         {"width": (int, 64, 4), "blocks": (int, 2, 1), "kernel": (int, 7, 1)},
@@ -118,6 +134,23 @@ def check_model_input(name: str, knobs: Mapping[str, Any], in_len: int | None) -
             left, most = pooled_length(left), most + 1
         if blocks > most:
             raise ConfigError(f"model.blocks: at most {most} for {length}-sample beats, got {blocks}")
+    if name == "rrcnn":
+        _check_rrcnn_input(knobs, in_len)
+
+
+def _check_rrcnn_input(knobs: Mapping[str, Any], in_len: int | None) -> None:
+    length = in_len or _DEFAULT_LEN
+    lookback = length - 188  # the R peak sits 187 samples before the end of every windowed input
+    if lookback < MIN_LOOKBACK_S * 125:
+        raise ConfigError(
+            f"model: 'rrcnn' measures RR intervals over a look-back of at least {MIN_LOOKBACK_S} s, "
+            f"and {length}-sample beats have none that long; use the input `context` or `lookback`"
+        )
+    blocks = knobs.get("blocks", MODELS["rrcnn"].knobs["blocks"][1])
+    if blocks > _RRCNN_MAX_BLOCKS:
+        raise ConfigError(
+            f"model.blocks: at most {_RRCNN_MAX_BLOCKS} for rrcnn (it convolves 375 samples), got {blocks}"
+        )
 
 
 def build_model(

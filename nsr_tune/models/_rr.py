@@ -1,0 +1,193 @@
+"""RR intervals measured from the signal inside the model (de Chazal et al. 2004's rhythm features).
+
+A premature supraventricular beat differs from a normal one mostly in *when* it comes: its RR
+interval is short against the patient's own local mean. Taking that interval from the reference
+annotations would hand the model a side input an attacker cannot touch, so `RRFeatures` detects
+the R peaks in the input window itself, like a QRS detector (slope energy, a threshold, a
+refractory period), and every number it returns is a function of the signal the attacks perturb.
+
+Which samples are peaks is a hard decision (a threshold and a local maximum); where each peak
+lies is a soft-argmax of the slope energy around it, so the intervals have a gradient with
+respect to the signal: an attack can move peaks by gradient, and only adding or removing one
+needs a search (the strong protocol's gradient-free attacks).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nsr_tune.models._cnn import _ResidualBlock, pooled_length
+
+#: The features, in this order: the interval before the beat, the one after it, the local mean
+#: RR over the look-back (seconds), and the three ratios, as logarithms.
+#: RR intervals, and how irregular the rhythm is: the mean absolute difference between successive
+#: intervals of the look-back over their mean (high in atrial fibrillation, where an early beat is
+#: no sign of an ectopic one).
+RR_FEATURES = (
+    "pre_rr",
+    "post_rr",
+    "local_rr",
+    "log_pre_local",
+    "log_post_local",
+    "log_pre_post",
+    "irregularity",
+)
+
+_SMOOTH_S = 0.08  # slope-energy smoothing: about a QRS complex
+_REFRACTORY_S = 0.2  # two beats are never closer than this (local-maximum half-width)
+_THRESHOLD = 0.25  # a peak is a QRS if its energy is this share of the window's reference energy
+_REFERENCE_Q = 0.98  # the reference energy: this quantile of the window's slope energy
+_SOFT_HALF_S = 0.04  # soft-argmax half-width around a detected peak
+_SOFT_TEMPERATURE = 0.1  # on energies scaled by the reference
+_MAX_BEATS_S = 5  # at most this many peaks a second (the refractory period allows 5)
+
+
+class RRFeatures(nn.Module):
+    """(B, 1, L) beat windows with the R peak at sample ``r_index`` -> (B, 7) RR features.
+
+    The window must reach back several beats (the `lookback` input: 10 s) for the local mean to
+    mean something; it is computed from the first detected peak in the window to the beat's own.
+    """
+
+    def __init__(self, *, r_index: int, fs: int) -> None:
+        super().__init__()
+        self.r_index, self.fs = r_index, fs
+        self.smooth = max(1, round(_SMOOTH_S * fs)) | 1  # odd, so the energy stays centred
+        self.refractory = max(1, round(_REFRACTORY_S * fs))
+        self.soft_half = max(1, round(_SOFT_HALF_S * fs))
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, L), scaled by the reference
+        slope = torch.diff(x[:, 0], dim=1, prepend=x[:, 0, :1])  # (B, L); the first slope is 0
+        e = F.avg_pool1d(slope.square().unsqueeze(1), self.smooth, 1, self.smooth // 2).squeeze(1)
+        ref = torch.quantile(e.detach(), _REFERENCE_Q, dim=1, keepdim=True)  # (B, 1)
+        return e / ref.clamp_min(1e-12)
+
+    def peaks(self, e: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B, L) bool, no gradient
+        width = 2 * self.refractory + 1
+        local_max = F.max_pool1d(e.detach().unsqueeze(1), width, 1, self.refractory).squeeze(1)
+        return (e.detach() >= local_max) & (e.detach() > _THRESHOLD)
+
+    def soft_position(
+        self, e: torch.Tensor, index: torch.Tensor
+    ) -> torch.Tensor:  # (B, L), (B, ...) -> (B, ...)
+        """The soft-argmax of the energy within +-soft_half of ``index``: a peak's position in
+        samples, with a gradient. Energy outside the window counts as 0."""
+        offsets = torch.arange(-self.soft_half, self.soft_half + 1, device=e.device)  # (W,)
+        at = index[..., None] + offsets  # (B, ..., W)
+        inside = (at >= 0) & (at < e.shape[1])
+        gathered = e.gather(1, at.clamp(0, e.shape[1] - 1).flatten(1)).view(at.shape)
+        weights = torch.softmax(torch.where(inside, gathered, 0.0) / _SOFT_TEMPERATURE, dim=-1)
+        return index.to(e.dtype) + weights @ offsets.to(e.dtype)
+
+    def irregularity(self, e: torch.Tensor, before: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+        """(B, L) energy, (B, L) peaks of the look-back, (B,) mean RR in samples -> (B,): the mean
+        absolute difference of successive look-back intervals over their mean; 0 with fewer than 3."""
+        k = min(e.shape[1], 1 + _MAX_BEATS_S * e.shape[1] // self.fs)
+        idx = torch.arange(e.shape[1], device=e.device)
+        latest = torch.where(before, idx, -1).topk(k, dim=1).values  # (B, k), latest first; -1: none
+        found = latest >= 0
+        pos = self.soft_position(e, latest.clamp_min(0))  # (B, k)
+        rr = pos[:, :-1] - pos[:, 1:]  # (B, k - 1), each interval
+        has_rr = found[:, :-1] & found[:, 1:]
+        step = (rr[:, :-1] - rr[:, 1:]).abs()  # (B, k - 2)
+        has_step = has_rr[:, :-1] & has_rr[:, 1:]
+        mean_step = (step * has_step).sum(dim=1) / has_step.sum(dim=1).clamp_min(1)
+        return mean_step / local.clamp_min(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, 7)
+        e = self.energy(x)  # (B, L)
+        is_peak = self.peaks(e)
+        n, r, gap = e.shape[1], self.r_index, self.refractory
+        idx = torch.arange(n, device=x.device)
+
+        # The beat's own peak: the highest energy within half the refractory period of the
+        # annotated R peak; ties (a flat stretch) go to the sample nearest it.
+        distance = (idx - r).abs()
+        own = torch.where(distance <= gap // 2, e.detach() - 1e-6 * distance, -1.0).argmax(dim=1)  # (B,)
+        own_pos = self.soft_position(e, own)
+
+        before = is_peak & (idx < (own - gap)[:, None])
+        after = is_peak & (idx > (own + gap)[:, None])
+        has_before, has_after = before.any(dim=1), after.any(dim=1)
+        last_before = torch.where(before, idx, -1).amax(dim=1).clamp_min(0)
+        first_before = torch.where(before, idx, n).amin(dim=1).clamp_max(n - 1)
+        first_after = torch.where(after, idx, n).amin(dim=1).clamp_max(n - 1)
+        count = before.sum(dim=1).clamp_min(1)
+
+        # Without a peak in reach, an interval is as long as the window can tell: the whole
+        # look-back before, what the window holds after.
+        pre = torch.where(has_before, own_pos - self.soft_position(e, last_before), own_pos)
+        post = torch.where(has_after, self.soft_position(e, first_after) - own_pos, n - 1 - own_pos)
+        local = torch.where(has_before, (own_pos - self.soft_position(e, first_before)) / count, pre)
+        irregular = self.irregularity(e, before, local)
+        pre, post, local = (v.clamp_min(1.0) / self.fs for v in (pre, post, local))  # seconds
+        ratios = [torch.log(pre / local), torch.log(post / local), torch.log(pre / post)]
+        return torch.stack([pre, post, local, *ratios, irregular], dim=1)
+
+
+#: Samples after the R peak in every windowed MIT-BIH input (1.5 s at 125 Hz); see data.INPUTS.
+_AFTER = 187
+#: RR_FEATURES' leading intervals in seconds, which `rrcnn` leaves out: a patient's own rate says
+#: little about a beat's class, and a model that sees it learns the training patients' rates
+#: (the S beats of DS1 come at fast rates, those of MIT-BIH 232 at a slow one). Normalised by the
+#: local mean, an early beat is early at any rate, as in de Chazal et al. (2004).
+_ABSOLUTE = 3
+#: The most blocks the morphology branch takes: 375 samples survive 6 poolings.
+MAX_BLOCKS = 6
+#: The shortest look-back `rrcnn` takes, in seconds: a few beats even at slow rates (`context`: 4 s).
+MIN_LOOKBACK_S = 4
+
+
+class RRCNN(nn.Module):
+    """The paper's CNN on the 1.5 s either side of the beat, beside the RR features measured over
+    the whole window, each with its own logits, summed.
+
+    Morphology: conv 1->W (k5); B x [conv k5, ReLU, conv k5, +input, ReLU, max-pool k5 s2] -> 32
+    -> n_classes, on the `rhythm` window (the neighbouring beats are the patient's own reference
+    for a wide or odd QRS). Rhythm: RRFeatures' three ratios and the irregularity (with
+    ``irregularity=0`` the ratios alone) -> ``rr_hidden`` -> n_classes. Takes windows of
+    ``length`` samples with the R peak 187 samples before the end, as every windowed MIT-BIH
+    input has it.
+
+    N against S is the rhythm's alone: the morphology logits give S the N logit (an S beat's
+    QRS is supraventricular, i.e. normal, in the AAMI definition). Left free, the CNN learns the
+    few training S beats by their shape, or by the absolute intervals to its neighbours, the
+    training patients' rates, and calls an unseen patient's early beats normal.
+    """
+
+    def __init__(
+        self,
+        *,
+        width: int = 32,
+        blocks: int = 6,
+        rr_hidden: int = 16,
+        irregularity: int = 1,
+        n_classes: int = 5,
+        length: int,
+        fs: int = 125,
+    ) -> None:
+        super().__init__()
+        r = length - _AFTER - 1
+        self.start, self.stop = r - _AFTER, r + _AFTER + 1  # the `rhythm` window
+        self.rr = RRFeatures(r_index=r, fs=fs)
+        self.stem = nn.Conv1d(1, width, 5, padding=2)
+        self.blocks = nn.Sequential(*[_ResidualBlock(width) for _ in range(blocks)])
+        pooled = self.stop - self.start
+        for _ in range(blocks):
+            pooled = pooled_length(pooled)  # 375 -> 186 -> 91 -> 44 -> 20 -> 8 -> 2
+        self.fc1 = nn.Linear(width * pooled, 32)
+        self.morphology_head = nn.Linear(32, n_classes)
+        self.rr_used = slice(_ABSOLUTE, len(RR_FEATURES) if irregularity else len(RR_FEATURES) - 1)
+        self.rr_fc = nn.Linear(self.rr_used.stop - self.rr_used.start, rr_hidden)
+        self.rhythm_head = nn.Linear(rr_hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, n_classes)
+        beat = x[..., self.start : self.stop]  # (B, 1, 375) at 125 Hz
+        morphology = self.morphology_head(F.relu(self.fc1(self.blocks(self.stem(beat)).flatten(1))))
+        # An S beat has a supraventricular, i.e. normal, QRS: the morphology's S logit is its N
+        # logit, so N against S is decided by the rhythm alone, as the AAMI definition has it.
+        morphology = torch.cat([morphology[:, :1], morphology[:, :1], morphology[:, 2:]], dim=1)  # (B, C)
+        rhythm = self.rhythm_head(F.relu(self.rr_fc(self.rr(x)[:, self.rr_used])))  # (B, C), no absolute RR
+        return morphology + rhythm

@@ -1,0 +1,113 @@
+"""RR intervals measured inside the model (`rrcnn` on the `lookback` input), checked against the
+reference annotations they must not be read from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import wfdb
+
+from nsr_tune.config import DataConfig, ModelConfig, TrialConfig
+from nsr_tune.data import AAMI_MAP, FS, INPUTS, load_mitbih
+from nsr_tune.errors import ConfigError
+from nsr_tune.models import RR_FEATURES, RRFeatures, build_model
+
+LOOKBACK = INPUTS["lookback"]
+_OTHER_BEATS = frozenset("Brn?")  # beat codes outside the AAMI map that still make an RR interval
+
+
+def annotated_rr(base: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The interval before each `lookback` beat and the mean RR over its 10 s look-back, in
+    samples at FS, from the .atr file: what the model's detector should find in the signal."""
+    header, ann = wfdb.rdheader(str(base)), wfdb.rdann(str(base), "atr")
+    n = -(-header.sig_len * 25 // 72)  # samples at 125 Hz after resample_poly(…, 25, 72)
+    pos = (2 * ann.sample * 25 + 72) // 144  # round(s * 125 / 360), halves up
+    is_beat = np.array([s in AAMI_MAP for s in ann.symbol])
+    rr_pos = np.sort(pos[is_beat | np.array([s in _OTHER_BEATS for s in ann.symbol])])
+    beats = pos[is_beat]
+    beats = beats[(beats >= LOOKBACK.before) & (beats - LOOKBACK.before + LOOKBACK.width <= n)]
+    at = np.searchsorted(rr_pos, beats)
+    first = np.searchsorted(rr_pos, beats - LOOKBACK.before)
+    return beats - rr_pos[at - 1], (beats - rr_pos[first]) / np.maximum(at - first, 1)
+
+
+@pytest.fixture(scope="module")
+def features(mitdb_dir: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    detector = RRFeatures(r_index=LOOKBACK.before, fs=FS)
+    out = {}
+    for record in (100, 221, 232):
+        beats, _ = load_mitbih(mitdb_dir, records=(record,), input="lookback")
+        with torch.no_grad():
+            out[record] = detector(torch.from_numpy(beats.x)).numpy(), beats.y
+    return out
+
+
+@pytest.mark.parametrize("record", [100, 232])
+def test_detected_intervals_match_the_annotations(mitdb_dir: Path, features, record: int) -> None:
+    found, _ = features[record]
+    pre, local = annotated_rr(mitdb_dir / str(record))
+    assert found.shape == (pre.size, len(RR_FEATURES))
+    # Within 10% for nearly every beat (the detector's peak is the steepest slope, not the
+    # annotator's fiducial point, so a sample or two apart).
+    assert np.mean(np.abs(found[:, 0] * FS - pre) <= 0.1 * pre) > 0.95
+    assert np.mean(np.abs(found[:, 2] * FS - local) <= 0.1 * local) > 0.95
+    np.testing.assert_allclose(found[:, 3], np.log(found[:, 0] / found[:, 2]), rtol=1e-5)
+
+
+def test_prematurity_against_the_local_mean_separates_record_232s_s_beats(features) -> None:
+    # 232's S beats come in runs at a slow rate: their interval is like the one before, but short
+    # against the 10 s mean (the note on record 232 in the README).
+    found, y = features[232]
+    early = found[:, 3] < np.log(0.9)
+    assert early[y == 1].mean() > 0.7 and early[y == 0].mean() < 0.1
+
+
+def test_irregularity_is_low_in_sinus_rhythm_and_high_in_atrial_fibrillation(features) -> None:
+    irregular = RR_FEATURES.index("irregularity")
+    sinus, fibrillation = (np.median(features[record][0][:, irregular]) for record in (100, 221))
+    assert sinus < 0.05 and fibrillation > 0.2  # record 221: atrial fibrillation throughout
+
+
+def test_intervals_have_a_gradient_that_matches_finite_differences(mitdb_dir: Path) -> None:
+    beats, _ = load_mitbih(mitdb_dir, records=(232,), input="lookback")
+    x = torch.from_numpy(beats.x[:6]).double().requires_grad_(True)
+    detector = RRFeatures(r_index=LOOKBACK.before, fs=FS)
+    (grad,) = torch.autograd.grad(detector(x)[:, 0].sum(), x)
+    assert (grad.abs().sum(dim=(1, 2)) > 0).all()  # an attack can move the peaks
+    step = grad / grad.abs().amax() * 1e-4
+    with torch.no_grad():
+        moved = detector(x + step)[:, 0] - detector(x)[:, 0]
+    np.testing.assert_allclose(moved, (grad * step).sum(dim=(1, 2)), rtol=0.05, atol=1e-9)
+
+
+def test_rrcnn_takes_the_inputs_with_a_look_back_and_refuses_the_others() -> None:
+    for name in ("context", "lookback"):
+        model = TrialConfig(data=DataConfig(input=name), model=ModelConfig(name="rrcnn")).build_model()
+        assert model(torch.rand(2, 1, INPUTS[name].width)).shape == (2, 5)
+    for name in ("kachuee", "rhythm"):
+        with pytest.raises(ConfigError, match=r"model: 'rrcnn' measures RR intervals over a look-back"):
+            TrialConfig(data=DataConfig(input=name), model=ModelConfig(name="rrcnn"))
+    with pytest.raises(ConfigError, match=r"model\.blocks: at most 6 for rrcnn"):
+        build_model("rrcnn", {"blocks": 7}, in_len=LOOKBACK.width)
+
+
+def test_no_beats_in_reach_give_the_longest_intervals_the_window_can_tell() -> None:
+    # A flat window: no peak anywhere, so no interval is measured; the features stay finite.
+    found = RRFeatures(r_index=LOOKBACK.before, fs=FS)(torch.full((1, 1, LOOKBACK.width), 0.5))
+    assert torch.isfinite(found).all()
+    assert found[0, 0].item() == pytest.approx(LOOKBACK.before / FS)
+
+
+def test_rrcnn_tells_s_from_n_by_the_rhythm_alone(mitdb_dir: Path) -> None:
+    beats, _ = load_mitbih(mitdb_dir, records=(232,), input="lookback")
+    torch.manual_seed(0)
+    model = build_model("rrcnn", in_len=LOOKBACK.width)
+    x = torch.from_numpy(beats.x[:8])
+    with torch.no_grad():
+        logits = model(x)
+        rhythm = model.rhythm_head(torch.relu(model.rr_fc(model.rr(x)[:, 3:])))
+    s, n = 1, 0  # AAMI_CLASSES
+    torch.testing.assert_close(logits[:, s] - logits[:, n], rhythm[:, s] - rhythm[:, n])
