@@ -108,6 +108,12 @@ def test_rrcnn_tells_s_from_n_by_the_rhythm_alone(mitdb_dir: Path) -> None:
     x = torch.from_numpy(beats.x[:8])
     with torch.no_grad():
         logits = model(x)
-        rhythm = model.rhythm_head(torch.relu(model.rr_fc(model.rr(x)[:, 3:])))
+        rhythm = model.rhythm_head(torch.relu(model.rr_fc(model.rr(x)[:, model.rr_used])))
     s, n = 1, 0  # AAMI_CLASSES
     torch.testing.assert_close(logits[:, s] - logits[:, n], rhythm[:, s] - rhythm[:, n])
+
+
+def test_the_irregularity_reaches_the_head_only_when_asked() -> None:
+    plain = build_model("rrcnn", in_len=LOOKBACK.width)
+    irregular = build_model("rrcnn", {"irregularity": 1}, in_len=LOOKBACK.width)
+    assert plain.rr_fc.in_features == 3 and irregular.rr_fc.in_features == 4

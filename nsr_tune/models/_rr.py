@@ -146,8 +146,8 @@ class RRCNN(nn.Module):
 
     Morphology: conv 1->W (k5); B x [conv k5, ReLU, conv k5, +input, ReLU, max-pool k5 s2] -> 32
     -> n_classes, on the `rhythm` window (the neighbouring beats are the patient's own reference
-    for a wide or odd QRS). Rhythm: RRFeatures' three ratios and the irregularity (with
-    ``irregularity=0`` the ratios alone) -> ``rr_hidden`` -> n_classes. Takes windows of
+    for a wide or odd QRS). Rhythm: RRFeatures' three ratios (and with ``irregularity=1`` the
+    irregularity) -> ``rr_hidden`` -> n_classes. Takes windows of
     ``length`` samples with the R peak 187 samples before the end, as every windowed MIT-BIH
     input has it.
 
@@ -163,7 +163,7 @@ class RRCNN(nn.Module):
         width: int = 32,
         blocks: int = 6,
         rr_hidden: int = 16,
-        irregularity: int = 1,
+        irregularity: int = 0,
         n_classes: int = 5,
         length: int,
         fs: int = 125,
