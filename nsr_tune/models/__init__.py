@@ -21,7 +21,7 @@ from nsr_tune.models._mlp import PaperMLP
 from nsr_tune.models._resnet1d import ResNet1d
 from nsr_tune.models._resnet18 import ResNet18, real_mask
 from nsr_tune.models._rr import MAX_BLOCKS as _RRCNN_MAX_BLOCKS
-from nsr_tune.models._rr import MIN_LOOKBACK_S, RR_FEATURES, RRCNN, RRFeatures
+from nsr_tune.models._rr import MIN_LOOKBACK_S, RR_FEATURES, RRCNN, RRFeatures, lookback_samples
 from nsr_tune.models._transformer import BeatTransformer
 from nsr_tune.models._weight_norm import normalize_units_
 
@@ -140,8 +140,7 @@ def check_model_input(name: str, knobs: Mapping[str, Any], in_len: int | None) -
 
 def _check_rrcnn_input(knobs: Mapping[str, Any], in_len: int | None) -> None:
     length = in_len or _DEFAULT_LEN
-    lookback = length - 188  # the R peak sits 187 samples before the end of every windowed input
-    if lookback < MIN_LOOKBACK_S * 125:
+    if lookback_samples(length) < MIN_LOOKBACK_S * 125:  # beats are at 125 Hz (data.FS)
         raise ConfigError(
             f"model: 'rrcnn' measures RR intervals over a look-back of at least {MIN_LOOKBACK_S} s, "
             f"and {length}-sample beats have none that long; use the input `context` or `lookback`"

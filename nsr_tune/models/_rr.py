@@ -21,10 +21,9 @@ from torch.nn import functional as F
 from nsr_tune.models._cnn import _ResidualBlock, pooled_length
 
 #: The features, in this order: the interval before the beat, the one after it, the local mean
-#: RR over the look-back (seconds), and the three ratios, as logarithms.
-#: RR intervals, and how irregular the rhythm is: the mean absolute difference between successive
-#: intervals of the look-back over their mean (high in atrial fibrillation, where an early beat is
-#: no sign of an ectopic one).
+#: RR over the look-back (seconds), the three ratios as logarithms, and how irregular the rhythm
+#: is: the mean absolute difference between successive intervals of the look-back over their
+#: mean (high in atrial fibrillation, where an early beat is no sign of an ectopic one).
 RR_FEATURES = (
     "pre_rr",
     "post_rr",
@@ -140,6 +139,11 @@ MAX_BLOCKS = 6
 MIN_LOOKBACK_S = 4
 
 
+def lookback_samples(length: int) -> int:
+    """Samples before the R peak in a windowed MIT-BIH input of ``length`` samples."""
+    return length - _AFTER - 1
+
+
 class RRCNN(nn.Module):
     """The paper's CNN on the 1.5 s either side of the beat, beside the RR features measured over
     the whole window, each with its own logits, summed.
@@ -169,7 +173,7 @@ class RRCNN(nn.Module):
         fs: int = 125,
     ) -> None:
         super().__init__()
-        r = length - _AFTER - 1
+        r = lookback_samples(length)
         self.start, self.stop = r - _AFTER, r + _AFTER + 1  # the `rhythm` window
         self.rr = RRFeatures(r_index=r, fs=fs)
         self.stem = nn.Conv1d(1, width, 5, padding=2)
