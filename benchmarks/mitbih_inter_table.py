@@ -10,7 +10,7 @@ sensitivity over N, S, V, F and the accuracy over all DS2 beats, beside publishe
 inter-patient (DS1 -> DS2) results. The DS2 records hold 7 Q beats: they count in the accuracy,
 as they do in the references. The windowed inputs also leave out the few beats too near a
 record's start or end, so their beat counts are a little lower. A second table splits the S
-sensitivity into record 232 and the rest.
+sensitivity into record 232 and the rest; last come the confusion matrices over N, S, V, F, Q.
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ def main() -> None:
                 # Record 232 holds three quarters of DS2's S beats, at a slow rate (see the README).
                 "s_se_232": _s_sensitivity(pred, test, test.record == 232),
                 "s_se_other": _s_sensitivity(pred, test, test.record != 232),
+                # rows: the annotated class, columns: the predicted one (AAMI_CLASSES order)
+                "confusion": np.bincount(test.y * 5 + pred, minlength=25).reshape(5, 5).tolist(),
             }
         )
 
@@ -110,6 +112,11 @@ def main() -> None:
     print("\n| model | S Se, record 232 | S Se, the other DS2 records |\n|---|---|---|")
     for r in rows:
         print(f"| {r['name']} | {cell(r['s_se_232'])} | {cell(r['s_se_other'])} |")
+    for r in rows:
+        print(f"\n{r['name']}: annotated (rows) against predicted (columns)\n| | N | S | V | F | Q |")
+        print("|---|---|---|---|---|---|")
+        for c, counts in zip((*FOUR, "Q"), r["confusion"], strict=True):
+            print(f"| {c} | " + " | ".join(str(k) for k in counts) + " |")
     if args.out:
         args.out.write_text(json.dumps({"models": rows, "literature": list(LITERATURE)}, indent=2))
         print(f"\nwrote {args.out}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -181,3 +183,17 @@ def test_tune_refuses_a_storage_path_that_cannot_be_written(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--storage:" in err and "cannot be written" in err
     assert not (tmp_path / "m.db").exists()  # refused before MLflow was touched
+
+
+def test_the_inter_patient_table_counts_every_ds2_beat(trained, tmp_path):
+    # benchmarks/mitbih_inter_table.py on the bundled records, whose DS2 part is 213 and 232.
+    out = tmp_path / "table.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "mitbih_inter_table.py"
+    argv = [sys.executable, str(script), f"quick={trained / 'model.pt'}", "--data-dir", "bundled"]
+    printed = subprocess.run([*argv, "--out", str(out)], capture_output=True, text=True, check=True).stdout
+    row = json.loads(out.read_text())["models"][0]
+    confusion = np.array(row["confusion"])
+    assert confusion.sum() == row["n_beats"]
+    assert [int(n) for n in confusion.sum(axis=1)[:4]] == [row["support"][c] for c in "NSVF"]
+    assert row["acc"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    assert "| quick |" in printed and "annotated (rows) against predicted (columns)" in printed

@@ -117,3 +117,35 @@ def test_the_irregularity_reaches_the_head_only_when_asked() -> None:
     plain = build_model("rrcnn", in_len=LOOKBACK.width)
     irregular = build_model("rrcnn", {"irregularity": 1}, in_len=LOOKBACK.width)
     assert plain.rr_fc.in_features == 3 and irregular.rr_fc.in_features == 4
+
+
+def test_the_template_difference_marks_ventricular_beats_against_the_patients_own(mitdb_dir: Path) -> None:
+    # Record 119: sinus beats and frequent ventricular ones. Against the median of the look-back
+    # beats, a normal beat is nearly its own template; a ventricular one is far from it.
+    beats, _ = load_mitbih(mitdb_dir, records=(119,), input="lookback")
+    detector = RRFeatures(r_index=LOOKBACK.before, fs=FS)
+    x = torch.from_numpy(beats.x)
+    with torch.no_grad():
+        e, is_peak, own = detector.detect(x)
+        difference = detector.template_difference(x, is_peak, own).abs().mean(dim=1).numpy()
+    n, v = 0, 2  # AAMI_CLASSES
+    assert np.median(difference[beats.y == v]) > 3 * np.median(difference[beats.y == n])
+    # detect + features is the detector's forward
+    torch.testing.assert_close(detector.features(e, is_peak, own), detector(x))
+
+
+def test_the_template_channel_is_signal_the_gradient_reaches_and_zero_without_a_look_back(
+    mitdb_dir: Path,
+) -> None:
+    beats, _ = load_mitbih(mitdb_dir, records=(100,), input="lookback")
+    torch.manual_seed(0)
+    model = build_model("rrcnn", {"template": 1}, in_len=LOOKBACK.width)
+    assert model.stem.in_channels == 2 and build_model("rrcnn", in_len=LOOKBACK.width).stem.in_channels == 1
+    x = torch.from_numpy(beats.x[:4]).requires_grad_(True)
+    _, is_peak, own = model.rr.detect(x)
+    model.rr.template_difference(x, is_peak, own).abs().sum().backward()
+    # The template is made of look-back beats: the attack and the NSR term reach them.
+    assert (x.grad[:, 0, : LOOKBACK.before - FS].abs().sum(dim=1) > 0).all()
+    flat = torch.full((1, 1, LOOKBACK.width), 0.5)
+    assert model.template_channel(flat, *model.rr.detect(flat)[1:]).abs().sum().item() == 0.0
+    assert torch.isfinite(model(flat)).all()

@@ -41,6 +41,8 @@ _REFERENCE_Q = 0.98  # the reference energy: this quantile of the window's slope
 _SOFT_HALF_S = 0.04  # soft-argmax half-width around a detected peak
 _SOFT_TEMPERATURE = 0.1  # on energies scaled by the reference
 _MAX_BEATS_S = 5  # at most this many peaks a second (the refractory period allows 5)
+_TEMPLATE_BEATS = 8  # look-back beats whose median is the patient's template
+_TEMPLATE_BEFORE_S, _TEMPLATE_AFTER_S = 0.25, 0.45  # the stretch compared: the QRS and the T wave
 
 
 class RRFeatures(nn.Module):
@@ -56,6 +58,8 @@ class RRFeatures(nn.Module):
         self.smooth = max(1, round(_SMOOTH_S * fs)) | 1  # odd, so the energy stays centred
         self.refractory = max(1, round(_REFRACTORY_S * fs))
         self.soft_half = max(1, round(_SOFT_HALF_S * fs))
+        self.template_before = round(_TEMPLATE_BEFORE_S * fs)
+        self.template_after = round(_TEMPLATE_AFTER_S * fs)
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, L), scaled by the reference
         slope = torch.diff(x[:, 0], dim=1, prepend=x[:, 0, :1])  # (B, L); the first slope is 0
@@ -95,16 +99,22 @@ class RRFeatures(nn.Module):
         mean_step = (step * has_step).sum(dim=1) / has_step.sum(dim=1).clamp_min(1)
         return mean_step / local.clamp_min(1.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, 7)
+    def detect(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 1, L) -> the slope energy (B, L), the detected peaks (B, L) bool and the beat's own
+        peak (B,): the highest energy within half the refractory period of the annotated R peak;
+        ties (a flat stretch) go to the sample nearest it."""
         e = self.energy(x)  # (B, L)
-        is_peak = self.peaks(e)
-        n, r, gap = e.shape[1], self.r_index, self.refractory
-        idx = torch.arange(n, device=x.device)
+        distance = (torch.arange(e.shape[1], device=x.device) - self.r_index).abs()
+        own = torch.where(distance <= self.refractory // 2, e.detach() - 1e-6 * distance, -1.0).argmax(dim=1)
+        return e, self.peaks(e), own
 
-        # The beat's own peak: the highest energy within half the refractory period of the
-        # annotated R peak; ties (a flat stretch) go to the sample nearest it.
-        distance = (idx - r).abs()
-        own = torch.where(distance <= gap // 2, e.detach() - 1e-6 * distance, -1.0).argmax(dim=1)  # (B,)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, 7)
+        return self.features(*self.detect(x))
+
+    def features(self, e: torch.Tensor, is_peak: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """`detect`'s energy, peaks and own peak -> (B, 7) RR features."""
+        n, gap = e.shape[1], self.refractory
+        idx = torch.arange(n, device=e.device)
         own_pos = self.soft_position(e, own)
 
         before = is_peak & (idx < (own - gap)[:, None])
@@ -124,6 +134,28 @@ class RRFeatures(nn.Module):
         pre, post, local = (v.clamp_min(1.0) / self.fs for v in (pre, post, local))  # seconds
         ratios = [torch.log(pre / local), torch.log(post / local), torch.log(pre / post)]
         return torch.stack([pre, post, local, *ratios, irregular], dim=1)
+
+    def template_difference(self, x: torch.Tensor, is_peak: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """(B, 1, L) windows, `detect`'s peaks and own peak -> (B, T): the beat's QRS and T wave
+        minus the patient's template, the sample-wise median of the same stretch around the
+        latest look-back beats (aligned on their detected peaks). Zero where the look-back has
+        no beat to compare with.
+
+        The median is the patient's usual beat even when some look-back beats are ectopic;
+        against it, a fusion or ventricular beat stands out whatever the patient's own QRS
+        looks like, which a CNN trained on a few patients otherwise has to learn from them.
+        """
+        signal, n = x[:, 0], x.shape[-1]  # (B, L)
+        offsets = torch.arange(-self.template_before, self.template_after + 1, device=x.device)  # (T,)
+        idx = torch.arange(n, device=x.device)
+        usable = is_peak & (idx < (own - self.refractory)[:, None]) & (idx >= self.template_before)
+        latest = torch.where(usable, idx, -1).topk(_TEMPLATE_BEATS, dim=1).values  # (B, K); -1: none
+        found = latest >= 0
+        at = latest.clamp_min(self.template_before)[..., None] + offsets  # (B, K, T)
+        beats = signal.gather(1, at.flatten(1)).view(at.shape)
+        template = torch.where(found[..., None], beats, torch.nan).nanmedian(dim=1).values  # (B, T)
+        own_beat = signal.gather(1, (own[:, None] + offsets).clamp(0, n - 1))  # (B, T)
+        return torch.where(found.any(dim=1, keepdim=True), own_beat - template.nan_to_num(0.0), 0.0)
 
 
 #: Samples after the R peak in every windowed MIT-BIH input (1.5 s at 125 Hz); see data.INPUTS.
@@ -151,9 +183,11 @@ class RRCNN(nn.Module):
     Morphology: conv 1->W (k5); B x [conv k5, ReLU, conv k5, +input, ReLU, max-pool k5 s2] -> 32
     -> n_classes, on the `rhythm` window (the neighbouring beats are the patient's own reference
     for a wide or odd QRS). Rhythm: RRFeatures' three ratios (and with ``irregularity=1`` the
-    irregularity) -> ``rr_hidden`` -> n_classes. Takes windows of
-    ``length`` samples with the R peak 187 samples before the end, as every windowed MIT-BIH
-    input has it.
+    irregularity) -> ``rr_hidden`` -> n_classes. With ``template=1`` the CNN has a second input
+    channel: the beat minus the patient's template, the median of the look-back beats, against
+    which a fusion (F) or ventricular beat stands out whatever the patient's normal beat looks
+    like. Takes windows of ``length`` samples with the R peak 187 samples before the end, as
+    every windowed MIT-BIH input has it.
 
     N against S is the rhythm's alone: the morphology logits give S the N logit (an S beat's
     QRS is supraventricular, i.e. normal, in the AAMI definition). Left free, the CNN learns the
@@ -168,6 +202,7 @@ class RRCNN(nn.Module):
         blocks: int = 6,
         rr_hidden: int = 16,
         irregularity: int = 0,
+        template: int = 0,
         n_classes: int = 5,
         length: int,
         fs: int = 125,
@@ -176,7 +211,8 @@ class RRCNN(nn.Module):
         r = lookback_samples(length)
         self.start, self.stop = r - _AFTER, r + _AFTER + 1  # the `rhythm` window
         self.rr = RRFeatures(r_index=r, fs=fs)
-        self.stem = nn.Conv1d(1, width, 5, padding=2)
+        self.template = bool(template)
+        self.stem = nn.Conv1d(2 if template else 1, width, 5, padding=2)
         self.blocks = nn.Sequential(*[_ResidualBlock(width) for _ in range(blocks)])
         pooled = self.stop - self.start
         for _ in range(blocks):
@@ -188,10 +224,22 @@ class RRCNN(nn.Module):
         self.rhythm_head = nn.Linear(rr_hidden, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, n_classes)
+        e, is_peak, own = self.rr.detect(x)
         beat = x[..., self.start : self.stop]  # (B, 1, 375) at 125 Hz
+        if self.template:
+            beat = torch.cat([beat, self.template_channel(x, is_peak, own)], dim=1)  # (B, 2, 375)
         morphology = self.morphology_head(F.relu(self.fc1(self.blocks(self.stem(beat)).flatten(1))))
         # An S beat has a supraventricular, i.e. normal, QRS: the morphology's S logit is its N
         # logit, so N against S is decided by the rhythm alone, as the AAMI definition has it.
         morphology = torch.cat([morphology[:, :1], morphology[:, :1], morphology[:, 2:]], dim=1)  # (B, C)
-        rhythm = self.rhythm_head(F.relu(self.rr_fc(self.rr(x)[:, self.rr_used])))  # (B, C), no absolute RR
-        return morphology + rhythm
+        rr = self.rr.features(e, is_peak, own)[:, self.rr_used]  # no absolute RR
+        return morphology + self.rhythm_head(F.relu(self.rr_fc(rr)))  # (B, C)
+
+    def template_channel(self, x: torch.Tensor, is_peak: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """The beat minus the patient's template (`RRFeatures.template_difference`), placed where
+        the beat lies in the `rhythm` window and zero elsewhere: (B, 1, 375)."""
+        difference = self.rr.template_difference(x, is_peak, own)  # (B, T)
+        offsets = torch.arange(-self.rr.template_before, self.rr.template_after + 1, device=x.device)
+        at = (own[:, None] - self.start + offsets).clamp(0, self.stop - self.start - 1)  # (B, T)
+        channel = difference.new_zeros(x.shape[0], self.stop - self.start)
+        return channel.scatter(1, at, difference).unsqueeze(1)
