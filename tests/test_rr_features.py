@@ -149,3 +149,17 @@ def test_the_template_channel_is_signal_the_gradient_reaches_and_zero_without_a_
     flat = torch.full((1, 1, LOOKBACK.width), 0.5)
     assert model.template_channel(flat, *model.rr.detect(flat)[1:]).abs().sum().item() == 0.0
     assert torch.isfinite(model(flat)).all()
+
+
+def test_with_fusion_by_shape_the_rhythm_does_not_tell_f_from_n(mitdb_dir: Path) -> None:
+    # Record 208: the training patients' F beats, which come early in its bigeminy.
+    beats, _ = load_mitbih(mitdb_dir, records=(208,), input="lookback")
+    torch.manual_seed(0)
+    model = build_model("rrcnn", {"fusion_by_shape": 1}, in_len=LOOKBACK.width)
+    x = torch.from_numpy(beats.x[beats.y == 3][:8])
+    with torch.no_grad():
+        logits = model(x)
+        features = model.blocks(model.stem(x[..., model.start : model.stop])).flatten(1)
+        morphology = model.morphology_head(torch.relu(model.fc1(features)))
+    n, f = 0, 3  # AAMI_CLASSES
+    torch.testing.assert_close(logits[:, f] - logits[:, n], morphology[:, f] - morphology[:, n])

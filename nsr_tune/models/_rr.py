@@ -186,8 +186,9 @@ class RRCNN(nn.Module):
     irregularity) -> ``rr_hidden`` -> n_classes. With ``template=1`` the CNN has a second input
     channel: the beat minus the patient's template, the median of the look-back beats, against
     which a fusion (F) or ventricular beat stands out whatever the patient's normal beat looks
-    like. Takes windows of ``length`` samples with the R peak 187 samples before the end, as
-    every windowed MIT-BIH input has it.
+    like. With ``fusion_by_shape=1`` the rhythm logits give F the N logit, so F against N is
+    the morphology's alone. Takes windows of ``length`` samples with the R peak 187 samples
+    before the end, as every windowed MIT-BIH input has it.
 
     N against S is the rhythm's alone: the morphology logits give S the N logit (an S beat's
     QRS is supraventricular, i.e. normal, in the AAMI definition). Left free, the CNN learns the
@@ -203,6 +204,7 @@ class RRCNN(nn.Module):
         rr_hidden: int = 16,
         irregularity: int = 0,
         template: int = 0,
+        fusion_by_shape: int = 0,
         n_classes: int = 5,
         length: int,
         fs: int = 125,
@@ -211,7 +213,7 @@ class RRCNN(nn.Module):
         r = lookback_samples(length)
         self.start, self.stop = r - _AFTER, r + _AFTER + 1  # the `rhythm` window
         self.rr = RRFeatures(r_index=r, fs=fs)
-        self.template = bool(template)
+        self.template, self.fusion_by_shape = bool(template), bool(fusion_by_shape)
         self.stem = nn.Conv1d(2 if template else 1, width, 5, padding=2)
         self.blocks = nn.Sequential(*[_ResidualBlock(width) for _ in range(blocks)])
         pooled = self.stop - self.start
@@ -233,7 +235,12 @@ class RRCNN(nn.Module):
         # logit, so N against S is decided by the rhythm alone, as the AAMI definition has it.
         morphology = torch.cat([morphology[:, :1], morphology[:, :1], morphology[:, 2:]], dim=1)  # (B, C)
         rr = self.rr.features(e, is_peak, own)[:, self.rr_used]  # no absolute RR
-        return morphology + self.rhythm_head(F.relu(self.rr_fc(rr)))  # (B, C)
+        rhythm = self.rhythm_head(F.relu(self.rr_fc(rr)))  # (B, C)
+        if self.fusion_by_shape:
+            # A fusion beat comes when the sinus beat does, so its timing is the patient's: the
+            # training patients' F beats come early (MIT-BIH 208's bigeminy), others' do not.
+            rhythm = torch.cat([rhythm[:, :3], rhythm[:, :1], rhythm[:, 4:]], dim=1)  # F's := N's
+        return morphology + rhythm
 
     def template_channel(self, x: torch.Tensor, is_peak: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
         """The beat minus the patient's template (`RRFeatures.template_difference`), placed where
