@@ -52,7 +52,7 @@ def main() -> None:
 
     from nsr_tune.batching import predict_samples
     from nsr_tune.checkpoints import load_model_file
-    from nsr_tune.data import load_dataset
+    from nsr_tune.data import AAMI_CLASSES, load_dataset
     from nsr_tune.eval_result import per_class
 
     named = []
@@ -92,7 +92,7 @@ def main() -> None:
                 "s_se_232": _s_sensitivity(pred, test, test.record == 232),
                 "s_se_other": _s_sensitivity(pred, test, test.record != 232),
                 # rows: the annotated class, columns: the predicted one (AAMI_CLASSES order)
-                "confusion": np.bincount(test.y * 5 + pred, minlength=25).reshape(5, 5).tolist(),
+                "confusion": _confusion(test.y, pred, len(AAMI_CLASSES)).tolist(),
             }
         )
 
@@ -113,13 +113,18 @@ def main() -> None:
     for r in rows:
         print(f"| {r['name']} | {cell(r['s_se_232'])} | {cell(r['s_se_other'])} |")
     for r in rows:
-        print(f"\n{r['name']}: annotated (rows) against predicted (columns)\n| | N | S | V | F | Q |")
-        print("|---|---|---|---|---|---|")
-        for c, counts in zip((*FOUR, "Q"), r["confusion"], strict=True):
+        print(f"\n{r['name']}: annotated (rows) against predicted (columns)")
+        print("| | " + " | ".join(AAMI_CLASSES) + " |\n|---|" + "---|" * len(AAMI_CLASSES))
+        for c, counts in zip(AAMI_CLASSES, r["confusion"], strict=True):
             print(f"| {c} | " + " | ".join(str(k) for k in counts) + " |")
     if args.out:
         args.out.write_text(json.dumps({"models": rows, "literature": list(LITERATURE)}, indent=2))
         print(f"\nwrote {args.out}")
+
+
+def _confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts: rows the annotated class, columns the predicted one."""
+    return np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
 
 
 def _s_sensitivity(pred: np.ndarray, test: object, where: np.ndarray) -> float | None:

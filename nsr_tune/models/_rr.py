@@ -135,6 +135,10 @@ class RRFeatures(nn.Module):
         ratios = [torch.log(pre / local), torch.log(post / local), torch.log(pre / post)]
         return torch.stack([pre, post, local, *ratios, irregular], dim=1)
 
+    def template_offsets(self, device: torch.device) -> torch.Tensor:
+        """(T,): the stretch the template covers, in samples from a beat's peak."""
+        return torch.arange(-self.template_before, self.template_after + 1, device=device)
+
     def template_difference(self, x: torch.Tensor, is_peak: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
         """(B, 1, L) windows, `detect`'s peaks and own peak -> (B, T): the beat's QRS and T wave
         minus the patient's template, the sample-wise median of the same stretch around the
@@ -146,7 +150,7 @@ class RRFeatures(nn.Module):
         looks like, which a CNN trained on a few patients otherwise has to learn from them.
         """
         signal, n = x[:, 0], x.shape[-1]  # (B, L)
-        offsets = torch.arange(-self.template_before, self.template_after + 1, device=x.device)  # (T,)
+        offsets = self.template_offsets(x.device)  # (T,)
         idx = torch.arange(n, device=x.device)
         usable = is_peak & (idx < (own - self.refractory)[:, None]) & (idx >= self.template_before)
         latest = torch.where(usable, idx, -1).topk(_TEMPLATE_BEATS, dim=1).values  # (B, K); -1: none
@@ -169,6 +173,14 @@ _ABSOLUTE = 3
 MAX_BLOCKS = 6
 #: The shortest look-back `rrcnn` takes, in seconds: a few beats even at slow rates (`context`: 4 s).
 MIN_LOOKBACK_S = 4
+
+
+_N, _S, _F = 0, 1, 3  # in data.AAMI_CLASSES (N, S, V, F, Q); models stay free of the data package
+
+
+def _tied_to_n(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, C) logits with class k's logit replaced by N's: that head cannot tell k from N."""
+    return torch.cat([logits[:, :k], logits[:, _N : _N + 1], logits[:, k + 1 :]], dim=1)
 
 
 def lookback_samples(length: int) -> int:
@@ -233,20 +245,20 @@ class RRCNN(nn.Module):
         morphology = self.morphology_head(F.relu(self.fc1(self.blocks(self.stem(beat)).flatten(1))))
         # An S beat has a supraventricular, i.e. normal, QRS: the morphology's S logit is its N
         # logit, so N against S is decided by the rhythm alone, as the AAMI definition has it.
-        morphology = torch.cat([morphology[:, :1], morphology[:, :1], morphology[:, 2:]], dim=1)  # (B, C)
+        morphology = _tied_to_n(morphology, _S)  # (B, C)
         rr = self.rr.features(e, is_peak, own)[:, self.rr_used]  # no absolute RR
         rhythm = self.rhythm_head(F.relu(self.rr_fc(rr)))  # (B, C)
         if self.fusion_by_shape:
             # A fusion beat comes when the sinus beat does, so its timing is the patient's: the
             # training patients' F beats come early (MIT-BIH 208's bigeminy), others' do not.
-            rhythm = torch.cat([rhythm[:, :3], rhythm[:, :1], rhythm[:, 4:]], dim=1)  # F's := N's
+            rhythm = _tied_to_n(rhythm, _F)
         return morphology + rhythm
 
     def template_channel(self, x: torch.Tensor, is_peak: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
         """The beat minus the patient's template (`RRFeatures.template_difference`), placed where
         the beat lies in the `rhythm` window and zero elsewhere: (B, 1, 375)."""
         difference = self.rr.template_difference(x, is_peak, own)  # (B, T)
-        offsets = torch.arange(-self.rr.template_before, self.rr.template_after + 1, device=x.device)
-        at = (own[:, None] - self.start + offsets).clamp(0, self.stop - self.start - 1)  # (B, T)
-        channel = difference.new_zeros(x.shape[0], self.stop - self.start)
+        width = self.stop - self.start
+        at = (own[:, None] - self.start + self.rr.template_offsets(x.device)).clamp(0, width - 1)  # (B, T)
+        channel = difference.new_zeros(x.shape[0], width)
         return channel.scatter(1, at, difference).unsqueeze(1)
