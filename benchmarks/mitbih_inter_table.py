@@ -11,6 +11,9 @@ inter-patient (DS1 -> DS2) results. The DS2 records hold 7 Q beats: they count i
 as they do in the references. The windowed inputs also leave out the few beats too near a
 record's start or end, so their beat counts are a little lower. A second table splits the S
 sensitivity into record 232 and the rest; last come the confusion matrices over N, S, V, F, Q.
+
+Give several models one NAME (the same recipe trained with different seeds) and a last table
+shows the spread over them: a single run's row says little when seeds differ by a few points.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ def main() -> None:
         config, model = load_model_file(path)
         if config.data.dataset != "mitbih" or config.data.split != "inter":
             parser.error(f"{path}: trained on {config.data.dataset}/{config.data.split}, not mitbih/inter")
+        if any(r["name"] == name and r["seed"] == config.seed for r in rows):
+            parser.error(f"models: {name!r} names two models of seed {config.seed}; give one per seed")
         key = config.data.input
         if key not in loaded:
             loaded[key] = load_dataset(config.data, args.data_dir).splits.test
@@ -82,6 +87,7 @@ def main() -> None:
                 "objective": config.objective.name,
                 "beta": config.objective.beta,
                 "epochs": config.optim.epochs,
+                "seed": config.seed,
                 "n_beats": len(test),
                 "support": {c: metrics[c].support for c in FOUR},
                 "se": {c: metrics[c].sensitivity for c in FOUR},
@@ -96,6 +102,10 @@ def main() -> None:
             }
         )
 
+    repeated = {r["name"] for r in rows if [q["name"] for q in rows].count(r["name"]) > 1}
+    for r in rows:
+        r["label"] = f"{r['name']}, seed {r['seed']}" if r["name"] in repeated else r["name"]
+
     def cell(v: object) -> str:
         return "-" if v is None else f"{v:.3f}"
 
@@ -104,22 +114,63 @@ def main() -> None:
     print("|" + "---|" * (header.count("|") - 1))
     for r in rows:
         cells = " | ".join(f"{cell(r['se'][c])} | {cell(r['ppv'][c])}" for c in FOUR)
-        print(f"| {r['name']} | {r['n_beats']} | {cells} | {cell(r['mean_se'])} | {cell(r['acc'])} |")
+        print(f"| {r['label']} | {r['n_beats']} | {cells} | {cell(r['mean_se'])} | {cell(r['acc'])} |")
     for r in LITERATURE:
         cells = " | ".join("- | -" for _ in FOUR)
         note = f" ({r['note']})" if r["note"] else ""
         print(f"| {r['name']}{note} | - | {cells} | {cell(r['mean_se'])} | {cell(r['acc'])} |")
     print("\n| model | S Se, record 232 | S Se, the other DS2 records |\n|---|---|---|")
     for r in rows:
-        print(f"| {r['name']} | {cell(r['s_se_232'])} | {cell(r['s_se_other'])} |")
+        print(f"| {r['label']} | {cell(r['s_se_232'])} | {cell(r['s_se_other'])} |")
     for r in rows:
-        print(f"\n{r['name']}: annotated (rows) against predicted (columns)")
+        print(f"\n{r['label']}: annotated (rows) against predicted (columns)")
         print("| | " + " | ".join(AAMI_CLASSES) + " |\n|---|" + "---|" * len(AAMI_CLASSES))
         for c, counts in zip(AAMI_CLASSES, r["confusion"], strict=True):
             print(f"| {c} | " + " | ".join(str(k) for k in counts) + " |")
+    spreads = _over_seeds(rows)
+    if spreads:
+        print("\nover seeds: the mean, and the lowest and highest run in brackets")
+        print("| model | runs (seeds) | " + " | ".join(f"Se {c}" for c in FOUR) + " | mean Se | acc |")
+        print("|" + "---|" * (len(FOUR) + 4))
+        for s in spreads:
+            cells = " | ".join(_spread(s["se"][c]) for c in FOUR)
+            seeds = f"{len(s['seeds'])} ({', '.join(str(k) for k in s['seeds'])})"
+            print(f"| {s['name']} | {seeds} | {cells} | {_spread(s['mean_se'])} | {_spread(s['acc'])} |")
     if args.out:
-        args.out.write_text(json.dumps({"models": rows, "literature": list(LITERATURE)}, indent=2))
+        out = {"models": rows, "over_seeds": spreads, "literature": list(LITERATURE)}
+        args.out.write_text(json.dumps(out, indent=2))
         print(f"\nwrote {args.out}")
+
+
+def _over_seeds(rows: list[dict]) -> list[dict]:
+    """For each NAME given to more than one model: the mean, lowest and highest of each figure."""
+    names = [r["name"] for r in rows]
+    spreads = []
+    for name in dict.fromkeys(names):
+        group = [r for r in rows if r["name"] == name]
+        if len(group) < 2:
+            continue
+        spreads.append(
+            {
+                "name": name,
+                "seeds": [r["seed"] for r in group],
+                "se": {c: _stats([r["se"][c] for r in group]) for c in FOUR},
+                "mean_se": _stats([r["mean_se"] for r in group]),
+                "acc": _stats([r["acc"] for r in group]),
+            }
+        )
+    return spreads
+
+
+def _stats(values: list[float | None]) -> dict[str, float] | None:
+    """Mean, lowest and highest; None where a run has no such beats (a class absent from the data)."""
+    if any(v is None or not np.isfinite(v) for v in values):
+        return None
+    return {"mean": float(np.mean(values)), "min": float(min(values)), "max": float(max(values))}
+
+
+def _spread(s: dict[str, float] | None) -> str:
+    return "-" if s is None else f"{s['mean']:.3f} ({s['min']:.3f}-{s['max']:.3f})"
 
 
 def _confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:

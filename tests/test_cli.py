@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -197,3 +198,32 @@ def test_the_inter_patient_table_counts_every_ds2_beat(trained, tmp_path):
     assert [int(n) for n in confusion.sum(axis=1)[:4]] == [row["support"][c] for c in "NSVF"]
     assert row["acc"] == pytest.approx(np.trace(confusion) / confusion.sum())
     assert "| quick |" in printed and "annotated (rows) against predicted (columns)" in printed
+
+
+def test_the_inter_patient_table_refuses_one_name_for_two_models_of_one_seed(trained):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "mitbih_inter_table.py"
+    model = f"quick={trained / 'model.pt'}"
+    argv = [sys.executable, str(script), model, model, "--data-dir", "bundled"]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "'quick' names two models of seed 0" in done.stderr
+
+
+def test_the_inter_patient_table_spreads_a_name_over_its_seeds():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mitbih_inter_table.py"
+    spec = importlib.util.spec_from_file_location("mitbih_inter_table", path)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+
+    def row(name, seed, f, acc):
+        se = {"N": 0.9, "S": 0.8, "V": 0.7, "F": f}
+        return {"name": name, "seed": seed, "se": se, "mean_se": sum(se.values()) / 4, "acc": acc}
+
+    rows = [row("a", 0, 0.5, 0.75), row("b", 0, 0.1, 0.5), row("a", 1, 0.7, 0.25)]
+    rows.append(row("a", 2, float("nan"), 0.5))
+    (spread,) = table._over_seeds(rows)  # "b" has one run: no spread
+    assert spread["name"] == "a" and spread["seeds"] == [0, 1, 2]
+    assert spread["acc"] == {"mean": 0.5, "min": 0.25, "max": 0.75}
+    assert spread["se"]["N"] == {"mean": 0.9, "min": 0.9, "max": 0.9}
+    assert spread["se"]["F"] is None  # seed 2 has no F beats
+    assert table._spread(spread["acc"]) == "0.500 (0.250-0.750)"
