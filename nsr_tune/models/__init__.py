@@ -89,6 +89,7 @@ MODELS: Mapping[str, ModelSpec] = {
             "irregularity": (int, 0, 0),
             "template": (int, 0, 0),
             "fusion_by_shape": (int, 0, 0),
+            "own_beat": (int, 0, 0),
         },
         "the paper's CNN on the 1.5 s around the beat, beside RR ratios it measures in the signal "
         "(a QRS detector over the look-back; needs `context` or `lookback` inputs); S against N by rhythm",

@@ -43,6 +43,10 @@ _SOFT_TEMPERATURE = 0.1  # on energies scaled by the reference
 _MAX_BEATS_S = 5  # at most this many peaks a second (the refractory period allows 5)
 _TEMPLATE_BEATS = 8  # look-back beats whose median is the patient's template
 _TEMPLATE_BEFORE_S, _TEMPLATE_AFTER_S = 0.25, 0.45  # the stretch compared: the QRS and the T wave
+# `own_beat`'s stretch: the beat's QRS and the start of its T wave, and not the next beat, which
+# in a bigeminy (MIT-BIH 208: a ventricular beat 0.42 s, 5th percentile, after a fusion beat)
+# starts its QRS well before 0.4 s.
+_OWN_BEFORE_S, _OWN_AFTER_S = 0.25, 0.3
 
 
 class RRFeatures(nn.Module):
@@ -199,8 +203,11 @@ class RRCNN(nn.Module):
     channel: the beat minus the patient's template, the median of the look-back beats, against
     which a fusion (F) or ventricular beat stands out whatever the patient's normal beat looks
     like. With ``fusion_by_shape=1`` the rhythm logits give F the N logit, so F against N is
-    the morphology's alone. Takes windows of ``length`` samples with the R peak 187 samples
-    before the end, as every windowed MIT-BIH input has it.
+    the morphology's alone. With ``own_beat=1`` the CNN sees only the beat's own stretch (0.25 s
+    before the R peak to 0.3 s after it), the rest of its window zeroed: the neighbours are then
+    no shortcut (MIT-BIH 208's F beats are mostly followed by a V beat, 213's by an N). Takes
+    windows of ``length`` samples with the R peak 187 samples before the end, as every windowed
+    MIT-BIH input has it.
 
     N against S is the rhythm's alone: the morphology logits give S the N logit (an S beat's
     QRS is supraventricular, i.e. normal, in the AAMI definition). Left free, the CNN learns the
@@ -217,6 +224,7 @@ class RRCNN(nn.Module):
         irregularity: int = 0,
         template: int = 0,
         fusion_by_shape: int = 0,
+        own_beat: int = 0,
         n_classes: int = 5,
         length: int,
         fs: int = 125,
@@ -227,6 +235,11 @@ class RRCNN(nn.Module):
         self.rr = RRFeatures(r_index=r, fs=fs)
         self.template, self.fusion_by_shape = bool(template), bool(fusion_by_shape)
         self.stem = nn.Conv1d(2 if template else 1, width, 5, padding=2)
+        self.own_beat = bool(own_beat)
+        offset = torch.arange(self.stop - self.start) - (r - self.start)  # (375,) samples from the R peak
+        seen = (offset >= -round(_OWN_BEFORE_S * fs)) & (offset <= round(_OWN_AFTER_S * fs))
+        # Not saved with the weights, so that models written before `own_beat` load as they were.
+        self.register_buffer("seen", seen.float(), persistent=False)  # (375,)
         self.blocks = nn.Sequential(*[_ResidualBlock(width) for _ in range(blocks)])
         pooled = self.stop - self.start
         for _ in range(blocks):
@@ -242,6 +255,8 @@ class RRCNN(nn.Module):
         beat = x[..., self.start : self.stop]  # (B, 1, 375) at 125 Hz
         if self.template:
             beat = torch.cat([beat, self.template_channel(x, is_peak, own)], dim=1)  # (B, 2, 375)
+        if self.own_beat:
+            beat = beat * self.seen  # (B, C, 375), zero outside the beat's own stretch
         morphology = self.morphology_head(F.relu(self.fc1(self.blocks(self.stem(beat)).flatten(1))))
         # An S beat has a supraventricular, i.e. normal, QRS: the morphology's S logit is its N
         # logit, so N against S is decided by the rhythm alone, as the AAMI definition has it.
