@@ -159,7 +159,26 @@ def test_with_fusion_by_shape_the_rhythm_does_not_tell_f_from_n(mitdb_dir: Path)
     x = torch.from_numpy(beats.x[beats.y == 3][:8])
     with torch.no_grad():
         logits = model(x)
-        features = model.blocks(model.stem(x[..., model.start : model.stop])).flatten(1)
-        morphology = model.morphology_head(torch.relu(model.fc1(features)))
+        morphology = model.morphology_logits(x, *model.rr.detect(x)[1:])
     n, f = 0, 3  # AAMI_CLASSES
     torch.testing.assert_close(logits[:, f] - logits[:, n], morphology[:, f] - morphology[:, n])
+
+
+def test_with_own_beat_the_cnn_does_not_see_the_neighbouring_beats(mitdb_dir: Path) -> None:
+    # Record 208: most F beats are followed by a V beat 0.42 to 0.5 s later, which a CNN that
+    # sees the neighbours can learn F by. With own_beat it sees 0.25 s before the R peak to 0.3 s after.
+    beats, _ = load_mitbih(mitdb_dir, records=(208,), input="lookback")
+    r, before, after = LOOKBACK.before, round(0.25 * FS), round(0.3 * FS)
+    x = torch.from_numpy(beats.x[beats.y == 3][:8]).requires_grad_(True)
+    seen = {}
+    for own_beat in (0, 1):
+        torch.manual_seed(0)
+        model = build_model("rrcnn", {"own_beat": own_beat, "template": 1}, in_len=LOOKBACK.width)
+        (grad,) = torch.autograd.grad(model.morphology_logits(x, *model.rr.detect(x)[1:]).sum(), x)
+        seen[own_beat] = grad[:, 0].abs().sum(dim=0) > 0  # (L,) samples the CNN's logits depend on
+    own = torch.zeros(LOOKBACK.width, dtype=torch.bool)
+    own[r - before : r + after + 1] = True
+    assert seen[1][own].all() and seen[1][r + after + 1 :].sum() == 0
+    assert seen[0][r + after + 1 :].any()  # without the knob: the next beat
+    # The template channel's look-back beats stay in reach of the gradient, hence of the attacks.
+    assert seen[1][: r - before].any()

@@ -252,22 +252,29 @@ class RRCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, L) -> (B, n_classes)
         e, is_peak, own = self.rr.detect(x)
+        return self.morphology_logits(x, is_peak, own) + self.rhythm_logits(e, is_peak, own)
+
+    def morphology_logits(self, x: torch.Tensor, is_peak: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """(B, 1, L) windows and `RRFeatures.detect`'s peaks and own peak -> (B, C): the CNN's logits."""
         beat = x[..., self.start : self.stop]  # (B, 1, 375) at 125 Hz
         if self.template:
             beat = torch.cat([beat, self.template_channel(x, is_peak, own)], dim=1)  # (B, 2, 375)
         if self.own_beat:
             beat = beat * self.seen  # (B, C, 375), zero outside the beat's own stretch
-        morphology = self.morphology_head(F.relu(self.fc1(self.blocks(self.stem(beat)).flatten(1))))
+        logits = self.morphology_head(F.relu(self.fc1(self.blocks(self.stem(beat)).flatten(1))))
         # An S beat has a supraventricular, i.e. normal, QRS: the morphology's S logit is its N
         # logit, so N against S is decided by the rhythm alone, as the AAMI definition has it.
-        morphology = _tied_to_n(morphology, _S)  # (B, C)
+        return _tied_to_n(logits, _S)  # (B, C)
+
+    def rhythm_logits(self, e: torch.Tensor, is_peak: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """`RRFeatures.detect`'s energy, peaks and own peak -> (B, C): the RR head's logits."""
         rr = self.rr.features(e, is_peak, own)[:, self.rr_used]  # no absolute RR
-        rhythm = self.rhythm_head(F.relu(self.rr_fc(rr)))  # (B, C)
+        logits = self.rhythm_head(F.relu(self.rr_fc(rr)))  # (B, C)
         if self.fusion_by_shape:
             # A fusion beat comes when the sinus beat does, so its timing is the patient's: the
             # training patients' F beats come early (MIT-BIH 208's bigeminy), others' do not.
-            rhythm = _tied_to_n(rhythm, _F)
-        return morphology + rhythm
+            logits = _tied_to_n(logits, _F)
+        return logits
 
     def template_channel(self, x: torch.Tensor, is_peak: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
         """The beat minus the patient's template (`RRFeatures.template_difference`), placed where
