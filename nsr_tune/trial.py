@@ -12,7 +12,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,7 +220,11 @@ def run_trial(
             val_sets = predict_logits(model, data.val, device=device) > 0
             val_correct = (val_sets == data.val.targets.astype(bool)).all(axis=1)
         else:
-            val_correct = predict_samples(model, data.val, device=device) == data.val.y
+            val_pred = predict_samples(model, data.val, device=device)
+            val_correct = val_pred == data.val.y
+            collapse = _collapse(val_pred, data.val.y, classes, data.val.classes)
+            if epoch + 1 == epochs and collapse:
+                log.warning("after %d epochs %s", epochs, collapse)
         metrics = {f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()}
         metrics["train_acc"] = n_correct / max(n_seen, 1)
         metrics["epoch_val_acc"] = float(val_correct.mean())
@@ -256,6 +260,26 @@ def run_trial(
             test=test_result,
             history=tuple(history),
         )
+
+
+def _collapse(
+    pred: np.ndarray, y: np.ndarray, classes: Sequence[str], all_classes: Sequence[str]
+) -> str | None:
+    """What is wrong, where predictions on `y` (indices into `all_classes`) are no better than
+    chance over `classes`: a model that calls (nearly) every beat one class. A large
+    regulariser weight can do this, since a constant model has no input gradient to penalise."""
+    correct = pred == y
+    balanced = mean_recall(correct, y, classes, all_classes)
+    present = [c for c in classes if (y == list(all_classes).index(c)).any()]
+    if not present or balanced > 1.1 / len(present):
+        return None
+    top = int(np.bincount(pred, minlength=len(all_classes)).argmax())
+    return (
+        f"the model is at chance on the validation split: balanced accuracy {balanced:.3f} over "
+        f"{len(present)} classes (chance {1 / len(present):.3f}), {np.mean(pred == top):.0%} of the "
+        f"beats called {all_classes[top]}. It has collapsed onto one class; with a regulariser "
+        "(nsr, nsr_ce, jacobian) try a smaller beta, or another seed"
+    )
 
 
 def _make_optimizer(model: nn.Module, config: TrialConfig) -> torch.optim.Optimizer:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nsr_tune.config import DataConfig, EvalConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
-from nsr_tune.data import load_mitbih, make_splits
+from nsr_tune.data import AAMI_CLASSES, load_mitbih, make_splits
 from nsr_tune.errors import CheckpointError
 from nsr_tune.evaluation import evaluate, robust_auc, stratified_cap
 from nsr_tune.trial import run_trial
@@ -225,3 +225,17 @@ def test_adamax_with_a_cosine_schedule_resumes_on_the_same_curve(splits):
     resumed = list(run_trial(config, splits, resume=straight[0].checkpoint))
     assert resumed[0].metrics["lr"] == straight[1].metrics["lr"]
     assert resumed[0].metrics["train_loss"] == straight[1].metrics["train_loss"]
+
+
+def test_a_model_that_calls_every_beat_one_class_is_reported_at_chance():
+    from nsr_tune.trial import _collapse
+
+    classes = ("N", "S", "V", "F")
+    y = np.array([0] * 6 + [1] * 2 + [2] * 2 + [3] * 2)  # indices into AAMI_CLASSES (N, S, V, F, Q)
+    message = _collapse(np.full_like(y, 1), y, classes, AAMI_CLASSES)
+    assert message is not None
+    assert "balanced accuracy 0.250 over 4 classes (chance 0.250), 100% of the beats called S" in message
+    assert _collapse(y, y, classes, AAMI_CLASSES) is None
+    # N and V right, S and F called N: balanced accuracy 0.5, better than chance.
+    better = np.where(y == 2, 2, 0)
+    assert _collapse(better, y, classes, AAMI_CLASSES) is None
