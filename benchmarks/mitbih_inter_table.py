@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +103,9 @@ def main() -> None:
             }
         )
 
-    repeated = {r["name"] for r in rows if [q["name"] for q in rows].count(r["name"]) > 1}
+    runs = Counter(r["name"] for r in rows)
     for r in rows:
-        r["label"] = f"{r['name']}, seed {r['seed']}" if r["name"] in repeated else r["name"]
+        r["label"] = f"{r['name']}, seed {r['seed']}" if runs[r["name"]] > 1 else r["name"]
 
     def cell(v: object) -> str:
         return "-" if v is None else f"{v:.3f}"
@@ -144,12 +145,11 @@ def main() -> None:
 
 def _over_seeds(rows: list[dict]) -> list[dict]:
     """For each NAME given to more than one model: the mean, lowest and highest of each figure."""
-    names = [r["name"] for r in rows]
     spreads = []
-    for name in dict.fromkeys(names):
-        group = [r for r in rows if r["name"] == name]
-        if len(group) < 2:
+    for name, runs in Counter(r["name"] for r in rows).items():
+        if runs < 2:
             continue
+        group = [r for r in rows if r["name"] == name]
         spreads.append(
             {
                 "name": name,

@@ -222,8 +222,9 @@ def run_trial(
         else:
             val_pred = predict_samples(model, data.val, device=device)
             val_correct = val_pred == data.val.y
-            collapse = _collapse(val_pred, data.val.y, classes, data.val.classes)
-            if epoch + 1 == epochs and collapse:
+            if epoch + 1 == epochs and (
+                collapse := _collapse(val_pred, data.val.y, classes, data.val.classes)
+            ):
                 log.warning("after %d epochs %s", epochs, collapse)
         metrics = {f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()}
         metrics["train_acc"] = n_correct / max(n_seen, 1)
