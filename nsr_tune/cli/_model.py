@@ -221,7 +221,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="mitbih beat representation: kachuee (default), the paper's 187 samples from the R peak; "
         "rhythm, 375 samples, 1.5 s either side of it, holding the previous and next beats; "
         "context, 688 samples, 4 s before and 1.5 s after it, holding the earlier RR intervals; "
-        "lookback, 1438 samples, 10 s before and 1.5 s after it, for the local mean RR (model rrcnn)",
+        "lookback, 1438 samples, 10 s before and 1.5 s after it, for the local mean RR (model rrcnn); "
+        "lookback30, 3938 samples, 30 s before it, for the longer-term mean RR (model rrcnn)",
     )
     cpsc = train.add_argument_group("cpsc2018 (the paper's protocol by default)")
     cpsc.add_argument("--leads", choices=("paper", "all"), help="paper: I, II, V1-V6 (default); all: 12")

@@ -39,6 +39,10 @@ class BeatInput:
     width: int
     before: int
     description: str
+    #: Keep the beats whose window starts before the record, the missing stretch filled with the
+    #: record's first sample (a flat line: no slope, so no QRS for a detector to find there),
+    #: instead of dropping them; long look-backs would otherwise lose a record's first beats.
+    fill_before: bool = False
 
 
 #: The beat representations (`data.input`, `--input`); see nsr_tune/data/_segment.py, step 5.
@@ -76,6 +80,18 @@ INPUTS: Mapping[str, BeatInput] = MappingProxyType(
             10 * FS + 1 + BEAT_LEN,
             10 * FS,
             "10 s before and 1.5 s after the R peak (1438 samples, R at sample 1250): the local mean RR",
+        ),
+        # 30 s before the R peak: the longer-term mean RR (de Chazal et al. also use the mean over
+        # +-5 min). In MIT-BIH 232 the S beats come in runs at about 0.74 s between pauses of 2 s
+        # and more; a 10 s look-back often holds only the run, against which a run's beat is not
+        # early, and 30 s reaches the pauses. Beats in a record's first 30 s are kept (fill_before).
+        "lookback30": BeatInput(
+            "lookback30",
+            30 * FS + 1 + BEAT_LEN,
+            30 * FS,
+            "30 s before and 1.5 s after the R peak (3938 samples, R at sample 3750): the longer-term "
+            "mean RR; before a record's start, its first sample",
+            fill_before=True,
         ),
     }
 )

@@ -35,10 +35,12 @@ with these pinned choices. Any change to them must bump PREPROCESS_VERSION so ca
    ``rhythm``: 375 samples, 187 before the R peak, the R peak, and 187 after it (1.5 s either
    side), so the previous and the next beats and both RR intervals are in the input. There is no
    padding: ``length`` is 375.
-   ``context`` and ``lookback`` are windows of the same kind that reach 4 s and 10 s back.
+   ``context``, ``lookback`` and ``lookback30`` are windows of the same kind that reach 4 s, 10 s
+   and 30 s back.
    Either way a beat is kept only if its whole segment lies inside the record; the others (the
    last beat or two of a record, and for ``rhythm`` also the first) are counted in
-   ``dropped_out_of_record``.
+   ``dropped_out_of_record``. ``lookback30`` keeps the beats whose window starts before the record
+   (its first 30 s): the stretch before the record holds the record's first sample.
 6. Normalisation. A beat is scaled with the min and max of its R peak's 10 s window. When its stored
    samples run outside that window (past its end, or for ``rhythm`` also before its start), those
    samples are included in the min and max, so that every stored value stays in [0, 1] (such a
@@ -184,7 +186,7 @@ def segment_beats(
     else:  # a fixed window around the R peak
         seg_len = np.full_like(pos, spec.width)
     start = pos - spec.before
-    inside = (start >= 0) & (start + seg_len <= n)
+    inside = ((start >= 0) | spec.fill_before) & (start + seg_len <= n)
     dropped_out = int((~inside).sum())
     start, y, win, seg_len = start[inside], y[inside], win[inside], seg_len[inside]
     if start.size == 0:
@@ -195,7 +197,8 @@ def segment_beats(
     offsets = np.arange(spec.width)
     idx = start[:, None] + offsets
     stored = offsets < length[:, None]
-    raw = x[np.minimum(idx, n - 1)]  # only padding positions can be clipped, and they are zeroed below
+    # Clipped: padding positions, zeroed below, and with fill_before the stretch before the record.
+    raw = x[np.clip(idx, 0, n - 1)]
     starts = np.arange(0, n, _WINDOW)
     lo_win, hi_win = np.minimum.reduceat(x, starts)[win], np.maximum.reduceat(x, starts)[win]
     spill = stored & ((idx >= ((win + 1) * _WINDOW)[:, None]) | (idx < (win * _WINDOW)[:, None]))
