@@ -65,6 +65,42 @@ def test_prematurity_against_the_local_mean_separates_record_232s_s_beats(featur
     assert early[y == 1].mean() > 0.7 and early[y == 0].mean() < 0.1
 
 
+def test_a_30_s_look_back_finds_more_of_record_232s_s_beats_early(mitdb_dir: Path, features) -> None:
+    # A 10 s look-back often holds only a run of S beats, against which a run's beat is not
+    # early; 30 s reaches the pauses between the runs (the note on `lookback30` in data._beats).
+    long_input = INPUTS["lookback30"]
+    beats, _ = load_mitbih(mitdb_dir, records=(232,), input="lookback30")
+    with torch.no_grad():
+        found = RRFeatures(r_index=long_input.before, fs=FS)(torch.from_numpy(beats.x)).numpy()
+    early, early_10s = found[:, 3] < np.log(0.9), features[232][0][:, 3] < np.log(0.9)
+    s_30s, s_10s = early[beats.y == 1].mean(), early_10s[features[232][1] == 1].mean()
+    assert s_30s > 0.95 and s_30s > s_10s + 0.1
+    assert early[beats.y == 0].mean() < 0.1
+
+
+def test_lookback30_keeps_a_records_first_beats_and_fills_before_it_with_its_first_sample(
+    mitdb_dir: Path,
+) -> None:
+    long_input = INPUTS["lookback30"]
+    long, _ = load_mitbih(mitdb_dir, records=(100,), input="lookback30")
+    short, _ = load_mitbih(mitdb_dir, records=(100,), input="lookback")
+    header, ann = wfdb.rdheader(str(mitdb_dir / "100")), wfdb.rdann(str(mitdb_dir / "100"), "atr")
+    n = -(-header.sig_len * 25 // 72)  # samples at 125 Hz
+    pos = (2 * ann.sample * 25 + 72) // 144
+    pos = pos[np.array([s in AAMI_MAP for s in ann.symbol])]
+    # Every beat but those too near the record's end; `lookback` also drops its first 10 s.
+    assert len(long) == int(np.sum(pos + long_input.width - long_input.before <= n))
+    assert len(long) == len(short) + int(np.sum(pos < LOOKBACK.before))
+    assert (long.length == long_input.width).all()
+    first = long.x[0, 0]
+    missing = long_input.before - int(pos[0])  # samples of the window before the record starts
+    assert missing > 0 and (first[:missing] == first[missing]).all()
+    # The last 11.5 s are the `lookback` window of the same beat, scaled by a wider range.
+    later = long.x[len(long) - len(short) :, 0, -LOOKBACK.width :]
+    for a, b in zip(later[::500], short.x[::500, 0], strict=True):
+        assert np.corrcoef(a, b)[0, 1] > 0.99999
+
+
 def test_irregularity_is_low_in_sinus_rhythm_and_high_in_atrial_fibrillation(features) -> None:
     irregular = RR_FEATURES.index("irregularity")
     sinus, fibrillation = (np.median(features[record][0][:, irregular]) for record in (100, 221))
@@ -84,7 +120,7 @@ def test_intervals_have_a_gradient_that_matches_finite_differences(mitdb_dir: Pa
 
 
 def test_rrcnn_takes_the_inputs_with_a_look_back_and_refuses_the_others() -> None:
-    for name in ("context", "lookback"):
+    for name in ("context", "lookback", "lookback30"):
         model = TrialConfig(data=DataConfig(input=name), model=ModelConfig(name="rrcnn")).build_model()
         assert model(torch.rand(2, 1, INPUTS[name].width)).shape == (2, 5)
     for name in ("kachuee", "rhythm"):

@@ -87,7 +87,8 @@ def load_mitbih(
     ``records``: record numbers to read (default: all listed in RECORDS, else all *.hea files).
     ``lead``: signal name to use, e.g. "MLII" or "V5". ``input``: the beat representation, a key
     of INPUTS (kachuee: the paper's; rhythm: a window over the previous and next beats;
-    context: 4 s back and 1.5 s ahead; lookback: 10 s back and 1.5 s ahead).
+    context: 4 s back and 1.5 s ahead; lookback: 10 s back and 1.5 s ahead;
+    lookback30: 30 s back and 1.5 s ahead).
     ``cache_dir``: where preprocessed beats are cached (default: default_cache_dir()).
     ``progress``: show a progress bar while reading.
     Raises DataError naming the file and the problem for anything wrong with the data.

@@ -92,7 +92,8 @@ MODELS: Mapping[str, ModelSpec] = {
             "own_beat": (int, 0, 0),
         },
         "the paper's CNN on the 1.5 s around the beat, beside RR ratios it measures in the signal "
-        "(a QRS detector over the look-back; needs `context` or `lookback` inputs); S against N by rhythm",
+        "(a QRS detector over the look-back; needs `context`, `lookback` or `lookback30` inputs); "
+        "S against N by rhythm",
         sized=True,
     ),
     "resnet18": ModelSpec(
@@ -146,7 +147,8 @@ def _check_rrcnn_input(knobs: Mapping[str, Any], in_len: int | None) -> None:
     if lookback_samples(length) < MIN_LOOKBACK_S * 125:  # beats are at 125 Hz (data.FS)
         raise ConfigError(
             f"model: 'rrcnn' measures RR intervals over a look-back of at least {MIN_LOOKBACK_S} s, "
-            f"and {length}-sample beats have none that long; use the input `context` or `lookback`"
+            f"and {length}-sample beats have none that long; "
+            "use the input `context`, `lookback` or `lookback30`"
         )
     blocks = knobs.get("blocks", MODELS["rrcnn"].knobs["blocks"][1])
     if blocks > _RRCNN_MAX_BLOCKS:
