@@ -72,8 +72,7 @@ class DataConfig:
     intra), `val_records`, `val_fraction`, `test_fraction`, and `input`, the beat representation
     (nsr_tune.data.INPUTS: `kachuee`, the paper's, or `rhythm`, a window that holds the previous
     and next beats, `context`, one that reaches 4 s back, `lookback`, 10 s back, or `lookback30`,
-    30 s back). CPSC2018
-    settings: `leads` (paper: I, II, V1-V6; all: 12), `max_len` (samples at 500 Hz),
+    30 s back). CPSC2018 settings: `leads` (paper: I, II, V1-V6; all: 12), `max_len` (samples at 500 Hz),
     `sample_rate` (resample to this many Hz; None keeps 500), and the records per class held out
     for validation and test. A setting of the other dataset is refused, so a config never says
     more than it does.

@@ -19,14 +19,19 @@ LOOKBACK = INPUTS["lookback"]
 _OTHER_BEATS = frozenset("Brn?")  # beat codes outside the AAMI map that still make an RR interval
 
 
+def annotations_at_fs(base: Path) -> tuple[int, np.ndarray, list[str]]:
+    """The record's length and its annotations' positions in samples at FS, and their symbols."""
+    header, ann = wfdb.rdheader(str(base)), wfdb.rdann(str(base), "atr")
+    n = -(-header.sig_len * 25 // 72)  # samples at 125 Hz after resample_poly(…, 25, 72)
+    return n, (2 * ann.sample * 25 + 72) // 144, list(ann.symbol)  # round(s * 125 / 360), halves up
+
+
 def annotated_rr(base: Path) -> tuple[np.ndarray, np.ndarray]:
     """The interval before each `lookback` beat and the mean RR over its 10 s look-back, in
     samples at FS, from the .atr file: what the model's detector should find in the signal."""
-    header, ann = wfdb.rdheader(str(base)), wfdb.rdann(str(base), "atr")
-    n = -(-header.sig_len * 25 // 72)  # samples at 125 Hz after resample_poly(…, 25, 72)
-    pos = (2 * ann.sample * 25 + 72) // 144  # round(s * 125 / 360), halves up
-    is_beat = np.array([s in AAMI_MAP for s in ann.symbol])
-    rr_pos = np.sort(pos[is_beat | np.array([s in _OTHER_BEATS for s in ann.symbol])])
+    n, pos, symbols = annotations_at_fs(base)
+    is_beat = np.array([s in AAMI_MAP for s in symbols])
+    rr_pos = np.sort(pos[is_beat | np.array([s in _OTHER_BEATS for s in symbols])])
     beats = pos[is_beat]
     beats = beats[(beats >= LOOKBACK.before) & (beats - LOOKBACK.before + LOOKBACK.width <= n)]
     at = np.searchsorted(rr_pos, beats)
@@ -84,10 +89,8 @@ def test_lookback30_keeps_a_records_first_beats_and_fills_before_it_with_its_fir
     long_input = INPUTS["lookback30"]
     long, _ = load_mitbih(mitdb_dir, records=(100,), input="lookback30")
     short, _ = load_mitbih(mitdb_dir, records=(100,), input="lookback")
-    header, ann = wfdb.rdheader(str(mitdb_dir / "100")), wfdb.rdann(str(mitdb_dir / "100"), "atr")
-    n = -(-header.sig_len * 25 // 72)  # samples at 125 Hz
-    pos = (2 * ann.sample * 25 + 72) // 144
-    pos = pos[np.array([s in AAMI_MAP for s in ann.symbol])]
+    n, pos, symbols = annotations_at_fs(mitdb_dir / "100")
+    pos = pos[np.array([s in AAMI_MAP for s in symbols])]
     # Every beat but those too near the record's end; `lookback` also drops its first 10 s.
     assert len(long) == int(np.sum(pos + long_input.width - long_input.before <= n))
     assert len(long) == len(short) + int(np.sum(pos < LOOKBACK.before))
