@@ -27,7 +27,9 @@ search: {num_samples: 3, sampler: random, seed: 1}
 """
 
 
-@pytest.mark.parametrize("name", ["dry_run", "mitbih_paper", "mitbih_rhythm", "mitbih_rr", "mitbih_wide"])
+@pytest.mark.parametrize(
+    "name", ["dry_run", "mitbih_paper", "mitbih_rhythm", "mitbih_rr", "mitbih_rr30", "mitbih_wide"]
+)
 def test_shipped_spaces_validate_and_sample(name):
     space = load_space(name)
     assert space.metrics == ["val_balanced_acc", "val_robust_balanced_acc_eps_0.05"]
