@@ -40,6 +40,18 @@ def test_shipped_spaces_validate_and_sample(name):
         assert config.val_eval == space.search_eval
 
 
+def test_rr30_space_fixes_its_input_and_knob():
+    # mitbih_rr30 searches only the objective: every trial is rrcnn on lookback30 with F by shape.
+    space = load_space("mitbih_rr30")
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=space.sampler_instance())
+    for _ in range(5):
+        trial = study.ask()
+        config = TrialConfig.from_dict(space.define_by_run(trial)["trial_config"])
+        assert (config.data.input, config.model.name) == ("lookback30", "rrcnn")
+        assert config.model.knobs == {"fusion_by_shape": 1}
+        assert not any("fusion_by_shape" in p for p in trial.params)
+
+
 def test_space_names_resolve_to_shipped_files(tmp_path, monkeypatch):
     assert resolve_space_path("mitbih_wide") == SPACES_DIR / "mitbih_wide.yaml"
     assert resolve_space_path("search_spaces/mitbih_wide.yaml").name == "mitbih_wide.yaml"
