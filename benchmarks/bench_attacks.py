@@ -26,18 +26,13 @@ import numpy as np
 import torch
 
 from nsr_tune.attacks import PGD, Attack
-from nsr_tune.config import (
-    PAPER_EPS,
-    DataConfig,
-    ModelConfig,
-    ObjectiveConfig,
-    OptimConfig,
-    TrialConfig,
-    protocol,
-)
+from nsr_tune.config import PAPER_EPS, DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
 from nsr_tune.data import load_mitbih, load_nstdb, make_splits
-from nsr_tune.evaluation import cascade, evaluate, stratified_cap
+from nsr_tune.evaluation.cascade import cascade
+from nsr_tune.evaluation.run import evaluate
+from nsr_tune.evaluation.scores import stratified_cap
 from nsr_tune.models import build_model
+from nsr_tune.protocol import protocol
 from nsr_tune.trial import run_trial
 
 REPO = Path(__file__).resolve().parents[1]

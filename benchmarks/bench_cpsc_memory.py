@@ -42,8 +42,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data" / "cpsc2018"))
     args = parser.parse_args()
 
+    from nsr_tune.config import CPSC_MAX_LEN
     from nsr_tune.data import load_cpsc2018
-    from nsr_tune.data._cpsc import CPSC_MAX_LEN
 
     records, _ = load_cpsc2018(args.data_dir)
     held = records.nbytes

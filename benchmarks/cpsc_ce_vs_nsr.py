@@ -46,10 +46,11 @@ def main() -> None:
 
     import torch
 
-    from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig, protocol
+    from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
     from nsr_tune.data import load_dataset
-    from nsr_tune.evaluation import evaluate
-    from nsr_tune.trial import run_trial
+    from nsr_tune.evaluation.run import evaluate
+    from nsr_tune.protocol import protocol
+    from nsr_tune.trial import new_model, run_trial
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     data = DataConfig(
@@ -76,7 +77,7 @@ def main() -> None:
         )
         started = time.perf_counter()
         *_, last = run_trial(config, splits)
-        model = config.build_model()
+        model = new_model(config)
         model.load_state_dict(last.checkpoint["model_state"])
         return model.eval(), time.perf_counter() - started
 

@@ -28,7 +28,7 @@ def main() -> None:
 
     from nsr_tune.config import DataConfig, ModelConfig, OptimConfig, TrialConfig
     from nsr_tune.data import load_dataset
-    from nsr_tune.trial import run_trial
+    from nsr_tune.trial import new_model, run_trial
 
     data = DataConfig(dataset="cpsc2018", sample_rate=250, val_per_class=1, test_per_class=3)
     splits = load_dataset(data, args.data_dir).splits
@@ -57,7 +57,7 @@ def main() -> None:
     for name, knobs in (("paper ResNet-18", {}), ("CPU variant", {"width": 16, "blocks": 1})):
         config = TrialConfig(data=data, model=ModelConfig(name="resnet18", knobs=knobs))
         torch.manual_seed(0)
-        model = config.build_model().eval()
+        model = new_model(config).eval()
         for block in model.blocks:
             block.conv2.reset_parameters()  # a live branch (a fresh model starts it at zero)
         diff, scale = worst(model)
@@ -69,7 +69,7 @@ def main() -> None:
         test_eval=None,
     )
     *_, last = run_trial(config, splits)
-    model = config.build_model()
+    model = new_model(config)
     model.load_state_dict(last.checkpoint["model_state"])
     diff, scale = worst(model.eval())
     print(

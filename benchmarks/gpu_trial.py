@@ -14,8 +14,9 @@ import time
 
 import torch
 
-from nsr_tune.config import PROTOCOLS, DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
+from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
 from nsr_tune.data import load_mitbih, make_splits
+from nsr_tune.protocol import PROTOCOLS
 from nsr_tune.trial import run_trial
 
 

@@ -54,10 +54,10 @@ def main() -> None:
 
     import torch
 
-    from nsr_tune.batching import predict_samples
     from nsr_tune.checkpoints import load_model_file
     from nsr_tune.data import AAMI_CLASSES, load_dataset
-    from nsr_tune.eval_result import per_class
+    from nsr_tune.evaluation.batching import predict_samples
+    from nsr_tune.evaluation.scores import per_class
 
     named = []
     for item in args.models:

@@ -18,8 +18,8 @@ from collections import Counter
 
 import numpy as np
 
-from nsr_tune.pareto import default_reference, hypervolume, pareto_mask
-from nsr_tune.record import StudyRecord, TrialRecord
+from nsr_tune.results.pareto import default_reference, hypervolume, pareto_mask
+from nsr_tune.results.record import StudyRecord, TrialRecord
 from nsr_tune.study.results import read_study
 
 

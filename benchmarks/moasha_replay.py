@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nsr_tune.metrics import on_part
-from nsr_tune.pareto import default_reference, hypervolume
+from nsr_tune.results.pareto import default_reference, hypervolume
 from nsr_tune.study.moasha import Rungs, RungSettings
 from nsr_tune.study.results import read_study
 from nsr_tune.study.space import load_space
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _front(data: dict, finished: list[int]) -> set[int]:
-    from nsr_tune.pareto import pareto_mask
+    from nsr_tune.results.pareto import pareto_mask
 
     directions = ["maximize" if m == "max" else "minimize" for _, m in data["objectives"]]
     values = np.array([data["trials"][i]["final"] for i in finished])

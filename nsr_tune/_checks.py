@@ -7,7 +7,7 @@ from typing import Any
 
 from nsr_tune.errors import ConfigError
 
-__all__ = ["check", "choice", "finite_number", "positive_int"]
+__all__ = ["check", "choice", "finite_number", "positive_int", "whole_number"]
 
 
 def check(ok: bool, name: str, message: str) -> None:
@@ -22,6 +22,15 @@ def positive_int(value: Any, name: str, *, allow_none: bool = False) -> None:
         isinstance(value, int) and not isinstance(value, bool) and value > 0,
         name,
         f"must be a positive integer, got {value!r}",
+    )
+
+
+def whole_number(value: Any, name: str) -> None:
+    """An integer >= 0 (a count that may be zero)."""
+    check(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        name,
+        f"must be a whole number >= 0, got {value!r}",
     )
 
 

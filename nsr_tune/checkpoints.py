@@ -17,7 +17,7 @@ from torch import nn
 from nsr_tune._io import atomic_write
 from nsr_tune.config import TrialConfig
 from nsr_tune.errors import CheckpointError, ConfigError
-from nsr_tune.trial import CHECKPOINT_FORMAT
+from nsr_tune.trial import CHECKPOINT_FORMAT, check_trial, new_model
 
 __all__ = ["MODEL_FORMAT", "load_checkpoint", "load_model_file", "save_model_file", "save_state"]
 
@@ -78,10 +78,10 @@ def load_model_file(path: str | Path) -> tuple[TrialConfig, nn.Module]:
     except CheckpointError:
         state = _load(path, CHECKPOINT_FORMAT)
     try:
-        config = TrialConfig.from_dict(state["config"])
+        config = check_trial(TrialConfig.from_dict(state["config"]))
     except (KeyError, ConfigError, TypeError) as e:
         raise CheckpointError(f"{path}: its config is unreadable: {e}") from e
-    model = config.build_model()
+    model = new_model(config)
     try:
         model.load_state_dict(state["model_state"])
     except (KeyError, RuntimeError) as e:

@@ -4,11 +4,15 @@
 each drive it and decide what to do with every epoch (print it, report it, checkpoint it).
 It touches no global random state: the model is initialised inside `torch.random.fork_rng` and
 every other draw comes from the trial's own generator, whose state goes into the checkpoint.
+
+This is where a TrialConfig meets the registries: `check_trial` holds it to the datasets,
+models and objectives that exist, and `new_model` builds the model it describes.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import time
@@ -21,23 +25,28 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from nsr_tune._checks import check
 from nsr_tune.attacks import padding_mask
-from nsr_tune.config import TrialConfig
-from nsr_tune.data import BeatSet, RecordSet, SplitData
+from nsr_tune.config import EvalConfig, TrialConfig
+from nsr_tune.data import DATASETS, BeatSet, RecordSet, SplitData, check_data, input_shape
 from nsr_tune.errors import CheckpointError, ConfigError
-from nsr_tune.evaluation import (
-    EvalResult,
-    balanced_classes_for,
-    evaluate,
-    mean_recall,
-    predict_logits,
-    predict_samples,
-)
+from nsr_tune.evaluation.batching import predict_logits, predict_samples
+from nsr_tune.evaluation.result import EvalResult
+from nsr_tune.evaluation.run import evaluate
+from nsr_tune.evaluation.scores import balanced_classes_for, mean_recall
 from nsr_tune.metrics import objective_names
-from nsr_tune.models import normalize_units_
-from nsr_tune.objectives import OBJECTIVES
+from nsr_tune.models import build_model, check_model_input, check_model_knobs, normalize_units_
+from nsr_tune.objectives import OBJECTIVES, check_objective
 
-__all__ = ["CHECKPOINT_FORMAT", "EpochResult", "pick_device", "run_trial", "subsample_train"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "EpochResult",
+    "check_trial",
+    "new_model",
+    "pick_device",
+    "run_trial",
+    "subsample_train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,43 @@ class EpochResult:
     val: EvalResult | None = None
     test: EvalResult | None = None
     history: tuple[Mapping[str, float], ...] = field(default_factory=tuple)
+
+
+def check_trial(config: TrialConfig) -> TrialConfig:
+    """`config` held to the registries: its dataset and data settings, a model offered for that
+    dataset with knobs it has and inputs it can take, an objective that exists, and evaluation
+    classes the data have. Returned with the data's defaults filled in (`check_data`); raises a
+    ConfigError that names the field otherwise."""
+    data = check_data(config.data)
+    model = config.model
+    check_model_knobs(model.name, dict(model.knobs))
+    offered = DATASETS[data.dataset].models
+    check(
+        model.name in offered,
+        "model",
+        f"{model.name!r} is not offered for {data.dataset}; choose one of {', '.join(offered)}",
+    )
+    check_model_input(model.name, model.knobs, input_shape(data).length)
+    check_objective(config.objective)
+    classes = DATASETS[data.dataset].classes
+    for part in ("val_eval", "test_eval", "rung_eval"):
+        ev: EvalConfig | None = getattr(config, part)
+        unknown = [c for c in (ev.balanced_classes or ()) if c not in classes] if ev is not None else []
+        check(not unknown, f"{part}.balanced_classes", f"{unknown} are not classes of {data.dataset}")
+    return config if data == config.data else dataclasses.replace(config, data=data)
+
+
+def new_model(config: TrialConfig) -> nn.Module:
+    """The untrained model `config` describes, shaped for its dataset's leads, length and classes."""
+    config = check_trial(config)
+    shape = input_shape(config.data)
+    return build_model(
+        config.model.name,
+        config.model.knobs,
+        n_classes=shape.classes,
+        in_leads=shape.leads,
+        in_len=shape.length,
+    )
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -115,6 +161,117 @@ def _finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
+class _Training:
+    """A trial's model, optimiser, objective and generator, and its training samples."""
+
+    def __init__(self, config: TrialConfig, data: SplitData, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        self.train = subsample_train(data.train, max_beats=config.data.max_train_beats, seed=config.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.model = new_model(config).to(device)
+        self.optim = _make_optimizer(self.model, config)
+        self.generator = torch.Generator().manual_seed(config.seed)  # epoch order and attack starts (CPU)
+        self.objective = OBJECTIVES[config.objective.name]
+        # Batches are built from the training set as they are needed (padded to their longest
+        # sample), so a set of long records is never held padded in memory. torch.tensor copies:
+        # arrays from Ray's object store are read-only.
+        self.y = torch.tensor(self.train.y)  # (N,)
+        # What the loss is taken against: class indices, or label sets (N, K) for multi-label data.
+        self.targets = torch.tensor(self.train.targets) if self.train.multi_label else self.y
+        self.lengths = self.train.length if self.train.variable_length else None
+
+    def epoch(self, epoch: int, *, progress: bool) -> tuple[dict[str, float], bool]:
+        """Train one epoch: the train_* metrics, and whether a loss stopped being finite."""
+        config, model = self.config, self.model
+        model.train()
+        order = _epoch_order(
+            self.y, balance=config.optim.balance, n_classes=len(self.train.classes), generator=self.generator
+        )
+        sums: dict[str, float] = {}
+        n_seen = n_correct = 0
+        batches = _batches(order, self.lengths, config.optim.batch_size, self.generator)
+        bar = tqdm(
+            batches, desc=f"epoch {epoch + 1}/{config.optim.epochs}", disable=not progress, leave=False
+        )
+        for idx in bar:
+            out = self._step(idx)
+            if out is None:
+                bar.close()
+                return {}, True
+            n = len(idx)
+            n_seen += n
+            n_correct += out.correct
+            for k, v in {"loss": out.loss.item(), **out.logs}.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+            bar.set_postfix(loss=f"{sums['loss'] / n_seen:.4f}")
+        bar.close()
+        metrics = {f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()}
+        metrics["train_acc"] = n_correct / max(n_seen, 1)
+        return metrics, not _finite(model)
+
+    def _step(self, idx: torch.Tensor) -> _Step | None:
+        """One optimiser step on the samples `idx`; None where the loss is not finite."""
+        config, model = self.config, self.model
+        if config.model.weight_norm:
+            normalize_units_(model)
+        xb_np, lb_np = self.train.inputs(idx.numpy())
+        xb = torch.tensor(xb_np, device=self.device)  # (B, leads, L)
+        yb = self.targets[idx].to(self.device)  # (B,) or (B, K)
+        mask = padding_mask(xb, torch.from_numpy(lb_np))  # (B, 1, L)
+        out = self.objective(model, xb, yb, config=config.objective, mask=mask, generator=self.generator)
+        if not torch.isfinite(out.loss):
+            return None
+        self.optim.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if config.optim.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+        self.optim.step()
+        if self.train.multi_label:  # the whole label set right
+            correct = int(((out.logits > 0) == yb.bool()).all(dim=1).sum())
+        else:
+            correct = int((out.logits.argmax(dim=1) == yb).sum())
+        return _Step(out.loss, out.logs, correct)
+
+
+@dataclass(frozen=True)
+class _Step:
+    loss: torch.Tensor
+    logs: Mapping[str, float]
+    correct: int
+
+
+def _epoch_check(
+    model: nn.Module, data: SplitData, config: TrialConfig, *, last: bool, device: torch.device
+) -> dict[str, float]:
+    """A cheap clean check on the whole validation split after every epoch, for progress bars and
+    curves. The searcher's objectives come from `val_eval` after the last epoch."""
+    classes = balanced_classes_for(data.split, data.val.classes)
+    if data.val.multi_label:
+        val_sets = predict_logits(model, data.val, device=device) > 0
+        val_correct = (val_sets == data.val.targets.astype(bool)).all(axis=1)
+    else:
+        val_pred = predict_samples(model, data.val, device=device)
+        val_correct = val_pred == data.val.y
+        if last and (collapse := _collapse(val_pred, data.val.y, classes, data.val.classes)):
+            log.warning("after %d epochs %s", config.optim.epochs, collapse)
+    return {
+        "epoch_val_acc": float(val_correct.mean()),
+        "epoch_val_balanced_acc": mean_recall(val_correct, data.val.y, classes, data.val.classes),
+    }
+
+
+def _rung_metrics(
+    model: nn.Module, data: SplitData, config: TrialConfig, device: torch.device
+) -> dict[str, float]:
+    """The early-stopping scheduler's scores at a rung: the search objectives' kinds, measured
+    cheaply on a fixed subset (the rung protocol's own seed and per-class cap)."""
+    rung = evaluate(model, data.val, config=config.rung_eval, split=data.split, device=device)
+    kinds = set(objective_names(config.rung_eval.eps, part="rung"))
+    return {k: v for k, v in rung.flat_metrics("rung").items() if k in kinds}
+
+
 def run_trial(
     config: TrialConfig,
     data: SplitData,
@@ -131,134 +288,55 @@ def run_trial(
     (under `config.test_eval`, if set). `surrogate` and `nstdb` go to `evaluate`: the transfer
     attack's surrogate model and the noise stress test's records. A loss, gradient or weight
     that stops being finite ends the trial early with `diverged=True` and the last finite
-    metrics.
+    metrics. The config is checked against the registries first (`check_trial`).
     """
+    config = check_trial(config)
     device = pick_device(str(device) if device is not None else None)
-    train = subsample_train(data.train, max_beats=config.data.max_train_beats, seed=config.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = config.build_model().to(device)
-    optim = _make_optimizer(model, config)
-    generator = torch.Generator().manual_seed(config.seed)  # epoch order and attack starts (CPU)
-    objective = OBJECTIVES[config.objective.name]
+    t = _Training(config, data, device)
     start_epoch, history = 0, []
     if resume is not None:
-        start_epoch, history = _restore(resume, config, model, optim, generator)
+        start_epoch, history = _restore(resume, config, t.model, t.optim, t.generator)
         log.info("resuming after epoch %d of %d", start_epoch, config.optim.epochs)
-
-    # Batches are built from the training set as they are needed (padded to their longest
-    # sample), so a set of long records is never held padded in memory. torch.tensor copies:
-    # arrays from Ray's object store are read-only.
-    y_all = torch.tensor(train.y)  # (N,)
-    # What the loss is taken against: class indices, or label sets (N, K) for multi-label data.
-    multi = train.multi_label
-    targets = torch.tensor(train.targets) if multi else y_all
-    lengths = train.length if train.variable_length else None
-    classes = balanced_classes_for(data.split, data.val.classes)
     epochs = config.optim.epochs
-    bs = config.optim.batch_size
-
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
-        lr = _set_lr(optim, config, epoch)
-        model.train()
-        order = _epoch_order(
-            y_all, balance=config.optim.balance, n_classes=len(train.classes), generator=generator
-        )
-        sums: dict[str, float] = {}
-        n_seen, n_correct, diverged = 0, 0, False
-        batches = _batches(order, lengths, bs, generator)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
-        for idx in bar:
-            if config.model.weight_norm:
-                normalize_units_(model)
-            xb_np, lb_np = train.inputs(idx.numpy())
-            xb = torch.tensor(xb_np, device=device)  # (B, leads, L)
-            yb = targets[idx].to(device)  # (B,) or (B, K)
-            mask = padding_mask(xb, torch.from_numpy(lb_np))  # (B, 1, L)
-            out = objective(model, xb, yb, config=config.objective, mask=mask, generator=generator)
-            if not torch.isfinite(out.loss):
-                diverged = True
-                break
-            optim.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if config.optim.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-            optim.step()
-            n = len(idx)
-            n_seen += n
-            if multi:  # the whole label set right
-                n_correct += int(((out.logits > 0) == yb.bool()).all(dim=1).sum())
-            else:
-                n_correct += int((out.logits.argmax(dim=1) == yb).sum())
-            sums["loss"] = sums.get("loss", 0.0) + out.loss.item() * n
-            for k, v in out.logs.items():
-                sums[k] = sums.get(k, 0.0) + v * n
-            bar.set_postfix(loss=f"{sums['loss'] / n_seen:.4f}")
-        bar.close()
-        diverged = diverged or not _finite(model)
+        lr = _set_lr(t.optim, config, epoch)
+        metrics, diverged = t.epoch(epoch, progress=progress)
         if diverged:
             log.warning("trial diverged in epoch %d: non-finite loss or weights", epoch + 1)
             last = dict(history[-1]) if history else {}
-            yield EpochResult(
-                epoch=epoch + 1,
-                epochs=epochs,
-                metrics=last,
-                checkpoint={},
-                final=True,
-                diverged=True,
-                history=tuple(history),
-            )
+            yield EpochResult(epoch + 1, epochs, last, {}, final=True, diverged=True, history=tuple(history))
             return
-
         if config.model.weight_norm:
-            normalize_units_(model)  # evaluate the model as it was trained: with unit rows
-        model.eval()
-        # A cheap clean check on the whole validation split after every epoch, for progress
-        # bars and curves. The searcher's objectives come from `val_eval` after the last epoch.
-        if multi:
-            val_sets = predict_logits(model, data.val, device=device) > 0
-            val_correct = (val_sets == data.val.targets.astype(bool)).all(axis=1)
-        else:
-            val_pred = predict_samples(model, data.val, device=device)
-            val_correct = val_pred == data.val.y
-            if epoch + 1 == epochs and (
-                collapse := _collapse(val_pred, data.val.y, classes, data.val.classes)
-            ):
-                log.warning("after %d epochs %s", epochs, collapse)
-        metrics = {f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()}
-        metrics["train_acc"] = n_correct / max(n_seen, 1)
-        metrics["epoch_val_acc"] = float(val_correct.mean())
-        metrics["epoch_val_balanced_acc"] = mean_recall(val_correct, data.val.y, classes, data.val.classes)
-        metrics["epoch"] = float(epoch + 1)
-        metrics["epoch_seconds"] = time.perf_counter() - started
-        metrics["lr"] = lr
-        if epoch + 1 in config.rung_epochs and config.rung_eval is not None:
-            # The early-stopping scheduler's scores at this rung: the search objectives' kinds,
-            # measured cheaply on a fixed subset (the eval's own seed and per-class cap).
-            rung = evaluate(model, data.val, config=config.rung_eval, split=data.split, device=device)
-            kinds = set(objective_names(config.rung_eval.eps, part="rung"))
-            metrics.update({k: v for k, v in rung.flat_metrics("rung").items() if k in kinds})
-        history.append(metrics)
+            normalize_units_(t.model)  # evaluate the model as it was trained: with unit rows
+        t.model.eval()
         final = epoch + 1 == epochs
-        val_result = test_result = None
-        extra = {"progress": progress, "surrogate": surrogate, "nstdb": nstdb}
-        if final and config.val_eval is not None:
-            val_result = evaluate(
-                model, data.val, config=config.val_eval, split=data.split, device=device, **extra
-            )
-        if final and config.test_eval is not None:
-            test_result = evaluate(
-                model, data.test, config=config.test_eval, split=data.split, device=device, **extra
-            )
+        metrics.update(_epoch_check(t.model, data, config, last=final, device=device))
+        metrics.update(epoch=float(epoch + 1), epoch_seconds=time.perf_counter() - started, lr=lr)
+        if epoch + 1 in config.rung_epochs and config.rung_eval is not None:
+            metrics.update(_rung_metrics(t.model, data, config, device))
+        history.append(metrics)
+        parts = {}
+        for name, part, ev in (("val", data.val, config.val_eval), ("test", data.test, config.test_eval)):
+            if final and ev is not None:
+                parts[name] = evaluate(
+                    t.model,
+                    part,
+                    config=ev,
+                    split=data.split,
+                    device=device,
+                    progress=progress,
+                    surrogate=surrogate,
+                    nstdb=nstdb,
+                )
         yield EpochResult(
             epoch=epoch + 1,
             epochs=epochs,
             metrics=metrics,
-            checkpoint=_state(config, model, optim, generator, epoch + 1, history),
+            checkpoint=_state(config, t.model, t.optim, t.generator, epoch + 1, history),
             final=final,
-            val=val_result,
-            test=test_result,
+            val=parts.get("val"),
+            test=parts.get("test"),
             history=tuple(history),
         )
 
@@ -345,7 +423,7 @@ def _restore(
     # Compared as configs, not dicts: a checkpoint written before a field with a default
     # existed still belongs to the same trial.
     try:
-        same = isinstance(saved, Mapping) and TrialConfig.from_dict(saved) == config
+        same = isinstance(saved, Mapping) and check_trial(TrialConfig.from_dict(saved)) == config
     except ConfigError:
         same = False
     if not same:

@@ -16,16 +16,18 @@ from mlflow.tracking import MlflowClient
 
 from nsr_tune.attacks import PGD, MultiLabelPGD, padding_mask, set_changed
 from nsr_tune.cli import main
-from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig, protocol
-from nsr_tune.data import CPSC_CLASSES, DATASETS, load_dataset
+from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
+from nsr_tune.data import CPSC_CLASSES, DATASETS, check_data, load_dataset
 from nsr_tune.errors import ConfigError
-from nsr_tune.eval_result import macro_f1, per_class, per_label
-from nsr_tune.evaluation import evaluate, predict_logits, predict_samples
+from nsr_tune.evaluation.batching import predict_logits, predict_samples
+from nsr_tune.evaluation.run import evaluate
+from nsr_tune.evaluation.scores import macro_f1, per_class, per_label
 from nsr_tune.models import build_model
 from nsr_tune.objectives import nsr_penalty
+from nsr_tune.protocol import protocol
 from nsr_tune.study._yaml import SpaceError
 from nsr_tune.study.space import load_space, parse_space
-from nsr_tune.trial import _batches, run_trial
+from nsr_tune.trial import _batches, check_trial, new_model, run_trial
 from tests.conftest import SHARED_DATA
 
 CPSC = SHARED_DATA / "cpsc2018"
@@ -182,11 +184,11 @@ def test_a_trial_trains_on_records_and_reports_f1(splits, objective):
 
 def test_settings_of_another_dataset_and_models_it_does_not_offer_are_refused():
     with pytest.raises(ConfigError, match="val_fraction: is a setting of mitbih, not of cpsc2018"):
-        DataConfig(dataset="cpsc2018", val_fraction=0.3)
+        check_data(DataConfig(dataset="cpsc2018", val_fraction=0.3))
     with pytest.raises(ConfigError, match="split: must be one of records"):
-        DataConfig(dataset="cpsc2018", split="inter")
+        check_data(DataConfig(dataset="cpsc2018", split="inter"))
     with pytest.raises(ConfigError, match="model: 'cnn' is not offered for cpsc2018; choose one of resnet18"):
-        TrialConfig(data=DataConfig(dataset="cpsc2018"), model=ModelConfig(name="cnn"))
+        check_trial(TrialConfig(data=DataConfig(dataset="cpsc2018"), model=ModelConfig(name="cnn")))
     text = (REPO_SPACES / "cpsc2018_dry_run.yaml").read_text().replace("resnet18:", "cnn:", 1)
     with pytest.raises(SpaceError, match=r"model\.families\.cnn: not offered for cpsc2018"):
         parse_space(text, where="cpsc.yaml")
@@ -317,7 +319,7 @@ def test_a_multi_label_trial_reports_set_f1_under_attack(multi_splits):
     )
     *_, last = run_trial(config, multi_splits)
     result = last.test
-    model = config.build_model()
+    model = new_model(config)
     model.load_state_dict(last.checkpoint["model_state"])
     sets = predict_logits(model.eval(), multi_splits.test, device="cpu") > 0
     truth = multi_splits.test.targets.astype(bool)

@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from nsr_tune.attacks import PGD, Transfer, padding_mask
-from nsr_tune.config import EvalConfig, protocol
+from nsr_tune.config import EvalConfig
 from nsr_tune.data import AAMI_CLASSES, load_kaggle_csv, load_mitbih, make_splits
 from nsr_tune.data._nstdb import load_nstdb
 from nsr_tune.errors import ConfigError
-from nsr_tune.evaluation import evaluate
+from nsr_tune.evaluation.run import evaluate
+from nsr_tune.protocol import protocol
 from tests._helpers import kaggle_beats, linear_model, train_quick
 from tests.conftest import SHARED_DATA
 

@@ -7,22 +7,22 @@ import math
 import numpy as np
 import pytest
 
-from nsr_tune.bootstrap import record_intervals
-from nsr_tune.config import FINAL_EVAL, FinalConfig, protocol
 from nsr_tune.data import BUNDLED_DIR, load_mitbih, make_splits
 from nsr_tune.errors import ConfigError
-from nsr_tune.evaluation import BeatOutcomes, evaluate
-from nsr_tune.finalists import (
+from nsr_tune.evaluation.finalist import evaluate_finalist
+from nsr_tune.evaluation.run import evaluate
+from nsr_tune.plots import write_final_files
+from nsr_tune.protocol import FINAL_EVAL, FinalConfig, protocol
+from nsr_tune.results.bootstrap import BeatOutcomes, record_intervals
+from nsr_tune.results.finalists import (
     FinalResult,
     choose_finalists,
     choose_surrogate,
-    evaluate_finalist,
     final_front,
     final_table,
-    write_final_files,
 )
-from nsr_tune.front import TrialOutcome, analyse
-from nsr_tune.record import TrialRecord
+from nsr_tune.results.front import TrialOutcome, analyse
+from nsr_tune.results.record import TrialRecord
 from nsr_tune.study._yaml import SpaceError
 from nsr_tune.study.space import load_space, parse_space
 from tests._helpers import linear_model
@@ -57,7 +57,7 @@ def test_macro_f1_intervals_resample_records_with_the_predicted_classes():
     ci = record_intervals(beats, eps=[0.05], classes=["N", "S"], resamples=4000, level=0.99, seed=1)
     low, high = ci["macro_f1"]
     assert low == pytest.approx(2 / 3) and high == pytest.approx(1.0)
-    from nsr_tune.bootstrap import _f1_tables, _macro_f1
+    from nsr_tune.results.bootstrap import _f1_tables, _macro_f1
 
     pooled = _macro_f1(np.ones((1, 2)), *_f1_tables(np.array([0, 0, 1, 1]), y, pred, 5))
     assert pooled[0] == pytest.approx(11 / 15)
@@ -294,7 +294,7 @@ def test_an_interval_without_resamples_is_nan():
 
 
 def test_hypervolume_grows_with_the_trials_that_finish():
-    from nsr_tune.report import hypervolume_by_trial
+    from nsr_tune.results.report import hypervolume_by_trial
 
     values = [(0.5, 0.5), (0.2, 0.9), (math.nan, math.nan), (0.6, 0.6)]
     curve = hypervolume_by_trial(values, directions=["maximize", "maximize"], reference=[0.0, 0.0])
@@ -303,7 +303,7 @@ def test_hypervolume_grows_with_the_trials_that_finish():
 
 
 def test_the_report_explains_every_masking_flag():
-    from nsr_tune.masking import FLAGS
+    from nsr_tune.evaluation.masking import FLAGS
     from nsr_tune.plots._report_html import FLAG_EXPLANATIONS
 
     assert tuple(FLAG_EXPLANATIONS) == FLAGS

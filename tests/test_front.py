@@ -7,25 +7,22 @@ import math
 
 import pytest
 
-from nsr_tune.config import PROTOCOLS, EvalConfig, protocol
+from nsr_tune.config import EvalConfig
 from nsr_tune.errors import ConfigError
-from nsr_tune.front import (
-    MaskingFlag,
+from nsr_tune.metrics import MetricName, metric_name, objective_names, on_part, parse_metric
+from nsr_tune.plots import write_front_files
+from nsr_tune.protocol import PROTOCOLS, protocol
+from nsr_tune.results.flags import MaskingFlag, flag_metrics, flags_text, parse_flags_text, reported_flags
+from nsr_tune.results.front import (
     TrialOutcome,
     analyse,
     chance_objectives,
-    flag_metrics,
-    flags_text,
     front_from_record,
     front_table,
-    parse_flags_text,
-    reported_flags,
     run_name,
     trial_params,
-    write_front_files,
 )
-from nsr_tune.metrics import MetricName, metric_name, objective_names, on_part, parse_metric
-from nsr_tune.record import StudyDescription, StudyRecord, TrialRecord
+from nsr_tune.results.record import StudyDescription, StudyRecord, TrialRecord
 from nsr_tune.tracking import masking_tags
 
 OBJ = (("val_balanced_acc", "max"), ("val_robust_balanced_acc_eps_0.05", "max"))

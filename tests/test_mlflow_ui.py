@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from nsr_tune.pareto import pareto_analysis
+from nsr_tune.results.pareto import pareto_analysis
 from nsr_tune.study.space import load_space
 from nsr_tune.tracking import front_view_url
 from tests._helpers import free_port, need, start_mlflow_server

@@ -3,9 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nsr_tune.config import ModelConfig
 from nsr_tune.errors import ConfigError
-from nsr_tune.models import MODELS, build_model, normalize_units_
+from nsr_tune.models import MODELS, build_model, check_model_knobs, normalize_units_
 
 
 def test_paper_cnn_shapes_and_size():
@@ -47,7 +46,7 @@ def test_knobs_change_the_model():
 )
 def test_bad_model_config_names_the_knob(name, knobs, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
-        ModelConfig(name=name, knobs=knobs)
+        check_model_knobs(name, knobs)
 
 
 def test_weight_norm_gives_unit_rows_and_scales_each_unit():

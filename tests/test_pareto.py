@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nsr_tune.errors import ConfigError
-from nsr_tune.pareto import (
+from nsr_tune.results.pareto import (
     ParetoResult,
     default_reference,
     hypervolume,
@@ -339,10 +339,10 @@ def test_pareto_analysis_reference_and_many_objectives() -> None:
 
 
 def test_default_reference_warns_outside_unit_interval(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="nsr_tune.pareto"):
+    with caplog.at_level(logging.WARNING, logger="nsr_tune.results.pareto"):
         pareto_analysis(["a"], [[12.0, 0.5]], names=["loss", "acc"], directions=["minimize", "maximize"])
     assert "outside [0, 1]" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="nsr_tune.pareto"):
+    with caplog.at_level(logging.WARNING, logger="nsr_tune.results.pareto"):
         pareto_analysis(["a"], [[0.2, 0.5]], names=["err", "acc"], directions=["minimize", "maximize"])
     assert caplog.text == ""

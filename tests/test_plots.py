@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from nsr_tune.errors import ConfigError
-from nsr_tune.pareto import ParetoResult, pareto_analysis
 from nsr_tune.plots import pareto_figure_html, pareto_figure_png, robustness_curve_png
+from nsr_tune.results.pareto import ParetoResult, pareto_analysis
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("plotly")

@@ -16,12 +16,12 @@ from scipy.signal import resample_poly
 
 from nsr_tune.attacks import PGD, padding_mask
 from nsr_tune.config import DataConfig, EvalConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
-from nsr_tune.data import AAMI_MAP, FS, INPUTS, load_mitbih, make_splits
+from nsr_tune.data import AAMI_MAP, FS, INPUTS, check_data, input_shape, load_mitbih, make_splits
 from nsr_tune.errors import ConfigError
-from nsr_tune.front import trial_params
 from nsr_tune.models import MODELS, build_model
+from nsr_tune.results.front import trial_params
 from nsr_tune.study.space import SpaceError, parse_space
-from nsr_tune.trial import run_trial
+from nsr_tune.trial import check_trial, new_model, run_trial
 
 RECORDS = (208, 209, 213, 223, 232)  # train 208 209, val 223, test 213 232 under `inter`
 RHYTHM = INPUTS["rhythm"]
@@ -90,17 +90,17 @@ def test_rhythm_window_holds_the_kachuee_beat_from_its_r_peak(mitdb_dir: Path) -
 
 def test_input_is_checked_and_cached_apart(mitdb_dir: Path) -> None:
     with pytest.raises(ConfigError, match="input: must be one of kachuee, rhythm, context"):
-        DataConfig(input="window")
+        check_data(DataConfig(input="window"))
     with pytest.raises(ConfigError, match="input: is a setting of mitbih, not of cpsc2018"):
-        DataConfig(dataset="cpsc2018", input="rhythm")
+        check_data(DataConfig(dataset="cpsc2018", input="rhythm"))
     with pytest.raises(ConfigError, match="input: unknown beat representation 'window'"):
         load_mitbih(mitdb_dir, records=[100], input="window")
     _, kachuee = load_mitbih(mitdb_dir, records=[100])
     _, rhythm = load_mitbih(mitdb_dir, records=[100], input="rhythm")
     assert kachuee.fingerprint != rhythm.fingerprint
-    assert DataConfig().in_len == 187 and DataConfig(input="rhythm").in_len == 375
-    assert DataConfig(input="context").in_len == 688 and INPUTS["context"].before == 500
-    assert DataConfig(dataset="cpsc2018").in_len is None
+    assert input_shape(DataConfig()).length == 187 and input_shape(DataConfig(input="rhythm")).length == 375
+    assert input_shape(DataConfig(input="context")).length == 688 and INPUTS["context"].before == 500
+    assert input_shape(DataConfig(dataset="cpsc2018")).length is None
 
 
 @pytest.mark.parametrize("name", [m for m in MODELS if not MODELS[m].multi_lead])
@@ -109,7 +109,7 @@ def test_every_mitbih_model_takes_every_input(name: str) -> None:
         if name == "rrcnn" and spec.before < 4 * FS:
             continue  # it measures RR intervals over a look-back; see test_rr_features
         config = TrialConfig(data=DataConfig(input=spec.name), model=ModelConfig(name=name))
-        model = config.build_model()
+        model = new_model(config)
         assert model(torch.rand(3, 1, spec.width)).shape == (3, 5)
     # A model built for one width refuses the other rather than silently misreading it.
     if MODELS[name].sized:
@@ -120,13 +120,19 @@ def test_every_mitbih_model_takes_every_input(name: str) -> None:
 def test_cnn_depth_is_checked_against_the_input_width() -> None:
     six = ModelConfig(name="cnn", knobs={"blocks": 6})
     with pytest.raises(ConfigError, match=r"model\.blocks: at most 5 for 187-sample beats, got 6"):
-        TrialConfig(model=six)
-    TrialConfig(model=six, data=DataConfig(input="rhythm"))
+        check_trial(TrialConfig(model=six))
+    check_trial(TrialConfig(model=six, data=DataConfig(input="rhythm")))
     with pytest.raises(ConfigError, match=r"model\.blocks: at most 6 for 375-sample beats, got 7"):
-        TrialConfig(model=ModelConfig(name="cnn", knobs={"blocks": 7}), data=DataConfig(input="rhythm"))
-    TrialConfig(model=ModelConfig(name="cnn", knobs={"blocks": 7}), data=DataConfig(input="context"))
+        check_trial(
+            TrialConfig(model=ModelConfig(name="cnn", knobs={"blocks": 7}), data=DataConfig(input="rhythm"))
+        )
+    check_trial(
+        TrialConfig(model=ModelConfig(name="cnn", knobs={"blocks": 7}), data=DataConfig(input="context"))
+    )
     with pytest.raises(ConfigError, match=r"model\.blocks: at most 7 for 688-sample beats, got 8"):
-        TrialConfig(model=ModelConfig(name="cnn", knobs={"blocks": 8}), data=DataConfig(input="context"))
+        check_trial(
+            TrialConfig(model=ModelConfig(name="cnn", knobs={"blocks": 8}), data=DataConfig(input="context"))
+        )
 
 
 @pytest.fixture(scope="module")

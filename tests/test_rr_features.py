@@ -14,6 +14,7 @@ from nsr_tune.config import DataConfig, ModelConfig, TrialConfig
 from nsr_tune.data import AAMI_MAP, FS, INPUTS, load_mitbih
 from nsr_tune.errors import ConfigError
 from nsr_tune.models import RR_FEATURES, RRFeatures, build_model
+from nsr_tune.trial import check_trial, new_model
 
 LOOKBACK = INPUTS["lookback"]
 _OTHER_BEATS = frozenset("Brn?")  # beat codes outside the AAMI map that still make an RR interval
@@ -124,11 +125,11 @@ def test_intervals_have_a_gradient_that_matches_finite_differences(mitdb_dir: Pa
 
 def test_rrcnn_takes_the_inputs_with_a_look_back_and_refuses_the_others() -> None:
     for name in ("context", "lookback", "lookback30"):
-        model = TrialConfig(data=DataConfig(input=name), model=ModelConfig(name="rrcnn")).build_model()
+        model = new_model(TrialConfig(data=DataConfig(input=name), model=ModelConfig(name="rrcnn")))
         assert model(torch.rand(2, 1, INPUTS[name].width)).shape == (2, 5)
     for name in ("kachuee", "rhythm"):
         with pytest.raises(ConfigError, match=r"model: 'rrcnn' measures RR intervals over a look-back"):
-            TrialConfig(data=DataConfig(input=name), model=ModelConfig(name="rrcnn"))
+            check_trial(TrialConfig(data=DataConfig(input=name), model=ModelConfig(name="rrcnn")))
     with pytest.raises(ConfigError, match=r"model\.blocks: at most 6 for rrcnn"):
         build_model("rrcnn", {"blocks": 7}, in_len=LOOKBACK.width)
 

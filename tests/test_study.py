@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from nsr_tune.cli import main
 from nsr_tune.data import BUNDLED_DIR
-from nsr_tune.pareto import hypervolume
+from nsr_tune.results.pareto import hypervolume
 from nsr_tune.study.space import load_space
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,8 @@ import torch
 from nsr_tune.config import DataConfig, EvalConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
 from nsr_tune.data import AAMI_CLASSES, load_mitbih, make_splits
 from nsr_tune.errors import CheckpointError
-from nsr_tune.evaluation import evaluate, robust_auc, stratified_cap
+from nsr_tune.evaluation.run import evaluate
+from nsr_tune.evaluation.scores import robust_auc, stratified_cap
 from nsr_tune.trial import run_trial
 
 RECORDS = (208, 209, 213, 223, 232)  # train 208 209, val 223, test 213 232 under `inter`
@@ -148,7 +149,7 @@ def _briefly_trained_cnn(splits, *, inputs=lambda x: x) -> torch.nn.Module:
 
 
 def test_the_strong_protocol_runs_its_cascade_and_keeps_each_attacks_accuracy(splits):
-    from nsr_tune.config import protocol
+    from nsr_tune.protocol import protocol
 
     model = _briefly_trained_cnn(splits)
     config = protocol(
@@ -189,7 +190,7 @@ class _Quantised(torch.nn.Module):
 
 
 def test_the_strong_protocol_flags_a_masked_gradient_and_sees_through_it(splits):
-    from nsr_tune.config import protocol
+    from nsr_tune.protocol import protocol
 
     model = _briefly_trained_cnn(splits, inputs=_Quantised.quantise)
     masked = _Quantised(model).eval()

@@ -47,8 +47,8 @@ def add_data_dir(p: argparse.ArgumentParser) -> None:
 
 
 def add_eval(p: argparse.ArgumentParser) -> None:
-    """The evaluation protocol: a named one (see nsr_tune.config.PROTOCOLS), then overrides."""
-    from nsr_tune.config import PROTOCOLS
+    """The evaluation protocol: a named one (see nsr_tune.protocol.PROTOCOLS), then overrides."""
+    from nsr_tune.protocol import PROTOCOLS
 
     standard = PROTOCOLS["standard"]
     g = p.add_argument_group("evaluation (a named protocol; each option below overrides it)")
@@ -106,7 +106,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
 
 
 def eval_config(args: argparse.Namespace, dataset: str = "mitbih") -> Any:
-    from nsr_tune.config import protocol
+    from nsr_tune.protocol import protocol
 
     given = {
         "eps": args.eps,

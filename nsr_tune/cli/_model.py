@@ -28,9 +28,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from nsr_tune.checkpoints import load_checkpoint, save_model_file, save_state
     from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
     from nsr_tune.data import DATASETS
-    from nsr_tune.trial import run_trial
+    from nsr_tune.trial import check_trial, run_trial
 
-    # Build (and so check) the whole config before reading data or creating OUT.
+    # Build and check the whole config before reading data or creating OUT.
     config = TrialConfig(
         data=DataConfig(dataset=args.dataset, seed=args.seed, **_data_options(args)),
         model=ModelConfig(
@@ -53,6 +53,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         test_eval=eval_config(args, args.dataset),
         seed=args.seed,
     )
+    config = check_trial(config)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} exists and is not a directory")
@@ -104,7 +105,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nsr_tune.checkpoints import load_model_file
-    from nsr_tune.evaluation import evaluate
+    from nsr_tune.data import check_data
+    from nsr_tune.evaluation.run import evaluate
     from nsr_tune.trial import pick_device
 
     with tempfile.TemporaryDirectory() as d:
@@ -116,7 +118,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             f"--dataset: the model was trained on {config.data.dataset}, not {args.dataset}; "
             "it is evaluated on the dataset it was trained on"
         )
-    data = dataclasses.replace(config.data, split=args.split) if args.split else config.data
+    data = check_data(dataclasses.replace(config.data, split=args.split)) if args.split else config.data
     eval_cfg = eval_config(args, data.dataset)
     out = Path(args.out) if args.out else None
     inputs = evaluation_inputs(args, eval_cfg)
@@ -139,7 +141,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _data_options(args: argparse.Namespace) -> dict[str, Any]:
     """The DataConfig settings given on the command line (a setting left out keeps its default,
-    and one that belongs to the other dataset is refused by DataConfig, naming it)."""
+    and one that belongs to the other dataset is refused by `check_data`, naming it)."""
     given = {
         "split": args.split,
         "max_train_beats": args.max_train_beats,

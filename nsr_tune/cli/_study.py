@@ -31,8 +31,8 @@ _TUNE_OPTIONS = (
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from nsr_tune.finalists import final_table
-    from nsr_tune.front import front_table
+    from nsr_tune.results.finalists import final_table
+    from nsr_tune.results.front import front_table
     from nsr_tune.study.options import StudyOptions, resume_options
     from nsr_tune.study.runner import run_study, summary_lines
     from nsr_tune.study.space import load_space
@@ -82,8 +82,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
-    from nsr_tune.finalists import final_front, final_table, write_final_files
-    from nsr_tune.front import front_table, write_front_files
+    from nsr_tune.plots import write_final_files, write_front_files
+    from nsr_tune.results.finalists import final_front, final_table
+    from nsr_tune.results.front import front_table
     from nsr_tune.tracking import StudyTracker
 
     tracker = StudyTracker(tracking_uri=args.mlflow_uri, experiment=args.experiment)
@@ -102,8 +103,8 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
 
 
 def _cmd_sync_mlflow(args: argparse.Namespace) -> int:
-    from nsr_tune.finalists import final_table
-    from nsr_tune.front import front_from_record, front_table
+    from nsr_tune.results.finalists import final_table
+    from nsr_tune.results.front import front_from_record, front_table
     from nsr_tune.study.finalize import finalize_study
     from nsr_tune.study.results import checkpoint_reader, read_study
     from nsr_tune.study.trainable import CHECKPOINT_FILE
@@ -131,7 +132,7 @@ def _cmd_sync_mlflow(args: argparse.Namespace) -> int:
 
 
 def _cmd_finalize(args: argparse.Namespace) -> int:
-    from nsr_tune.finalists import final_table
+    from nsr_tune.results.finalists import final_table
     from nsr_tune.study.finalize import finalize_study, study_final_config
     from nsr_tune.study.results import read_study
     from nsr_tune.study.runner import init_ray
@@ -144,7 +145,7 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
         top_ranks=args.top_ranks,
         bootstrap=args.bootstrap,
         protocol=args.protocol,
-        eps=tuple(args.eps) if args.eps else None,
+        eps=args.eps or None,
         per_class_cap="keep" if cap is None else (None if cap == "all" else _whole(cap, "--per-class-cap")),
     )
     settings = record.description.settings
@@ -186,7 +187,7 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from nsr_tune import plots
-    from nsr_tune.report import build_report
+    from nsr_tune.results.report import build_report
     from nsr_tune.study.finalize import kept_finals
     from nsr_tune.study.results import read_study
     from nsr_tune.tracking import StudyTracker, default_tracking_uri

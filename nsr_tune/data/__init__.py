@@ -20,9 +20,18 @@ from nsr_tune.data._cpsc import (
     CpscReport,
     RecordSet,
     cpsc_splits,
-    load_cpsc2018,
 )
-from nsr_tune.data._datasets import DATASETS, Dataset, Loaded, cpsc_dir, load_dataset
+from nsr_tune.data._cpsc_load import load_cpsc2018
+from nsr_tune.data._datasets import (
+    DATASETS,
+    Dataset,
+    InputShape,
+    Loaded,
+    check_data,
+    cpsc_dir,
+    input_shape,
+    load_dataset,
+)
 from nsr_tune.data._download import (
     BUNDLED_DIR,
     default_cpsc_dir,
@@ -65,10 +74,12 @@ __all__ = [
     "BeatSet",
     "CpscReport",
     "Dataset",
+    "InputShape",
     "LoadReport",
     "Loaded",
     "RecordSet",
     "SplitData",
+    "check_data",
     "cpsc_dir",
     "cpsc_splits",
     "default_cache_dir",
@@ -77,6 +88,7 @@ __all__ = [
     "default_nstdb_dir",
     "download_cpsc2018",
     "download_mitdb",
+    "input_shape",
     "load_cpsc2018",
     "load_dataset",
     "load_kaggle_csv",

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nsr_tune.config import CPSC_MAX_LEN
 from nsr_tune.data._cpsc import (
     ALL_LEADS,
     CPSC_CLASSES,
-    CPSC_MAX_LEN,
     PAPER_LEADS,
     CpscReport,
     RecordSet,

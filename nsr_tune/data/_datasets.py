@@ -2,31 +2,36 @@
 
 Each yields a SplitData whose parts give inputs (B, leads, L) with the real samples' lengths,
 labels, a patient id per sample, its classes, sampling rate and millivolts per unit, and each
-has its own default L-inf eps grid and the models offered for it. Code downstream reads these
-from the registry and the data; it does not branch on a dataset's name.
+has its own default L-inf eps grid, the models offered for it and the DataConfig settings it
+reads. Code downstream reads these from the registry and the data; it does not branch on a
+dataset's name. `check_data` holds a DataConfig to the registry; `input_shape` says what a
+model built for it takes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from nsr_tune.data._beats import AAMI_CLASSES
-from nsr_tune.data._cpsc import ALL_LEADS, CPSC_CLASSES, PAPER_LEADS, RecordSet, cpsc_splits, load_cpsc2018
+from nsr_tune._checks import check, choice
+from nsr_tune.config import PAPER_EPS, DataConfig
+from nsr_tune.data._beats import AAMI_CLASSES, INPUTS
+from nsr_tune.data._cpsc import ALL_LEADS, CPSC_CLASSES, PAPER_LEADS, RecordSet, cpsc_splits
 from nsr_tune.data._cpsc import resample as _resample
-from nsr_tune.data._splits import SplitData
+from nsr_tune.data._cpsc_load import load_cpsc2018
+from nsr_tune.data._download import default_cpsc_dir, resolve_data_dir
+from nsr_tune.data._mitbih import load_mitbih
+from nsr_tune.data._splits import SplitData, make_splits
 from nsr_tune.errors import DataError
 
-if TYPE_CHECKING:
-    from nsr_tune.config import DataConfig
-
-__all__ = ["DATASETS", "Dataset", "Loaded", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "InputShape", "Loaded", "check_data", "input_shape", "load_dataset"]
 
 
 @dataclass(frozen=True)
@@ -52,14 +57,23 @@ class Dataset:
     models: tuple[str, ...]  # the models offered for it; the first is the default
     # What a study optimises when its space names no objectives: (metric, mode) pairs.
     objectives: tuple[tuple[str, str], ...]
+    # The DataConfig fields only this dataset reads: another dataset refuses them set.
+    settings: tuple[str, ...]
+    # The inputs a config of it asks for: (leads, samples per input, or None where they vary).
+    shape: Callable[[DataConfig], tuple[int, int | None]]
     load: Callable[[DataConfig, str | Path | None, bool], Loaded]
 
 
-def _load_mitbih(config: DataConfig, data_dir: str | Path | None, progress: bool) -> Loaded:
-    from nsr_tune.data._download import resolve_data_dir
-    from nsr_tune.data._mitbih import load_mitbih
-    from nsr_tune.data._splits import make_splits
+@dataclass(frozen=True)
+class InputShape:
+    """What a model built for a DataConfig takes and gives: (B, leads, length) -> (B, classes)."""
 
+    leads: int
+    length: int | None  # samples per input; None where inputs vary in length (CPSC2018 records)
+    classes: int
+
+
+def _load_mitbih(config: DataConfig, data_dir: str | Path | None, progress: bool) -> Loaded:
     directory = resolve_data_dir(data_dir)
     beats, report = load_mitbih(directory, input=config.input, progress=progress)
     return Loaded(
@@ -70,8 +84,6 @@ def _load_mitbih(config: DataConfig, data_dir: str | Path | None, progress: bool
 def cpsc_dir(data_dir: str | Path | None) -> Path:
     """The CPSC2018 directory: `data_dir`, else $NSR_TUNE_CPSC2018, else the download's default
     place (`nsr-tune data download --dataset cpsc2018`) when it holds records."""
-    from nsr_tune.data._download import default_cpsc_dir
-
     given = data_dir or os.environ.get("NSR_TUNE_CPSC2018", "")
     if not given and any(default_cpsc_dir().glob("*.hea")):
         given = default_cpsc_dir()
@@ -129,10 +141,12 @@ DATASETS: dict[str, Dataset] = {
         description="MIT-BIH Arrhythmia: single-lead beats at 125 Hz (187-1438 samples), 5 AAMI classes",
         classes=AAMI_CLASSES,
         splits=("inter", "intra"),
-        eps=(0.01, 0.03, 0.05, 0.1, 0.2, 0.3),  # the paper's, in units of the [0, 1] beat
+        eps=PAPER_EPS,  # the paper's, in units of the [0, 1] beat
         quick_eps=(0.01, 0.05, 0.1),
         models=("cnn", "mlp", "resnet1d", "transformer", "rrcnn"),
         objectives=(("val_balanced_acc", "max"), ("val_robust_balanced_acc_eps_0.05", "max")),
+        settings=("val_records", "val_fraction", "test_fraction", "input"),
+        shape=lambda config: (1, INPUTS[config.input].width),
         load=_load_mitbih,
     ),
     "cpsc2018": Dataset(
@@ -147,11 +161,43 @@ DATASETS: dict[str, Dataset] = {
         models=("resnet18",),
         # The challenge's headline score, clean and under attack.
         objectives=(("val_macro_f1", "max"), ("val_robust_macro_f1_eps_0.01", "max")),
+        settings=("leads", "max_len", "sample_rate", "val_per_class", "test_per_class", "multi_label"),
+        shape=lambda config: (len(ALL_LEADS if config.leads == "all" else PAPER_LEADS), None),
         load=_load_cpsc2018,
     ),
 }
 
 
+def check_data(config: DataConfig) -> DataConfig:
+    """`config` held to the registry: its dataset, split and input exist, and it sets nothing
+    another dataset reads. Returned with the dataset's default split filled in."""
+    choice(config.dataset, "dataset", tuple(DATASETS))
+    spec = DATASETS[config.dataset]
+    if config.split is None:
+        config = dataclasses.replace(config, split=spec.splits[0])
+    choice(config.split, "split", spec.splits)
+    if "input" in spec.settings:
+        choice(config.input, "input", tuple(INPUTS))
+    defaults = {f.name: f.default for f in dataclasses.fields(DataConfig)}
+    for other in DATASETS.values():
+        for name in (n for n in other.settings if n not in spec.settings):
+            check(
+                getattr(config, name) == defaults[name],
+                name,
+                f"is a setting of {other.name}, not of {config.dataset}",
+            )
+    return config
+
+
+def input_shape(config: DataConfig) -> InputShape:
+    """The inputs and outputs of a model for `config`'s data (checked by `check_data`)."""
+    config = check_data(config)
+    spec = DATASETS[config.dataset]
+    leads, length = spec.shape(config)
+    return InputShape(leads=leads, length=length, classes=len(spec.classes))
+
+
 def load_dataset(config: DataConfig, data_dir: str | Path | None, *, progress: bool = False) -> Loaded:
     """Read `config.dataset` from `data_dir` (None: its default place) and split it as `config` says."""
+    config = check_data(config)
     return DATASETS[config.dataset].load(config, data_dir, progress)

@@ -4,8 +4,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nsr_tune.config import ObjectiveConfig
 from nsr_tune.objectives._base import ObjectiveOutput
-from nsr_tune.objectives._config import ObjectiveConfig
 
 
 def bce_objective(

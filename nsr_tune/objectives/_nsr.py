@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nsr_tune.config import ObjectiveConfig
 from nsr_tune.objectives._base import ObjectiveOutput
-from nsr_tune.objectives._config import ObjectiveConfig
 
 _SIGNAL_FLOOR = 0.01  # keeps the ratio finite when z_y is near 0
 

@@ -7,8 +7,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from nsr_tune.attacks import PGD
+from nsr_tune.config import ObjectiveConfig
 from nsr_tune.objectives._base import ObjectiveOutput
-from nsr_tune.objectives._config import ObjectiveConfig
 
 
 def pgd_at_objective(

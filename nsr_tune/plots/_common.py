@@ -13,7 +13,8 @@ import numpy as np
 
 from nsr_tune._io import atomic_write
 from nsr_tune.errors import ConfigError
-from nsr_tune.pareto import ParetoResult
+from nsr_tune.metrics import Direction
+from nsr_tune.results.pareto import ParetoResult
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,49 @@ def save_png(fig: Any, path: Path) -> Path:
 # --------------------------------------------------------------------------------------------------
 
 
-def better_word(direction: str) -> str:
-    return "higher is better" if direction == "maximize" else "lower is better"
+def better_word(direction: Direction) -> str:
+    return "higher is better" if direction is Direction.MAXIMIZE else "lower is better"
+
+
+def better_signs(directions: Sequence[Direction]) -> tuple[int, int]:
+    """+1 where the better side of an axis is its high end, -1 where it is the low end."""
+    return (int(directions[0].sign), int(directions[1].sign))
+
+
+def limits(values: np.ndarray, direction: Direction) -> tuple[float, float]:
+    lo, hi = float(np.min(values)), float(np.max(values))
+    span = hi - lo if hi > lo else max(abs(hi), 1.0) * 0.1
+    # More room on the better side, where the front and its labels are.
+    pad_low, pad_high = (0.06, 0.2) if direction is Direction.MAXIMIZE else (0.2, 0.06)
+    return lo - pad_low * span, hi + pad_high * span
+
+
+def style_axes(ax: Any, shown: np.ndarray, labels: Sequence[str], directions: Sequence[Direction]) -> None:
+    """Limits around the `shown` points (n, 2), axis titles that say which way is better, a light
+    grid and no top or right spine."""
+    if len(shown):
+        ax.set_xlim(*limits(shown[:, 0], directions[0]))
+        ax.set_ylim(*limits(shown[:, 1], directions[1]))
+    ax.set_xlabel(f"{labels[0]}  ({better_word(directions[0])})")
+    ax.set_ylabel(f"{labels[1]}  ({better_word(directions[1])})")
+    ax.grid(True, color="0.92", lw=0.6, zorder=0)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def draw_rings(ax: Any, points: np.ndarray) -> None:
+    """A hollow ring around each flagged point, above every other marker."""
+    ax.scatter(
+        points[:, 0],
+        points[:, 1],
+        s=150,
+        facecolors="none",
+        edgecolors=FLAG_COLOUR,
+        linewidths=1.8,
+        label=FLAG_LEGEND,
+        zorder=6,
+    )
 
 
 def front_geometry(result: ParetoResult) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -132,7 +174,7 @@ def front_geometry(result: ParetoResult) -> tuple[list[str], np.ndarray, np.ndar
     index = {id_: i for i, id_ in enumerate(result.ids)}
     ids = sorted(result.front_ids, key=lambda i: (result.values[index[i], 0], result.values[index[i], 1]))
     pts = np.array([result.values[index[i]] for i in ids]).reshape(-1, 2)
-    worse = [min if d == "maximize" else max for d in result.directions]
+    worse = [min if d is Direction.MAXIMIZE else max for d in result.directions]
     path = [pts[0]] if len(pts) else []
     for a, b in pairwise(pts):
         path += [np.array([worse[0](a[0], b[0]), worse[1](a[1], b[1])]), b]

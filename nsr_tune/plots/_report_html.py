@@ -15,7 +15,7 @@ from typing import Any
 
 from nsr_tune.metrics import without_part
 from nsr_tune.plots import _common
-from nsr_tune.report import StudyReport
+from nsr_tune.results.report import StudyReport
 
 # What each masking flag means, in one line a reader can act on.
 FLAG_EXPLANATIONS: Mapping[str, str] = {

@@ -11,21 +11,22 @@ from typing import Any
 
 from nsr_tune.config import (
     BALANCE,
-    FINAL_EVAL,
+    OBJECTIVE_FIELDS,
     OPTIMIZERS,
-    PROTOCOLS,
+    WEIGHTED,
     DataConfig,
     EvalConfig,
-    FinalConfig,
-    ModelConfig,
     ObjectiveConfig,
     OptimConfig,
-    protocol,
 )
+from nsr_tune.data import DATASETS, check_data
 from nsr_tune.errors import ConfigError
-from nsr_tune.metrics import metric_eps, objective_names
-from nsr_tune.objectives import OBJECTIVE_FIELDS, OBJECTIVE_NAMES, WEIGHTED
+from nsr_tune.metrics import CURVE_KINDS, Objective, objective_names, objectives_eps, parse_metric
+from nsr_tune.models import MODELS, check_model_input, check_model_knobs
+from nsr_tune.objectives import OBJECTIVE_NAMES
+from nsr_tune.protocol import FINAL_EVAL, PROTOCOLS, FinalConfig, protocol
 from nsr_tune.study._yaml import Domain, Reader, Value, check_with_config
+from nsr_tune.study.moasha import RungSettings
 
 OPTIM_FIELDS = (
     "optimizer",
@@ -84,10 +85,8 @@ FINAL_FIELDS = ("top_ranks", "bootstrap", "ci")
 
 def parse_data(r: Reader, node: Any) -> dict[str, Any]:
     data = r.mapping(node, "data", DATA_FIELDS)
-    if isinstance(data.get("val_records"), list):
-        data["val_records"] = tuple(data["val_records"])
     try:
-        DataConfig(**data)
+        check_data(DataConfig(**data))
     except (ConfigError, TypeError) as e:
         raise r.fail("data", str(e)) from e
     return data
@@ -98,9 +97,6 @@ def parse_models(
 ) -> tuple[dict[str, dict[str, Value]], Value]:
     """model: families (each with its knobs, each offered for `dataset` and able to take inputs of
     `in_len` samples) and the weight normalisation."""
-    from nsr_tune.data import DATASETS
-    from nsr_tune.models import MODELS, check_model_input
-
     model = r.mapping(node, "model", ("families", "weight_norm"))
     families = r.mapping(model.get("families"), "model.families")
     if not families:
@@ -124,7 +120,7 @@ def parse_models(
                 key,
                 value,
                 lambda v, f=family, k=knob: (
-                    ModelConfig(name=f, knobs={k: v}),
+                    check_model_knobs(f, {k: v}),
                     check_model_input(f, {k: v}, in_len),
                 ),
             )
@@ -206,16 +202,14 @@ def parse_evaluation(r: Reader, node: Any, dataset: str) -> dict[str, EvalConfig
                     f"evaluation.{part}.{k}", "evaluation settings are fixed for a study, not searched"
                 )
         try:
-            evals[part] = protocol(
-                name, dataset, **{k: tuple(v) if k in ("eps", "attacks") else v for k, v in section.items()}
-            )
+            evals[part] = protocol(name, dataset, **section)
         except (ConfigError, TypeError) as e:
             raise r.fail(f"evaluation.{part}", str(e)) from e
     return evals
 
 
 def parse_final(
-    r: Reader, node: Any, objectives: tuple[tuple[str, str], ...], dataset: str, multi_label: bool = False
+    r: Reader, node: Any, objectives: tuple[Objective, ...], dataset: str, multi_label: bool = False
 ) -> FinalConfig:
     """evaluation.final: who the finalists are, and the protocol they are evaluated with again.
 
@@ -232,7 +226,7 @@ def parse_final(
     name = section.pop("protocol", None)
     if name is not None and name not in PROTOCOLS:
         raise r.fail("evaluation.final.protocol", f"must be one of {', '.join(PROTOCOLS)}, got {name!r}")
-    needed = metric_eps(m for m, _ in objectives)
+    needed = objectives_eps(objectives)
     eps = section.get("eps")
     if eps is not None and (not isinstance(eps, list) or not eps):
         raise r.fail("evaluation.final.eps", "expected a non-empty list of noise levels")
@@ -245,11 +239,8 @@ def parse_final(
             cap = FINAL_EVAL.per_class_cap
             base = final_eval if name is None else protocol(name, dataset, per_class_cap=cap)
             section["eps"] = tuple(sorted({*base.eps, *needed}))
-        overrides = {k: tuple(v) if k in ("eps", "attacks") else v for k, v in section.items()}
         evaluation_config = (
-            dataclasses.replace(final_eval, **overrides)
-            if name is None
-            else protocol(name, dataset, **overrides)
+            dataclasses.replace(final_eval, **section) if name is None else protocol(name, dataset, **section)
         )
         final = FinalConfig(evaluation=evaluation_config, **stage)
     except (ConfigError, TypeError) as e:
@@ -272,11 +263,7 @@ def parse_resources(r: Reader, node: Any) -> dict[str, float]:
     return {"cpu": float(cpu), "gpu": float(gpu)}
 
 
-def parse_objectives(
-    r: Reader, node: Any, search_eval: EvalConfig, dataset: str
-) -> tuple[tuple[str, str], ...]:
-    from nsr_tune.data import DATASETS
-
+def parse_objectives(r: Reader, node: Any, search_eval: EvalConfig, dataset: str) -> tuple[Objective, ...]:
     if node is None:
         pairs = list(DATASETS[dataset].objectives)
     else:
@@ -298,7 +285,7 @@ def parse_objectives(
             raise r.fail(f"search.objectives[{i}].mode", f"must be max or min, got {mode!r}")
     if len({m for m, _ in pairs}) != len(pairs):
         raise r.fail("search.objectives", "lists a metric twice")
-    return tuple(pairs)
+    return tuple(Objective.of(m, d) for m, d in pairs)
 
 
 # search.scheduler: the early-stopping scheduler (nsr_tune.study.moasha) and its rung protocol.
@@ -322,8 +309,8 @@ def parse_scheduler(
     node: Any,
     optim: Mapping[str, Value],
     search_eval: EvalConfig,
-    objectives: tuple[tuple[str, str], ...],
-) -> tuple[Any, EvalConfig | None, bool]:
+    objectives: tuple[Objective, ...],
+) -> tuple[RungSettings | None, EvalConfig | None, bool]:
     """search.scheduler -> (RungSettings or None for `name: none`, the rung EvalConfig or None,
     record_curves).
 
@@ -333,8 +320,6 @@ def parse_scheduler(
     an objective summarises the whole curve), on `rung_beats` validation beats per class, with
     no bisection, masking checks or noise stress test.
     """
-    from nsr_tune.study.moasha import RungSettings
-
     if node is None:
         return None, None, False
     section = r.mapping(node, "search.scheduler", SCHEDULER_FIELDS)
@@ -369,17 +354,15 @@ def parse_scheduler(
 
 
 def _rung_eval(
-    r: Reader, section: Mapping[str, Any], search_eval: EvalConfig, objectives: tuple[tuple[str, str], ...]
+    r: Reader, section: Mapping[str, Any], search_eval: EvalConfig, objectives: tuple[Objective, ...]
 ) -> EvalConfig:
-    from nsr_tune.metrics import CURVE_KINDS, parse_metric
-
     beats = r.number(
         section.get("rung_beats", RUNG_BEATS), "search.scheduler.rung_beats", integer=True, low=1
     )
     steps = r.number(
         section.get("rung_steps", RUNG_STEPS), "search.scheduler.rung_steps", integer=True, low=1
     )
-    parsed = [parse_metric(m) for m, _ in objectives]
+    parsed = [parse_metric(o.metric) for o in objectives]
     whole_curve = any(m.eps is None and m.kind.startswith("robust") for m in parsed)
     needed = tuple(sorted({m.eps for m in parsed if m.eps is not None and m.kind in CURVE_KINDS}))
     eps = search_eval.eps if whole_curve or not needed else needed

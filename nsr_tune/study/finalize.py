@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,23 @@ from typing import Any
 import ray
 from tqdm.auto import tqdm
 
-from nsr_tune.config import DataConfig, FinalConfig
-from nsr_tune.config import protocol as config_protocol
-from nsr_tune.data import BeatSet, RecordSet, load_dataset, nstdb_if_present
+from nsr_tune.checkpoints import load_model_file
+from nsr_tune.config import DataConfig
+from nsr_tune.data import BeatSet, RecordSet, check_data, load_dataset, nstdb_if_present
 from nsr_tune.errors import ConfigError
-from nsr_tune.finalists import FinalFront, FinalResult, choose_finalists, choose_surrogate, final_front
-from nsr_tune.front import front_from_record
-from nsr_tune.metrics import metric_eps
-from nsr_tune.record import StudyRecord
+from nsr_tune.evaluation.finalist import evaluate_finalist
+from nsr_tune.metrics import objectives_eps
+from nsr_tune.protocol import FinalConfig
+from nsr_tune.protocol import protocol as named_protocol
+from nsr_tune.results.finalists import (
+    FinalFront,
+    FinalResult,
+    choose_finalists,
+    choose_surrogate,
+    final_front,
+)
+from nsr_tune.results.front import front_from_record
+from nsr_tune.results.record import StudyRecord
 from nsr_tune.study.results import (
     checkpoint_reader,
     latest_checkpoint,
@@ -42,6 +51,7 @@ from nsr_tune.study.results import (
 from nsr_tune.study.space import Space, parse_space
 from nsr_tune.study.trainable import CHECKPOINT_FILE
 from nsr_tune.tracking import StudyTracker
+from nsr_tune.trial import pick_device
 
 __all__ = ["FinalizeOutcome", "finalize_study", "kept_finals", "study_final_config"]
 
@@ -64,7 +74,7 @@ def study_final_config(
     record: StudyRecord,
     *,
     protocol: str | None = None,
-    eps: tuple[float, ...] | None = None,
+    eps: Sequence[float] | None = None,
     per_class_cap: int | str | None = "keep",
     top_ranks: int | None = None,
     bootstrap: int | None = None,
@@ -78,14 +88,14 @@ def study_final_config(
     final = space.final
     evaluation = final.evaluation
     if protocol is not None:
-        evaluation = config_protocol(protocol, eps=evaluation.eps, per_class_cap=evaluation.per_class_cap)
+        evaluation = named_protocol(protocol, eps=evaluation.eps, per_class_cap=evaluation.per_class_cap)
     changes: dict[str, Any] = {}
     if eps:
-        changes["eps"] = tuple(eps)
+        changes["eps"] = eps
     if per_class_cap != "keep":
         changes["per_class_cap"] = per_class_cap
     evaluation = dataclasses.replace(evaluation, **changes)
-    needed = metric_eps(m for m, _ in space.objectives)
+    needed = objectives_eps(space.objectives)
     missing = [e for e in needed if e not in evaluation.eps]
     if missing:
         raise ConfigError(
@@ -116,7 +126,7 @@ def _space(record: StudyRecord) -> Space:
 def _test_beats(record: StudyRecord, space: Space, data_dir: str | None) -> tuple[BeatSet | RecordSet, str]:
     """The study's test split, from the records it was started on (checked by fingerprint)."""
     settings = record.description.settings
-    config = DataConfig(**dict(space.data))
+    config = check_data(DataConfig(**dict(space.data)))
     report = load_dataset(config, data_dir or settings.get("data_dir"))
     directory = report.data_dir
     saved = settings.get("data_fingerprint")
@@ -130,8 +140,6 @@ def _test_beats(record: StudyRecord, space: Space, data_dir: str | None) -> tupl
 
 def _load_model(path: str) -> Any:
     """A trial's model from its checkpoint file (local, NFS or cloud storage)."""
-    from nsr_tune.checkpoints import load_model_file
-
     with tempfile.TemporaryDirectory() as d:
         local = Path(d) / CHECKPOINT_FILE
         local.write_bytes(read_bytes(path))
@@ -149,9 +157,6 @@ def _evaluate_task(
     final: Mapping[str, Any],
 ) -> dict[str, Any]:
     """One finalist, in a Ray task: evaluate, keep the result beside the study, return it."""
-    from nsr_tune.finalists import evaluate_finalist
-    from nsr_tune.trial import pick_device
-
     config = FinalConfig.from_dict(final)
     # The noise records are read on the worker, from its $NSR_TUNE_NSTDB or user cache.
     nstdb = nstdb_if_present() if config.evaluation.noise_stress else None
@@ -252,7 +257,7 @@ def _run_tasks(
     if test_beats is None:
         test_beats, split = _test_beats(record, space, data_dir)
     else:
-        split = DataConfig(**dict(space.data)).split
+        split = check_data(DataConfig(**dict(space.data))).split
     settings = record.description.settings
     cpu = float(settings.get("cpus_per_trial") or space.resources["cpu"])
     gpu = float(settings.get("gpus_per_trial") if settings.get("gpus_per_trial") is not None else 0.0)

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from nsr_tune.errors import ConfigError
-from nsr_tune.pareto import non_dominated_ranks
+from nsr_tune.metrics import Direction
+from nsr_tune.results.pareto import non_dominated_ranks, signs
 
 __all__ = [
     "MOASHA_FORMAT",
@@ -52,7 +53,7 @@ def nondominated_fronts(points: Sequence[Sequence[float]] | np.ndarray) -> list[
     equal points are in the same front.
     """
     x = _as_points(points)
-    ranks = non_dominated_ranks(x, directions=["maximize"] * x.shape[1])  # (n,), 0 = the front
+    ranks = non_dominated_ranks(x, directions=[Direction.MAXIMIZE] * x.shape[1])  # (n,), 0 = the front
     return [np.flatnonzero(ranks == k).tolist() for k in range(int(ranks.max(initial=-1)) + 1)]
 
 
@@ -136,19 +137,21 @@ class RungDecision:
 class Rungs:
     """The record of every rung: which trial reached it with which scores, and who was stopped.
 
-    ``modes`` says per objective whether higher ("max") or lower ("min") is better. The record
-    is plain data (`to_dict` / `from_dict`), so a driver that restarts decides the same again.
+    ``modes`` says per objective whether higher ("max") or lower ("min") is better (a Direction
+    each). The record is plain data (`to_dict` / `from_dict`), so a driver that restarts decides
+    the same again.
     """
 
     settings: RungSettings
-    modes: tuple[str, ...]
+    modes: tuple[Direction, ...]
     recorded: dict[int, dict[str, tuple[float, ...]]] = field(default_factory=dict)  # epoch -> id -> scores
     stopped: dict[str, int] = field(default_factory=dict)  # trial id -> rung epoch
 
     def __post_init__(self) -> None:
-        self.modes = tuple(self.modes)
-        if not self.modes or any(m not in ("max", "min") for m in self.modes):
-            raise ConfigError(f"scheduler modes: each must be max or min, got {list(self.modes)}")
+        modes = tuple(self.modes)
+        if not modes or any(m not in ("max", "min") for m in modes):
+            raise ConfigError(f"scheduler modes: each must be max or min, got {list(modes)}")
+        self.modes = tuple(Direction(m) for m in modes)
 
     def decide(self, trial_id: str, epoch: int, scores: Sequence[float]) -> RungDecision | None:
         """The decision for `trial_id` reaching `epoch` with `scores` (one per objective, in
@@ -161,15 +164,14 @@ class Rungs:
         values = tuple(float(s) for s in scores)
         if any(not np.isfinite(v) for v in values):
             # A diverged model: the worst possible scores, so it is stopped unless it is alone.
-            values = tuple(-np.inf if m == "max" else np.inf for m in self.modes)
+            values = tuple(-np.inf * m.sign for m in self.modes)
         rung = self.recorded.setdefault(epoch, {})
         rung.setdefault(trial_id, values)
         # Judged against the trials that reached the rung before it (in arrival order), so the
         # decision stays the same when it is asked for again later.
         ids = list(rung)
         before = ids[: ids.index(trial_id) + 1]
-        signs = np.array([1.0 if m == "max" else -1.0 for m in self.modes])
-        points = np.array([rung[i] for i in before]) * signs  # (n, d), higher is better
+        points = np.array([rung[i] for i in before]) * signs(self.modes)  # (n, d), higher is better
         points = np.nan_to_num(points, neginf=-1e300, posinf=1e300)
         n = len(before)
         place = mo_order(points).index(n - 1)
@@ -186,7 +188,7 @@ class Rungs:
                 "reduction_factor": self.settings.reduction_factor,
                 "max_epochs": self.settings.max_epochs,
             },
-            "modes": list(self.modes),
+            "modes": [m.value for m in self.modes],
             "recorded": {str(e): {t: list(v) for t, v in r.items()} for e, r in self.recorded.items()},
             "stopped": dict(self.stopped),
         }

@@ -1,7 +1,7 @@
 """What a study is started with, and how `--resume PATH` gets the same again. No Ray here.
 
 A new study records its settings beside Tune's files (`nsr_tune_study.json`, see
-nsr_tune.record). A resume rebuilds its options from there alone: the saved space text (not the
+nsr_tune.results.record). A resume rebuilds its options from there alone: the saved space text (not the
 file, which may have changed since), data directory, name, sample count, seed, resources and
 MLflow URI. Options given again on resume are either allowed to change (where the cluster,
 the concurrency or the tracking server moved) or must equal the saved value.
@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from nsr_tune.data import resolve_data_dir
 from nsr_tune.errors import ConfigError
+from nsr_tune.results.record import StudyDescription
+from nsr_tune.study.results import read_description
 from nsr_tune.study.space import Space, load_space, parse_space
 
 __all__ = ["CHANGEABLE_ON_RESUME", "StudyOptions", "is_uri", "resume_options"]
@@ -128,54 +131,38 @@ def _same_path(a: str | None, b: str | None) -> bool:
     return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
-def resume_options(path: str, given: Mapping[str, Any]) -> StudyOptions:
-    """The options of the study at `path`, as it was started, with the allowed changes in `given`.
+def _refusal(resume_path: str, option: str, saved_value: Any, given_value: Any, why: str = "") -> ConfigError:
+    return ConfigError(
+        f"--{option.replace('_', '-')}: the study at {resume_path} was started with {saved_value!r}, "
+        f"given {given_value!r}{why}; leave it out to continue the study as it was started"
+    )
 
-    `given` maps option names (as on the command line, with underscores: `max_concurrent`) to
-    the values a user gave again; options not given are left out. A given option that may not
-    change and differs from the saved value is refused with a ConfigError naming the option,
-    the saved value and the given one. Nothing is written.
-    """
-    from nsr_tune.data import resolve_data_dir
-    from nsr_tune.study.results import read_description
 
-    resume_path = path if is_uri(path) else str(Path(path).expanduser().resolve())
-    if not is_uri(resume_path) and not (Path(resume_path) / "tuner.pkl").is_file():
-        raise ConfigError(f"--resume: {path} holds no Tune study (no tuner.pkl there)")
-    description = read_description(resume_path)
+def _refuse_changes(resume_path: str, description: StudyDescription, given: Mapping[str, Any]) -> None:
+    """Refuse, naming the option, any given option that says what the study computes and differs
+    from how it was started: the space (its text), the data, the name, the storage, the samples,
+    the seed and the artifact location."""
     saved = description.settings
-    space = parse_space(description.space_source, where=str(saved.get("space_path") or "<saved space>"))
-
-    def refuse(option: str, saved_value: Any, given_value: Any, why: str = "") -> ConfigError:
-        return ConfigError(
-            f"--{option.replace('_', '-')}: the study at {resume_path} was started with {saved_value!r}, "
-            f"given {given_value!r}{why}; leave it out to continue the study as it was started"
-        )
-
-    given = dict(given)
-    if given.pop("dry_run", False):
-        given.setdefault("space", "dry_run")
-        given.setdefault("data_dir", "bundled")
     if "space" in given:
         other = load_space(given["space"])
-        if other.source != space.source:
-            raise refuse(
-                "space", saved.get("space_path"), other.path, " (its text differs from the saved one)"
-            )
+        if other.source != description.space_source:
+            why = " (its text differs from the saved one)"
+            raise _refusal(resume_path, "space", saved.get("space_path"), other.path, why)
     if "data_dir" in given:
         resolved = str(resolve_data_dir(given["data_dir"]))
         if not _same_path(resolved, saved.get("data_dir")):
-            raise refuse("data_dir", saved.get("data_dir"), resolved)
+            raise _refusal(resume_path, "data_dir", saved.get("data_dir"), resolved)
     if "name" in given and given["name"] != description.name:
-        raise refuse("name", description.name, given["name"])
+        raise _refusal(resume_path, "name", description.name, given["name"])
     parent = resume_path.rstrip("/").rsplit("/", 1)[0]
     if "storage" in given and not _same_path(given["storage"], parent):
-        raise refuse("storage", parent, given["storage"])
+        raise _refusal(resume_path, "storage", parent, given["storage"])
     for option in ("num_samples", "seed", "artifact_location"):
         if option in given and given[option] != saved.get(option):
-            raise refuse(option, saved.get(option), given[option])
+            raise _refusal(resume_path, option, saved.get(option), given[option])
 
-    changed = {k: v for k, v in given.items() if k in CHANGEABLE_ON_RESUME}
+
+def _log_changes(changed: Mapping[str, Any], saved: Mapping[str, Any]) -> None:
     for option, value in changed.items():
         before = saved.get(option)
         if before is not None and value != before:
@@ -187,6 +174,29 @@ def resume_options(path: str, given: Mapping[str, Any]) -> StudyOptions:
                 # Tune keeps the resources of trials it created before; new ones get these.
                 "; trials that had started keep theirs" if option.endswith("_per_trial") else "",
             )
+
+
+def resume_options(path: str, given: Mapping[str, Any]) -> StudyOptions:
+    """The options of the study at `path`, as it was started, with the allowed changes in `given`.
+
+    `given` maps option names (as on the command line, with underscores: `max_concurrent`) to
+    the values a user gave again; options not given are left out. A given option that may not
+    change and differs from the saved value is refused with a ConfigError naming the option,
+    the saved value and the given one. Nothing is written.
+    """
+    resume_path = path if is_uri(path) else str(Path(path).expanduser().resolve())
+    if not is_uri(resume_path) and not (Path(resume_path) / "tuner.pkl").is_file():
+        raise ConfigError(f"--resume: {path} holds no Tune study (no tuner.pkl there)")
+    description = read_description(resume_path)
+    saved = description.settings
+    space = parse_space(description.space_source, where=str(saved.get("space_path") or "<saved space>"))
+    given = dict(given)
+    if given.pop("dry_run", False):
+        given.setdefault("space", "dry_run")
+        given.setdefault("data_dir", "bundled")
+    _refuse_changes(resume_path, description, given)
+    changed = {k: v for k, v in given.items() if k in CHANGEABLE_ON_RESUME}
+    _log_changes(changed, saved)
     mlflow_uri = changed.get("mlflow_uri") or saved.get("mlflow_uri")
     if not mlflow_uri:
         raise ConfigError(
@@ -195,7 +205,7 @@ def resume_options(path: str, given: Mapping[str, Any]) -> StudyOptions:
     return StudyOptions(
         space=space,
         name=description.name,
-        storage=parent,
+        storage=resume_path.rstrip("/").rsplit("/", 1)[0],
         mlflow_uri=mlflow_uri,
         data_dir=saved.get("data_dir"),
         artifact_location=saved.get("artifact_location"),

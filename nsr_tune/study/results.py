@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pyarrow.fs
 
 from nsr_tune.errors import ConfigError
-from nsr_tune.record import StudyDescription, StudyRecord, TrialRecord
+from nsr_tune.results.record import StudyDescription, StudyRecord, TrialRecord
 
 __all__ = [
     "FINAL_DIR",

@@ -23,11 +23,13 @@ import ray
 from ray import tune
 
 from nsr_tune.config import DataConfig
-from nsr_tune.data import Loaded, load_dataset
+from nsr_tune.data import Loaded, SplitData, load_dataset
 from nsr_tune.errors import ConfigError
-from nsr_tune.finalists import FinalFront
-from nsr_tune.front import StudyFront, front_from_record
-from nsr_tune.record import StudyDescription
+from nsr_tune.plots import report_html
+from nsr_tune.results.finalists import FinalFront
+from nsr_tune.results.front import StudyFront, front_from_record
+from nsr_tune.results.record import StudyDescription, StudyRecord
+from nsr_tune.results.report import build_report
 from nsr_tune.study.callback import MlflowStudyCallback
 from nsr_tune.study.finalize import finalize_study, kept_finals
 from nsr_tune.study.moasha import Rungs
@@ -213,48 +215,34 @@ def _restore_tuner(
     return tuner
 
 
-def run_study(options: StudyOptions) -> StudyOutcome:
-    """Run (or, with `options.resume`, continue) a study; the front is drawn when it ends."""
-    started = time.perf_counter()
-    space = options.seeded_space
-    resume_path = options.resume
-    # Data first: a bad data directory, or other records under a resumed study's path, fail
-    # before Ray starts or anything is written.
-    loaded = _load_data(options, dict(space.data))
-    splits = loaded.splits
+def _refuse_an_existing_study(options: StudyOptions) -> None:
+    """A study of the same name is refused before Ray starts, so nothing is written."""
+    if options.resume is not None or is_uri(options.storage):
+        return
+    existing = Path(options.storage).expanduser().resolve() / options.name
+    if (existing / "tuner.pkl").exists():
+        raise ConfigError(
+            f"--name: a study already exists at {existing}; "
+            f"continue it with --resume {existing} or pick another --name"
+        )
 
-    # A study of the same name is refused before Ray starts, so nothing is written.
-    local_storage = not is_uri(options.storage)
-    if resume_path is None and local_storage:
-        existing = Path(options.storage).expanduser().resolve() / options.name
-        if (existing / "tuner.pkl").exists():
-            raise ConfigError(
-                f"--name: a study already exists at {existing}; "
-                f"continue it with --resume {existing} or pick another --name"
-            )
 
-    started_here = _init_ray(options)
+def _checked_storage(options: StudyOptions, *, started_here: bool) -> str:
+    """The storage path, checked against the cluster Ray runs on (Ray is shut down if it fails)."""
     n_nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
     try:
-        storage = check_storage(options.storage, n_nodes=n_nodes, shared=options.shared_storage)
+        return check_storage(options.storage, n_nodes=n_nodes, shared=options.shared_storage)
     except ConfigError:
         if started_here:
             ray.shutdown()
         raise
-    experiment_path = resume_path or (
-        f"{storage.rstrip('/')}/{options.name}" if is_uri(storage) else str(Path(storage) / options.name)
-    )
 
-    tracker = StudyTracker(
-        tracking_uri=options.mlflow_uri, experiment=space.name, artifact_location=options.artifact_location
-    )
-    if resume_path is None:
-        description = _description(options, space=space, report=loaded, storage=storage)
-        # Beside Tune's own files: what MLflow's parent run and a resume need, so that both
-        # can be rebuilt from the experiment directory alone (sync-mlflow, --resume PATH).
-        write_study_file(experiment_path, description)
-    else:
-        description = read_description(experiment_path)
+
+def _start_tracking(
+    tracker: StudyTracker, description: StudyDescription, experiment_path: str, options: StudyOptions
+) -> MlflowStudyCallback:
+    """MLflow's parent run, and the callback that mirrors trials into it (offline when the tracking
+    server cannot be reached: the study runs anyway and is written to MLflow later)."""
     callback = MlflowStudyCallback(tracker)
     try:
         tracker.start_study(
@@ -275,7 +263,11 @@ def run_study(options: StudyOptions) -> StudyOutcome:
             experiment_path,
             options.mlflow_uri,
         )
+    return callback
 
+
+def _trainable(options: StudyOptions, space: Space, splits: SplitData, *, started_here: bool) -> Any:
+    """The trainable with the beats in Ray's object store and the trial's resources."""
     resources = options.resources()
     if resources["gpu"] > 0 and started_here and not ray.cluster_resources().get("GPU"):
         # A laptop or CI run of a GPU space: the local Ray has no GPU, so the trials would wait
@@ -286,9 +278,68 @@ def run_study(options: StudyOptions) -> StudyOutcome:
         )
         resources["gpu"] = 0.0
     # The beats go into Ray's object store once; every trial, on any node, reads them from there.
-    trainable = tune.with_resources(
+    return tune.with_resources(
         tune.with_parameters(train_trial, data=splits, objectives=space.metrics), resources
     )
+
+
+def _new_tuner(
+    trainable: Any,
+    options: StudyOptions,
+    space: Space,
+    *,
+    storage: str,
+    experiment_path: str,
+    callbacks: list,
+) -> tune.Tuner:
+    searcher = StudySearch(
+        space=space.define_by_run,
+        metric=space.metrics,
+        mode=space.modes,
+        sampler=space.sampler_instance(),
+        points_to_evaluate=[dict(p) for p in space.start_with] or None,
+    )
+    if options.time_budget is not None:
+        callbacks.append(TimeBudget(searcher, options.time_budget))
+    scheduler = None
+    if space.scheduler is not None:
+        # Early stopping on the `rung_*` scores of every objective (nsr_tune.study.moasha).
+        scheduler = MOASHAScheduler(
+            rungs=Rungs(settings=space.scheduler, modes=space.directions),
+            objectives=space.metrics,
+            experiment_path=experiment_path,
+        )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=options.effective_num_samples,
+            max_concurrent_trials=options.effective_max_concurrent,
+            trial_name_creator=lambda t: f"trial_{t.trial_id}",
+            trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=options.name,
+            storage_path=storage,
+            callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=space.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            verbose=1,
+        ),
+    )
+
+
+def _tuner(
+    trainable: Any,
+    options: StudyOptions,
+    space: Space,
+    *,
+    storage: str,
+    experiment_path: str,
+    callbacks: list,
+) -> tune.Tuner:
+    """A new Tuner, or the study's own restored (with this run's callbacks and time budget)."""
     # The objectives exist only in a trial's last report, by design: a partly trained model's
     # scores must never reach the searcher or the Pareto front. Tune's strict check would
     # demand them in every report; train_trial checks the final one itself.
@@ -296,50 +347,22 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     # Save Tune's experiment state at most a second after a change (its default waits longer),
     # so that a trial that finished just before the driver died is not trained again on resume.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    callbacks: list[tune.Callback] = [callback]
-    if resume_path is not None:
-        tuner = _restore_tuner(resume_path, trainable, options, callbacks)
-        searcher = tuner._local_tuner._tune_config.search_alg
-        if options.time_budget is not None and isinstance(searcher, StudySearch):
-            callbacks.append(TimeBudget(searcher, options.time_budget))
-    else:
-        searcher = StudySearch(
-            space=space.define_by_run,
-            metric=space.metrics,
-            mode=space.modes,
-            sampler=space.sampler_instance(),
-            points_to_evaluate=[dict(p) for p in space.start_with] or None,
+    if options.resume is None:
+        return _new_tuner(
+            trainable, options, space, storage=storage, experiment_path=experiment_path, callbacks=callbacks
         )
-        if options.time_budget is not None:
-            callbacks.append(TimeBudget(searcher, options.time_budget))
-        scheduler = None
-        if space.scheduler is not None:
-            # Early stopping on the `rung_*` scores of every objective (nsr_tune.study.moasha).
-            scheduler = MOASHAScheduler(
-                rungs=Rungs(settings=space.scheduler, modes=tuple(space.modes)),
-                objectives=space.metrics,
-                experiment_path=experiment_path,
-            )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                scheduler=scheduler,
-                num_samples=options.effective_num_samples,
-                max_concurrent_trials=options.effective_max_concurrent,
-                trial_name_creator=lambda t: f"trial_{t.trial_id}",
-                trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
-            ),
-            run_config=tune.RunConfig(
-                name=options.name,
-                storage_path=storage,
-                callbacks=callbacks,
-                failure_config=tune.FailureConfig(max_failures=space.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                verbose=1,
-            ),
-        )
-    results = tuner.fit()
+    tuner = _restore_tuner(options.resume, trainable, options, callbacks)
+    searcher = tuner._local_tuner._tune_config.search_alg
+    if options.time_budget is not None and isinstance(searcher, StudySearch):
+        callbacks.append(TimeBudget(searcher, options.time_budget))
+    return tuner
+
+
+def _publish(
+    tracker: StudyTracker, experiment_path: str, splits: SplitData, options: StudyOptions
+) -> tuple[str, StudyFront, str, FinalFront | None]:
+    """The finalists evaluated again, then everything written to MLflow: (parent run, front,
+    experiment id, final front); the run and experiment are "" when MLflow stays out of reach."""
     record = read_study(experiment_path)
     # The second stage: the finalists evaluated again on the test split under the space's
     # `evaluation.final` protocol. Their results are kept beside the study first, so an MLflow
@@ -359,7 +382,7 @@ def run_study(options: StudyOptions) -> StudyOutcome:
             final = finalize_study(experiment_path, tracker=tracker, test_beats=splits.test).front
         _log_report(tracker, parent, read_study(experiment_path))
         tracker.end_study()
-        experiment_id = tracker.experiment_id()
+        return parent, front, tracker.experiment_id(), final
     except outage_errors() as e:
         log.warning(
             "MLflow at %s is still unreachable (%s); nothing measured is lost: every result is in %s. "
@@ -370,7 +393,39 @@ def run_study(options: StudyOptions) -> StudyOutcome:
             experiment_path,
             options.mlflow_uri,
         )
-        parent, front, experiment_id = "", front_from_record(record), ""
+        return "", front_from_record(record), "", final
+
+
+def run_study(options: StudyOptions) -> StudyOutcome:
+    """Run (or, with `options.resume`, continue) a study; the front is drawn when it ends."""
+    started = time.perf_counter()
+    space = options.seeded_space
+    # Data first: a bad data directory, or other records under a resumed study's path, fail
+    # before Ray starts or anything is written.
+    loaded = _load_data(options, dict(space.data))
+    _refuse_an_existing_study(options)
+    started_here = _init_ray(options)
+    storage = _checked_storage(options, started_here=started_here)
+    experiment_path = options.resume or (
+        f"{storage.rstrip('/')}/{options.name}" if is_uri(storage) else str(Path(storage) / options.name)
+    )
+    if options.resume is None:
+        description = _description(options, space=space, report=loaded, storage=storage)
+        # Beside Tune's own files: what MLflow's parent run and a resume need, so that both
+        # can be rebuilt from the experiment directory alone (sync-mlflow, --resume PATH).
+        write_study_file(experiment_path, description)
+    else:
+        description = read_description(experiment_path)
+    tracker = StudyTracker(
+        tracking_uri=options.mlflow_uri, experiment=space.name, artifact_location=options.artifact_location
+    )
+    callbacks: list[tune.Callback] = [_start_tracking(tracker, description, experiment_path, options)]
+    trainable = _trainable(options, space, loaded.splits, started_here=started_here)
+    tuner = _tuner(
+        trainable, options, space, storage=storage, experiment_path=experiment_path, callbacks=callbacks
+    )
+    results = tuner.fit()
+    parent, front, experiment_id, final = _publish(tracker, experiment_path, loaded.splits, options)
     return StudyOutcome(
         experiment_path=experiment_path,
         parent_run_id=parent,
@@ -383,13 +438,10 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     )
 
 
-def _log_report(tracker: StudyTracker, parent: str, record: Any) -> None:
+def _log_report(tracker: StudyTracker, parent: str, record: StudyRecord) -> None:
     """The study's report (nsr-tune report) as report.html of its parent run."""
-    from nsr_tune import plots
-    from nsr_tune.report import build_report
-
     with tempfile.TemporaryDirectory() as d:
-        path = plots.report_html(build_report(record, kept_finals(record)), Path(d) / "report.html")
+        path = report_html(build_report(record, kept_finals(record)), Path(d) / "report.html")
         tracker.log_file(parent, path)
 
 

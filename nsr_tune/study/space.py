@@ -28,13 +28,15 @@ import yaml
 from nsr_tune.config import (
     DataConfig,
     EvalConfig,
-    FinalConfig,
     ModelConfig,
     ObjectiveConfig,
     OptimConfig,
     TrialConfig,
 )
+from nsr_tune.data import input_shape
 from nsr_tune.errors import ConfigError
+from nsr_tune.metrics import Direction, Objective
+from nsr_tune.protocol import FinalConfig
 from nsr_tune.study._sections import (
     parse_data,
     parse_evaluation,
@@ -47,6 +49,8 @@ from nsr_tune.study._sections import (
     parse_scheduler,
 )
 from nsr_tune.study._yaml import Domain, Reader, SpaceError, Value
+from nsr_tune.study.moasha import RungSettings
+from nsr_tune.trial import check_trial
 
 __all__ = ["SPACES_DIR", "Domain", "Space", "SpaceError", "load_space", "parse_space", "resolve_space_path"]
 
@@ -67,7 +71,7 @@ class Space:
     optim: Mapping[str, Value]
     search_eval: EvalConfig
     test_eval: EvalConfig
-    objectives: tuple[tuple[str, str], ...]  # (metric, "max" | "min")
+    objectives: tuple[Objective, ...]
     sampler: str
     sampler_seed: int
     num_samples: int
@@ -78,9 +82,9 @@ class Space:
     max_failures: int = 2
     # The finalists' second evaluation on the test split (evaluation.final).
     final: FinalConfig = field(default_factory=FinalConfig)
-    # search.scheduler: MO-ASHA's rungs (a nsr_tune.study.moasha.RungSettings) and the cheap
-    # protocol of the rung scores; None without early stopping.
-    scheduler: Any = None
+    # search.scheduler: MO-ASHA's rungs and the cheap protocol of the rung scores; None without
+    # early stopping.
+    scheduler: RungSettings | None = None
     rung_eval: EvalConfig | None = None
     record_curves: bool = False  # rung scores at every epoch (search.scheduler.record_curves)
 
@@ -89,8 +93,13 @@ class Space:
         return [m for m, _ in self.objectives]
 
     @property
+    def directions(self) -> tuple[Direction, ...]:
+        return tuple(o.direction for o in self.objectives)
+
+    @property
     def modes(self) -> list[str]:
-        return [d for _, d in self.objectives]
+        """The directions as Ray Tune's searchers take them: "max" or "min"."""
+        return [o.direction.value for o in self.objectives]
 
     def define_by_run(self, trial: Any) -> dict[str, Any]:
         """Optuna define-by-run: suggest the conditional knobs, return the full trial config.
@@ -120,16 +129,18 @@ class Space:
             rungs = tuple(e for e in self.scheduler.epochs if e < epochs)
         else:
             rungs = ()
-        config = TrialConfig(
-            data=DataConfig(**self.data),
-            model=ModelConfig(name=family, knobs=knobs, weight_norm=weight_norm),
-            objective=ObjectiveConfig(name=loss, **fields),
-            optim=OptimConfig(**optim),
-            val_eval=self.search_eval,
-            test_eval=self.test_eval,
-            seed=self.seed,
-            rung_epochs=rungs,
-            rung_eval=self.rung_eval if rungs else None,
+        config = check_trial(
+            TrialConfig(
+                data=DataConfig(**self.data),
+                model=ModelConfig(name=family, knobs=knobs, weight_norm=weight_norm),
+                objective=ObjectiveConfig(name=loss, **fields),
+                optim=OptimConfig(**optim),
+                val_eval=self.search_eval,
+                test_eval=self.test_eval,
+                seed=self.seed,
+                rung_epochs=rungs,
+                rung_eval=self.rung_eval if rungs else None,
+            )
         )
         return {"trial_config": config.to_dict()}
 
@@ -189,7 +200,7 @@ def parse_space(text: str, *, where: str = "<space>") -> Space:
         raise r.fail("description", "expected a string")
     data = parse_data(r, top.get("data"))
     dataset = data.get("dataset", "mitbih")
-    models, weight_norm = parse_models(r, top.get("model"), dataset, DataConfig(**data).in_len)
+    models, weight_norm = parse_models(r, top.get("model"), dataset, input_shape(DataConfig(**data)).length)
     evals = parse_evaluation(r, top.get("evaluation"), dataset)
     search = r.mapping(top.get("search"), "search", _SEARCH_KEYS)
     sampler = search.get("sampler", "tpe")

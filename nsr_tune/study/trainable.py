@@ -18,10 +18,11 @@ from ray import tune
 
 from nsr_tune.checkpoints import load_checkpoint, save_state
 from nsr_tune.config import TrialConfig
-from nsr_tune.data import SplitData, nstdb_if_present
-from nsr_tune.evaluation import balanced_classes_for
-from nsr_tune.front import chance_objectives, flag_metrics
-from nsr_tune.trial import run_trial
+from nsr_tune.data import SplitData, input_shape, nstdb_if_present
+from nsr_tune.evaluation.scores import balanced_classes_for
+from nsr_tune.results.flags import flag_metrics
+from nsr_tune.results.front import chance_objectives
+from nsr_tune.trial import check_trial, run_trial
 
 __all__ = ["CHECKPOINT_FILE", "train_trial"]
 
@@ -32,7 +33,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 def train_trial(config: dict[str, Any], data: SplitData, objectives: list[str]) -> None:
     """Tune entry point. `data` and `objectives` are bound with `tune.with_parameters`."""
-    trial_config = TrialConfig.from_dict(config["trial_config"])
+    trial_config = check_trial(TrialConfig.from_dict(config["trial_config"]))
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -57,7 +58,7 @@ def train_trial(config: dict[str, Any], data: SplitData, objectives: list[str]) 
         }
         if result.diverged:
             ve = trial_config.val_eval
-            n = trial_config.data.n_classes
+            n = input_shape(trial_config.data).classes
             every = data.val.classes
             k = len(ve.balanced_classes or balanced_classes_for(trial_config.data.split, every)) if ve else n
             metrics.update(chance_objectives(objectives, n_balanced_classes=k, n_classes=n))

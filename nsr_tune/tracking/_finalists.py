@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from nsr_tune.config import ATTACKS
-from nsr_tune.finalists import FinalFront, FinalResult, write_final_files
-from nsr_tune.front import StudyFront, flags_text
-from nsr_tune.metrics import eps_key, metric_eps
+from nsr_tune.metrics import eps_key, metric_eps, metric_name
+from nsr_tune.plots import write_final_files
+from nsr_tune.results.finalists import FinalFront, FinalResult
+from nsr_tune.results.flags import flags_text
+from nsr_tune.results.front import StudyFront
 from nsr_tune.tracking._tags import TAG_FINAL, TAG_FINAL_FRONT, TAG_MASKING_FLAG, TAG_TRIAL
 
 __all__ = ["FinalistRuns"]
 
 
 class FinalistRuns:
-    """The finalists' side of a study's runs (see nsr_tune.finalists)."""
+    """The finalists' side of a study's runs (see nsr_tune.results.finalists)."""
 
     # Provided by StudyTracker.
     client: Any
@@ -68,15 +70,17 @@ class FinalistRuns:
             finals = {k: v for k, v in metrics.items() if k.startswith("final_")}
             eps = metric_eps(k for k in finals if "_ci_" not in k)
             by_attack = {
-                a: {eps_key(e): finals[f"final_robust_acc_{a}_eps_{eps_key(e)}"] for e in eps}
+                a: {eps_key(e): finals[metric_name(f"robust_acc_{a}", part="final", eps=e)] for e in eps}
                 for a in ATTACKS
-                if all(f"final_robust_acc_{a}_eps_{eps_key(e)}" in finals for e in eps)
+                if all(metric_name(f"robust_acc_{a}", part="final", eps=e) in finals for e in eps)
             }
             evaluation = {
                 "attack": tags.get("final_attack", ""),
                 "eps": eps,
-                "clean_acc": finals.get("final_clean_acc", math.nan),
-                "robust_acc": {eps_key(e): finals.get(f"final_robust_acc_eps_{eps_key(e)}") for e in eps},
+                "clean_acc": finals.get(metric_name("clean_acc", part="final"), math.nan),
+                "robust_acc": {
+                    eps_key(e): finals.get(metric_name("robust_acc", part="final", eps=e)) for e in eps
+                },
                 "robust_acc_by_attack": by_attack,
             }
             prefix = f"{TAG_MASKING_FLAG}.final."

@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from nsr_tune.errors import ConfigError
-from nsr_tune.front import StudyFront, TrialOutcome, analyse, parse_flags_text, write_front_files
+from nsr_tune.metrics import Objective
+from nsr_tune.plots import write_front_files
+from nsr_tune.results.flags import parse_flags_text
+from nsr_tune.results.front import StudyFront, TrialOutcome, analyse
 from nsr_tune.tracking._tags import TAG_MASKING, TAG_OBJECTIVES, TAG_PATH, TAG_ROLE, TAG_STATE
 
 __all__ = ["FrontRuns"]
@@ -57,7 +60,7 @@ class FrontRuns:
         """The Pareto analysis of a study's complete trials, on their final objective values."""
         parent_id = parent_run_id or self.parent_run_id or self.latest_parent()
         parent = self.client.get_run(parent_id)
-        objectives = [tuple(o) for o in json.loads(parent.data.tags[TAG_OBJECTIVES])]
+        objectives = [Objective.of(m, d) for m, d in json.loads(parent.data.tags[TAG_OBJECTIVES])]
         children = self.client.search_runs(
             [parent.info.experiment_id],
             filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'",

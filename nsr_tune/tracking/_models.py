@@ -11,7 +11,7 @@ from typing import Any
 from nsr_tune.errors import ConfigError
 from nsr_tune.tracking._tags import MODEL_ARTIFACT, TAG_MODEL
 
-__all__ = ["MODEL_ARTIFACT", "ModelRuns", "fetch_model"]
+__all__ = ["ModelRuns", "fetch_model"]
 
 
 class ModelRuns:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nsr_tune.front import flags_text, reported_flags
+from nsr_tune.results.flags import flags_text, reported_flags
 
 TAG_ROLE = "nsr_tune.role"
 TAG_PATH = "nsr_tune.experiment_path"

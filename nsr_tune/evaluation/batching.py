@@ -3,6 +3,7 @@ many lengths batched by length and each batch cut to its longest record."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from torch import nn
 
 from nsr_tune.data import BeatSet, RecordSet
 
-__all__ = ["batches", "broken_by", "predict_logits", "predict_samples"]
+__all__ = ["OnDevice", "batches", "broken_by", "predict_logits", "predict_samples"]
 
 
 def batches(todo: np.ndarray, batch_size: int, lengths: np.ndarray | None = None) -> list[np.ndarray]:
@@ -79,3 +80,47 @@ def broken_by(
                 z = attack.model(res.x_adv[torch.from_numpy(hit).to(x.device)])
             adv_pred[part[hit]] = z.argmax(dim=1).cpu().numpy()
     return broken[todo]
+
+
+@dataclass(frozen=True, eq=False)
+class OnDevice:
+    """The samples an evaluation attacks, on its device, with the generator of its random starts.
+
+    x: (N, leads, L) zero-padded to the longest sample; y: (N,) classes (or (N, K) label sets);
+    lengths: (N,) real samples of each.
+    """
+
+    samples: BeatSet | RecordSet
+    x: torch.Tensor
+    y: torch.Tensor
+    lengths: torch.Tensor
+    generator: torch.Generator
+    batch_size: int
+
+    @classmethod
+    def of(
+        cls, samples: BeatSet | RecordSet, *, device: torch.device, seed: int, batch_size: int
+    ) -> OnDevice:
+        x, lengths = samples.inputs(np.arange(len(samples)))
+        return cls(
+            samples=samples,
+            x=torch.from_numpy(x).to(device),
+            y=torch.from_numpy(samples.y).to(device),
+            lengths=torch.from_numpy(lengths).to(device),
+            generator=torch.Generator(device=device).manual_seed(seed),
+            batch_size=batch_size,
+        )
+
+    def broken_by(self, attack: Any, todo: np.ndarray, **extra: Any) -> np.ndarray:
+        """Which of the samples `todo` `attack` breaks (see `broken_by`)."""
+        return broken_by(
+            attack,
+            self.x,
+            self.y,
+            self.lengths,
+            todo,
+            generator=self.generator,
+            batch_size=self.batch_size,
+            trim=self.samples.variable_length,
+            **extra,
+        )

@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from nsr_tune.front import (
-    run_name,
-    trial_params,
-)
-from nsr_tune.record import STATE_COMPLETE, STATE_DIVERGED, STATE_FAILED, STATE_STOPPED, StudyRecord
+from nsr_tune.plots import robustness_curve_png, robustness_title
+from nsr_tune.results.front import run_name, trial_params
+from nsr_tune.results.record import STATE_COMPLETE, STATE_DIVERGED, STATE_FAILED, STATE_STOPPED, StudyRecord
 from nsr_tune.tracking._finalists import FinalistRuns
 from nsr_tune.tracking._front_runs import FrontRuns
-from nsr_tune.tracking._models import MODEL_ARTIFACT, ModelRuns, fetch_model
+from nsr_tune.tracking._models import ModelRuns
 from nsr_tune.tracking._tags import (
     TAG_MODEL,
     TAG_OBJECTIVES,
@@ -37,15 +35,7 @@ from nsr_tune.tracking._tags import (
     masking_tags,
 )
 
-__all__ = [
-    "MODEL_ARTIFACT",
-    "StudyTracker",
-    "default_tracking_uri",
-    "fetch_model",
-    "front_view_url",
-    "masking_tags",
-    "outage_errors",
-]
+__all__ = ["StudyTracker", "default_tracking_uri", "front_view_url", "outage_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -319,8 +309,6 @@ class StudyTracker(FinalistRuns, ModelRuns, FrontRuns):
 
     def log_curves(self, run_id: str, result: Mapping[str, Any]) -> None:
         """Robustness-curve figures (validation and test) from a trial's final report."""
-        from nsr_tune import plots
-
         for part in ("val", "test"):
             c = result.get(f"{part}_curves")
             if not isinstance(c, Mapping) or not c.get("eps"):
@@ -332,12 +320,12 @@ class StudyTracker(FinalistRuns, ModelRuns, FrontRuns):
             }
             uv = [0.0, *c["eps_uv"]]
             with tempfile.TemporaryDirectory() as d:
-                path = plots.robustness_curve_png(
+                path = robustness_curve_png(
                     [0.0, *c["eps"]],
                     curves,
                     Path(d) / f"robustness_{part}.png",
                     eps_uv=None if any(math.isnan(v) for v in uv) else uv,
-                    title=plots.robustness_title(part, c["norm"]),
+                    title=robustness_title(part, c["norm"]),
                 )
                 self.log_file(run_id, path)
 

@@ -1,12 +1,12 @@
-"""A study's second stage, as plain Python and torch: its finalists, evaluated again.
+"""A study's second stage, as plain data: who its finalists are, and their final front.
 
 A search scores hundreds of trials with a cheap attack on validation beats; a researcher acts
 on the front, so the front's numbers must be the strong ones. The finalists (the validation
-front and the ranks just behind it) are evaluated on the test split under a strong protocol,
-with intervals that resample test records, and the front is drawn again on those numbers.
-The transfer attack runs on the study's best CE trial as its surrogate (another trial's model,
-never the finalist itself). No Ray, no MLflow here: `nsr_tune.study.finalize` runs this on a
-cluster and the tracker writes what it returns.
+front and the ranks just behind it) are evaluated on the test split under a strong protocol
+(nsr_tune.evaluation.finalist), with intervals that resample test records, and the front is
+drawn again on those numbers here. The transfer attack runs on the study's best CE trial as its
+surrogate (another trial's model, never the finalist itself). No Ray, no MLflow, no torch:
+`nsr_tune.study.finalize` runs the evaluations on a cluster and the tracker writes the results.
 """
 
 from __future__ import annotations
@@ -16,22 +16,15 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from nsr_tune._io import atomic_write
-from nsr_tune.bootstrap import record_intervals
-from nsr_tune.config import FinalConfig
-from nsr_tune.data import BeatSet, RecordSet
-from nsr_tune.evaluation import evaluate
-from nsr_tune.front import StudyFront, flags_text
-from nsr_tune.metrics import eps_key, metric_eps, metric_name, on_part
-from nsr_tune.pareto import ParetoResult, default_reference, pareto_analysis
-from nsr_tune.record import STATE_COMPLETE, TrialRecord
+from nsr_tune.metrics import Objective, eps_key, metric_name, objectives_eps, on_part
+from nsr_tune.results.flags import flags_text
+from nsr_tune.results.front import StudyFront
+from nsr_tune.results.pareto import ParetoResult, default_reference, dominance, pareto_analysis, signs
+from nsr_tune.results.record import STATE_COMPLETE, TrialRecord
 
 __all__ = [
     "SURROGATE_METRIC",
@@ -39,10 +32,9 @@ __all__ = [
     "FinalResult",
     "choose_finalists",
     "choose_surrogate",
-    "evaluate_finalist",
+    "final_csv",
     "final_front",
     "final_table",
-    "write_final_files",
 ]
 
 # What "the study's best CE trial" is best at: clean validation balanced accuracy.
@@ -99,10 +91,10 @@ class FinalResult:
 def choose_finalists(front: StudyFront, *, top_ranks: int) -> tuple[str, ...]:
     """The trials of validation rank below `top_ranks`, by rank, then best first objective first."""
     result = front.result
-    signs = np.array([1.0 if d == "maximize" else -1.0 for d in result.directions])
+    flip = -signs(result.directions)
     order = sorted(
         (i for i in range(len(result.ids)) if result.ranks[i] < top_ranks),
-        key=lambda i: (int(result.ranks[i]), *(-result.values[i] * signs).tolist(), result.ids[i]),
+        key=lambda i: (int(result.ranks[i]), *(result.values[i] * flip).tolist(), result.ids[i]),
     )
     return tuple(result.ids[i] for i in order)
 
@@ -119,59 +111,6 @@ def choose_surrogate(trials: Sequence[TrialRecord], *, exclude: str) -> str | No
     ]
     # Highest score first; the smaller trial id on a tie, so the choice is reproducible.
     return min(scored, key=lambda s: (-s[0], s[1]))[1] if scored else None
-
-
-def evaluate_finalist(
-    model: nn.Module,
-    beats: BeatSet | RecordSet,
-    *,
-    trial_id: str,
-    config: FinalConfig,
-    split: str,
-    surrogate: nn.Module | None = None,
-    surrogate_id: str = "",
-    nstdb: Mapping[str, np.ndarray] | None = None,
-    device: str | torch.device = "cpu",
-    progress: bool = False,
-) -> FinalResult:
-    """Evaluate one finalist under `config.evaluation`, with intervals resampled by record."""
-    result = evaluate(
-        model,
-        beats,
-        config=config.evaluation,
-        split=split,
-        device=device,
-        progress=progress,
-        surrogate=surrogate,
-        nstdb=nstdb,
-        keep_beats=True,
-    )
-    metrics = result.flat_metrics("final")
-    outcomes = result.beats
-    assert outcomes is not None  # keep_beats=True above
-    if config.bootstrap:
-        intervals = record_intervals(
-            outcomes,
-            eps=result.eps,
-            classes=result.balanced_classes,
-            resamples=config.bootstrap,
-            level=config.ci,
-            seed=config.evaluation.seed,
-        )
-        for kind, (low, high) in intervals.items():
-            name = on_part(kind, "final")
-            metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = low, high
-    return FinalResult(
-        trial_id=trial_id,
-        settings=config.fingerprint(),
-        surrogate=surrogate_id if surrogate is not None else "",
-        metrics=metrics,
-        flags=dict(result.flags),
-        skipped=dict(result.skipped),
-        evaluation=result.to_dict(),
-        n_beats=result.n,
-        n_records=len(np.unique(outcomes.record)),
-    )
 
 
 @dataclass(frozen=True)
@@ -221,14 +160,14 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def _dominates(a: np.ndarray, b: np.ndarray, signs: np.ndarray) -> bool:
-    return bool(np.all(a * signs >= b * signs) and np.any(a * signs > b * signs))
-
-
 def final_front(validation: StudyFront, finals: Mapping[str, FinalResult]) -> FinalFront:
     """Rank the finalists (ids of `validation`) on the final counterparts of its objectives."""
-    names = [on_part(n, "final") for n in validation.result.names]
-    directions = list(validation.result.directions)
+    objectives = [
+        Objective(on_part(n, "final"), d)
+        for n, d in zip(validation.result.names, validation.result.directions, strict=True)
+    ]
+    names = [o.metric for o in objectives]
+    directions = [o.direction for o in objectives]
     ids = [i for i in validation.result.ids if i in finals]
     values = np.array(
         [[float(finals[i].metrics.get(n, math.nan)) for n in names] for i in ids], dtype=float
@@ -237,18 +176,14 @@ def final_front(validation: StudyFront, finals: Mapping[str, FinalResult]) -> Fi
         ids, values, names=names, directions=directions, reference=default_reference(directions)
     )
     intervals = {i: tuple(finals[i].interval(n) for n in names) for i in ids}
-    signs = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
+    dominates = dominance(values, directions=directions)  # [j, k]: finalist j dominates finalist k
     val_rank = dict(zip(validation.result.ids, validation.result.ranks, strict=True))
-    eps = next(iter(metric_eps(names)), None)
+    eps = next(iter(objectives_eps(objectives)), None)
     fell_off, not_separable = {}, {}
     for k, i in enumerate(ids):
-        dominators = [ids[j] for j in range(len(ids)) if _dominates(values[j], values[k], signs)]
+        dominators = [ids[j] for j in np.flatnonzero(dominates[:, k])]
         if val_rank.get(i) == 0 and result.ranks[k] > 0:
-            why = [_main_attack(finals[i], eps)]
-            why.append("dominated by " + ", ".join(validation.run_names.get(d, d) for d in dominators))
-            if finals[i].flags:
-                why.append("flags: " + ", ".join(finals[i].flags))
-            fell_off[i] = "; ".join(w for w in why if w)
+            fell_off[i] = _why_fell_off(finals[i], eps, [validation.run_names.get(d, d) for d in dominators])
         overlapping = tuple(
             d
             for d in dominators
@@ -264,6 +199,14 @@ def final_front(validation: StudyFront, finals: Mapping[str, FinalResult]) -> Fi
         fell_off=fell_off,
         not_separable=not_separable,
     )
+
+
+def _why_fell_off(final: FinalResult, eps: float | None, dominators: Sequence[str]) -> str:
+    """One line: the attack that did the most, who dominates the finalist now, its flags."""
+    why = [_main_attack(final, eps), "dominated by " + ", ".join(dominators)]
+    if final.flags:
+        why.append("flags: " + ", ".join(final.flags))
+    return "; ".join(w for w in why if w)
 
 
 def _with_interval(value: float, interval: tuple[float, float]) -> str:
@@ -330,7 +273,8 @@ def final_table(front: FinalFront, *, level: float = 0.95) -> str:
     return "\n".join(lines)
 
 
-def _final_csv(front: FinalFront) -> str:
+def final_csv(front: FinalFront) -> str:
+    """final_front.csv: each finalist's validation and final objectives, intervals, ranks and notes."""
     v = front.validation.result
     val_index = {rid: k for k, rid in enumerate(v.ids)}
     out = io.StringIO()
@@ -367,22 +311,3 @@ def _final_csv(front: FinalFront) -> str:
             ]
         )
     return out.getvalue()
-
-
-def write_final_files(front: FinalFront, out_dir: Path) -> dict[str, Path]:
-    """final_front.csv, and for two objectives final_front.png (both fronts in one figure)."""
-    from nsr_tune import plots
-
-    text = _final_csv(front)
-    files = {"csv": atomic_write(Path(out_dir) / "final_front.csv", lambda fh: fh.write(text.encode()))}
-    if len(front.names) == 2 and len(front.result.ids) > 0:
-        files["png"] = plots.final_front_png(
-            front.validation.result,
-            front.result,
-            Path(out_dir) / "final_front.png",
-            intervals=front.intervals,
-            labels=dict(front.validation.run_names),
-            fell_off=list(front.fell_off),
-            flagged=[rid for rid, f in front.finals.items() if f.flags],
-        )
-    return files

@@ -1,13 +1,15 @@
 """Pareto analysis of a multi-objective study: non-dominated ranks, the front and its hypervolume.
 
-Pure numpy, no I/O. The study has two objectives (clean accuracy and accuracy under attack, both
+The one place a front is decided: a study's validation front, its finalists' final front and
+MO-ASHA's rungs all rank points with `non_dominated_ranks` (or read `dominance`). Pure numpy,
+no I/O. The study has two objectives (clean accuracy and accuracy under attack, both
 maximised), but everything here works for any number of objectives except the hypervolume, which is
 exact for one, two or three.
 
 Conventions
 -----------
-* ``directions`` holds one word per objective, ``"maximize"`` or ``"minimize"`` (nothing else, so a
-  typo cannot silently flip an objective).
+* ``directions`` holds one `nsr_tune.metrics.Direction` per objective, or the word ``"maximize"``
+  or ``"minimize"`` (no other spelling, so a typo cannot silently flip an objective).
 * Point ``a`` dominates ``b`` when ``a`` is at least as good in every objective and strictly better in
   at least one. Equal points therefore do not dominate each other and share a rank.
 * A row with any NaN is a trial that produced no value (failed, pruned, still running). It gets rank
@@ -30,21 +32,24 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from nsr_tune.errors import ConfigError
+from nsr_tune.metrics import Direction
 
 __all__ = [
-    "DIRECTIONS",
     "MISSING_RANK",
     "ParetoResult",
     "default_reference",
+    "dominance",
     "hypervolume",
     "non_dominated_ranks",
     "pareto_analysis",
     "pareto_mask",
+    "signs",
 ]
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS: tuple[str, str] = ("maximize", "minimize")
+# The words a direction may be given as besides a Direction (as Optuna writes them).
+_WORDS = {d.word: d for d in Direction}
 
 # Rank of a row that has a NaN in it (no value, so on no front).
 MISSING_RANK = -1
@@ -75,16 +80,17 @@ def _check_values(values: ArrayLike, *, name: str = "values") -> np.ndarray:
     return arr
 
 
-def _check_directions(directions: Sequence[str], m: int | None) -> tuple[str, ...]:
+def _check_directions(directions: Sequence[Direction | str], m: int | None) -> tuple[Direction, ...]:
     # A bare string is a Sequence too: "maximize" would read as eight objectives.
     if isinstance(directions, str) or not isinstance(directions, Sequence):
         raise ConfigError(
-            f"directions: must be a sequence of words {DIRECTIONS}, one per objective; got {directions!r}"
+            f"directions: must be a sequence of directions ({', '.join(_WORDS)}), one per objective; "
+            f"got {directions!r}"
         )
-    dirs = tuple(directions)
-    bad = [d for d in dirs if d not in DIRECTIONS]
+    bad = [d for d in directions if not isinstance(d, Direction) and d not in _WORDS]
     if bad:
-        raise ConfigError(f"directions: may only hold {DIRECTIONS}; got {bad!r}")
+        raise ConfigError(f"directions: may only hold Direction members or {tuple(_WORDS)}; got {bad!r}")
+    dirs = tuple(d if isinstance(d, Direction) else _WORDS[d] for d in directions)
     if m is not None and len(dirs) != m:
         raise ConfigError(f"directions: must have one entry per objective ({m}); got {len(dirs)}")
     if not dirs:
@@ -121,9 +127,10 @@ def _check_strings(items: Sequence[str], *, name: str, length: int) -> tuple[str
     return out
 
 
-def _signs(directions: Sequence[str]) -> np.ndarray:
-    # Multiplying by these turns every objective into one to minimise.
-    return np.array([1.0 if d == "minimize" else -1.0 for d in directions])
+def signs(directions: Sequence[Direction]) -> np.ndarray:
+    """+1 for each maximised objective, -1 for each minimised one: multiplied in, every objective
+    is maximised."""
+    return np.array([d.sign for d in directions])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,25 +138,41 @@ def _signs(directions: Sequence[str]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def _ranks_minimise(x: np.ndarray) -> np.ndarray:
-    """Fast non-dominated sort (Deb et al. 2002) of finite points, all objectives minimised.
+def _dominance_maximised(x: np.ndarray) -> np.ndarray:
+    """(n, n) bool: [i, k] when point i dominates point k, every objective maximised."""
+    n, m = x.shape
+    no_worse = np.ones((n, n), dtype=bool)
+    better = np.zeros((n, n), dtype=bool)
+    for j in range(m):
+        col = x[:, j]
+        no_worse &= col[:, None] >= col[None, :]
+        better |= col[:, None] > col[None, :]
+    return no_worse & better
+
+
+def dominance(values: ArrayLike, *, directions: Sequence[Direction | str]) -> np.ndarray:
+    """(n, n) bool: entry [i, k] says row i dominates row k (at least as good in every objective,
+    better in one). A row with NaN neither dominates nor is dominated."""
+    x = _check_values(values)
+    dirs = _check_directions(directions, x.shape[1])
+    valid = ~np.isnan(x).any(axis=1)
+    out = np.zeros((len(x), len(x)), dtype=bool)
+    out[np.ix_(valid, valid)] = _dominance_maximised(x[valid] * signs(dirs))
+    return out
+
+
+def _ranks_maximised(x: np.ndarray) -> np.ndarray:
+    """Fast non-dominated sort (Deb et al. 2002) of finite points, all objectives maximised.
 
     Deb's bookkeeping (who dominates whom, how many dominate each point) is kept as one boolean
     n × n matrix, so each front is peeled off with vectorised sums instead of Python loops. Peak
     memory is a few n² bytes: about 100 MB at n = 5000 (0.3 s).
     """
-    n, m = x.shape
+    n = x.shape[0]
     ranks = np.full(n, MISSING_RANK, dtype=np.int64)
     if n == 0:
         return ranks
-    no_worse = np.ones((n, n), dtype=bool)
-    better = np.zeros((n, n), dtype=bool)
-    for j in range(m):
-        col = x[:, j]
-        no_worse &= col[:, None] <= col[None, :]
-        better |= col[:, None] < col[None, :]
-    dominates = no_worse & better  # dominates[i, k]: point i dominates point k
-    del no_worse, better
+    dominates = _dominance_maximised(x)  # dominates[i, k]: point i dominates point k
     n_dominating = dominates.sum(axis=0)
     front = np.flatnonzero(n_dominating == 0)
     rank = 0
@@ -163,7 +186,7 @@ def _ranks_minimise(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def non_dominated_ranks(values: ArrayLike, *, directions: Sequence[str]) -> np.ndarray:
+def non_dominated_ranks(values: ArrayLike, *, directions: Sequence[Direction | str]) -> np.ndarray:
     """Pareto rank of every row of ``values`` (n points × m objectives).
 
     Rank 0 is the non-dominated front, rank 1 the front that remains once rank 0 is removed, and so
@@ -174,11 +197,11 @@ def non_dominated_ranks(values: ArrayLike, *, directions: Sequence[str]) -> np.n
     dirs = _check_directions(directions, x.shape[1])
     ranks = np.full(x.shape[0], MISSING_RANK, dtype=np.int64)
     valid = ~np.isnan(x).any(axis=1)
-    ranks[valid] = _ranks_minimise(x[valid] * _signs(dirs))
+    ranks[valid] = _ranks_maximised(x[valid] * signs(dirs))
     return ranks
 
 
-def pareto_mask(values: ArrayLike, *, directions: Sequence[str]) -> np.ndarray:
+def pareto_mask(values: ArrayLike, *, directions: Sequence[Direction | str]) -> np.ndarray:
     """Boolean mask of the non-dominated rows (rank 0); rows with NaN are never on it."""
     return non_dominated_ranks(values, directions=directions) == 0
 
@@ -188,14 +211,14 @@ def pareto_mask(values: ArrayLike, *, directions: Sequence[str]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def default_reference(directions: Sequence[str]) -> tuple[float, ...]:
+def default_reference(directions: Sequence[Direction | str]) -> tuple[float, ...]:
     """The reference point for objectives in [0, 1]: 0.0 for each maximised one, 1.0 for each minimised one.
 
     It is the worst possible value of an accuracy (or error rate), so every trial that is better than
     useless counts. It is wrong for objectives outside [0, 1] (a loss, a time): pass a reference then.
     """
     dirs = _check_directions(directions, None)
-    return tuple(0.0 if d == "maximize" else 1.0 for d in dirs)
+    return tuple(0.0 if d is Direction.MAXIMIZE else 1.0 for d in dirs)
 
 
 def _hv2(p: np.ndarray, r: np.ndarray) -> float:
@@ -224,7 +247,9 @@ def _hv3(p: np.ndarray, r: np.ndarray) -> float:
     return float(volume)
 
 
-def hypervolume(values: ArrayLike, *, directions: Sequence[str], reference: Sequence[float]) -> float:
+def hypervolume(
+    values: ArrayLike, *, directions: Sequence[Direction | str], reference: Sequence[float]
+) -> float:
     """Volume of objective space dominated by the points and bounded by ``reference``.
 
     Exact for m = 1, 2 (sort and sweep) and 3 (slicing); other m raise ConfigError. Points that are not
@@ -239,9 +264,10 @@ def hypervolume(values: ArrayLike, *, directions: Sequence[str], reference: Sequ
     if m not in (1, 2, 3):
         raise ConfigError(f"values: the hypervolume is computed for 1, 2 or 3 objectives; got {m}")
     ref = _check_reference(reference, m)
-    signs = _signs(dirs)
-    p = x[~np.isnan(x).any(axis=1)] * signs
-    r = ref * signs
+    # The sweeps below minimise: every objective turned into one to minimise.
+    flip = -signs(dirs)
+    p = x[~np.isnan(x).any(axis=1)] * flip
+    r = ref * flip
     p = p[(p < r).all(axis=1)]
     if p.shape[0] == 0:
         return 0.0
@@ -267,7 +293,7 @@ class ParetoResult:
 
     ids: tuple[str, ...]
     names: tuple[str, ...]
-    directions: tuple[str, ...]
+    directions: tuple[Direction, ...]
     values: np.ndarray
     ranks: np.ndarray
     mask: np.ndarray
@@ -275,10 +301,10 @@ class ParetoResult:
     reference: tuple[float, ...]
 
     def _front_order(self) -> list[int]:
-        signs = _signs(self.directions)
+        flip = -signs(self.directions)
         idx = np.flatnonzero(self.mask).tolist()
         # Best first along the first objective, then the others, then id so ties are reproducible.
-        return sorted(idx, key=lambda i: (*(self.values[i] * signs).tolist(), self.ids[i]))
+        return sorted(idx, key=lambda i: (*(self.values[i] * flip).tolist(), self.ids[i]))
 
     @property
     def front_ids(self) -> tuple[str, ...]:
@@ -306,7 +332,7 @@ def pareto_analysis(
     values: ArrayLike,
     *,
     names: Sequence[str],
-    directions: Sequence[str],
+    directions: Sequence[Direction | str],
     reference: Sequence[float] | None = None,
 ) -> ParetoResult:
     """Ranks, front and hypervolume of the trials ``ids`` with objective ``values`` (n × m).

@@ -9,14 +9,35 @@ resampled here is the record. Pure numpy: per-beat outcomes in, intervals out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from nsr_tune.errors import ConfigError
-from nsr_tune.eval_result import BeatOutcomes
 from nsr_tune.metrics import metric_name
 
-__all__ = ["record_intervals"]
+__all__ = ["BeatOutcomes", "record_intervals"]
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
+class BeatOutcomes:
+    """What became of each evaluated beat, for intervals that resample records (patients).
+
+    record: (N,) record (patient) of each beat; y: (N,) its class index.
+    clean_correct: (N,) bool. survived: (E, N) bool, correct under the protocol's attacks at each
+    eps of the evaluation (and at every smaller one).
+    """
+
+    record: np.ndarray
+    y: np.ndarray
+    clean_correct: np.ndarray
+    survived: np.ndarray
+    # What `y` indexes; by default MIT-BIH's AAMI classes (nsr_tune.data.AAMI_CLASSES).
+    classes: tuple[str, ...] = ("N", "S", "V", "F", "Q")
+    # The class each sample was given, clean (N,) and under the attacks at each eps (E, N), for
+    # F1 intervals; None where there is no single class (multi-label) or it was not kept.
+    pred: np.ndarray | None = None
+    robust_pred: np.ndarray | None = None
 
 
 def _per_record(

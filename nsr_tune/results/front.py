@@ -1,9 +1,9 @@
-"""The study's front: which trials enter it, on which values, and how it is shown.
+"""The study's front: which trials enter it, on which values, and its table and CSV.
 
-Pure data in, plain data out: no Ray, no MLflow. The tracker reads runs from MLflow and the
-runner reads Tune's files; both turn them into `TrialOutcome`s and call `analyse`. Only
+Pure data in, plain data out: no Ray, no MLflow, no torch. The tracker reads runs from MLflow
+and the runner reads Tune's files; both turn them into `TrialOutcome`s and call `analyse`. Only
 complete trials are ranked, on the objective values of their last report: a partly trained
-or diverged trial is never on the front.
+or diverged trial is never on the front. Its figures are drawn by nsr_tune.plots.
 """
 
 from __future__ import annotations
@@ -13,39 +13,27 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nsr_tune._io import atomic_write
-from nsr_tune.metrics import on_part, parse_metric
-from nsr_tune.objectives._config import WEIGHTED
-from nsr_tune.pareto import ParetoResult, default_reference, pareto_analysis
-from nsr_tune.record import STATE_COMPLETE, StudyRecord
+from nsr_tune.config import WEIGHTED
+from nsr_tune.metrics import Objective, on_part, parse_metric
+from nsr_tune.results.flags import flags_text, reported_flags
+from nsr_tune.results.pareto import ParetoResult, default_reference, pareto_analysis
+from nsr_tune.results.record import STATE_COMPLETE, StudyRecord
 
 __all__ = [
-    "NO_FLAGS",
-    "MaskingFlag",
     "StudyFront",
     "TrialOutcome",
     "analyse",
     "chance_objectives",
-    "flag_metrics",
-    "flags_text",
+    "front_csv",
     "front_from_record",
     "front_table",
-    "parse_flags_text",
-    "reported_flags",
     "run_name",
     "trial_params",
-    "write_front_files",
 ]
-
-# The evaluated parts whose masking flags a final report carries, in the order they are listed.
-FLAG_PARTS = ("val", "test")
-# What the MLflow tag and pareto.csv say of a trial that no check flagged.
-NO_FLAGS = "none"
 
 
 def run_name(trial_config: Mapping[str, Any], trial_id: str) -> str:
@@ -92,51 +80,6 @@ def chance_objectives(
 
 
 @dataclass(frozen=True)
-class MaskingFlag:
-    """One gradient-masking check that fired on one evaluated part of a trial (see nsr_tune.masking)."""
-
-    part: str  # "val" or "test"
-    name: str  # one of nsr_tune.masking.FLAGS
-    why: str  # the one line saying what the check saw
-
-    @property
-    def label(self) -> str:
-        """How tables, tags and figures name it, e.g. `test:zero_gradients`."""
-        return f"{self.part}:{self.name}"
-
-
-def flag_metrics(part: str, flags: Mapping[str, str]) -> dict[str, Any]:
-    """What a final report says of one part's masking flags (name -> explanation).
-
-    The count is a number, so the tracker logs it as a metric and a run can be filtered on it;
-    the flags themselves are text, which the tracker keeps as tags instead.
-    """
-    return {f"{part}_masking_flags": float(len(flags)), f"{part}_flags": dict(flags)}
-
-
-def reported_flags(report: Mapping[str, Any]) -> tuple[MaskingFlag, ...]:
-    """The masking flags of a final report, validation first (none for a report without them)."""
-    out: list[MaskingFlag] = []
-    for part in FLAG_PARTS:
-        flags = report.get(f"{part}_flags")
-        if isinstance(flags, Mapping):
-            out += [MaskingFlag(part, str(name), str(why)) for name, why in flags.items()]
-    return tuple(out)
-
-
-def flags_text(labels: Sequence[str], *, none: str = NO_FLAGS) -> str:
-    """Flag labels as one comma-separated text (`val:zero_gradients,test:zero_gradients`), or `none`."""
-    return ",".join(labels) if labels else none
-
-
-def parse_flags_text(text: str | None) -> tuple[str, ...]:
-    """The labels that `flags_text` wrote; nothing for a run recorded before flags were kept."""
-    if not text or text == NO_FLAGS:
-        return ()
-    return tuple(label.strip() for label in text.split(",") if label.strip())
-
-
-@dataclass(frozen=True)
 class TrialOutcome:
     """One trial as the front sees it: its id (an MLflow run id or a Tune trial id), its state
     (complete, diverged, failed, or None while unfinished), the metrics of its last report and
@@ -168,9 +111,10 @@ class StudyFront:
 
 
 def analyse(
-    outcomes: Sequence[TrialOutcome], objectives: Sequence[tuple[str, str]], *, parent_run_id: str = ""
+    outcomes: Sequence[TrialOutcome], objectives: Sequence[Objective], *, parent_run_id: str = ""
 ) -> StudyFront:
-    """Rank the complete trials on the objectives ((metric, "max" | "min") pairs)."""
+    """Rank the complete trials on the objectives ((metric, direction) pairs)."""
+    objectives = [Objective.of(m, d) for m, d in objectives]
     ids, values, names, tests, excluded = [], [], {}, {}, {}
     flags = {t.id: tuple(t.flags) for t in outcomes if t.flags}
     for t in outcomes:
@@ -184,7 +128,7 @@ def analyse(
         ids.append(t.id)
         values.append([float(t.metrics[m]) for m, _ in objectives])
         tests[t.id] = tuple(float(t.metrics.get(on_part(m, "test"), math.nan)) for m, _ in objectives)
-    directions = ["maximize" if mode == "max" else "minimize" for _, mode in objectives]
+    directions = [o.direction for o in objectives]
     result = pareto_analysis(
         ids,
         np.asarray(values, dtype=float).reshape(len(ids), len(objectives)),
@@ -217,7 +161,8 @@ def front_from_record(record: StudyRecord) -> StudyFront:
     return analyse(outcomes, record.description.objectives)
 
 
-def _csv_text(front: StudyFront) -> str:
+def front_csv(front: StudyFront) -> str:
+    """pareto.csv: every ranked trial, by rank, with its objectives, test values and flags."""
     result = front.result
     out = io.StringIO()
     writer = csv.writer(out)
@@ -237,46 +182,6 @@ def _csv_text(front: StudyFront) -> str:
             ]
         )
     return out.getvalue()
-
-
-def write_front_files(front: StudyFront, out_dir: Path) -> dict[str, Path]:
-    """pareto.csv, and for two objectives pareto.png and pareto.html, in `out_dir`."""
-    from nsr_tune import plots
-
-    result = front.result
-    text = _csv_text(front)
-    files = {"csv": atomic_write(Path(out_dir) / "pareto.csv", lambda fh: fh.write(text.encode()))}
-    if len(result.names) == 2 and len(result.ids) > 0:
-        labels = {rid: front.run_names[rid] for rid in result.ids}
-        tests = {rid: front.test_values[rid] for rid in result.ids}
-        flagged = [rid for rid in result.ids if rid in front.flags]
-        title = "Pareto front on validation objectives (test values beside)"
-        files["png"] = plots.pareto_figure_png(
-            result,
-            Path(out_dir) / "pareto.png",
-            labels=labels,
-            test_values=tests,
-            flagged=flagged,
-            title=title,
-        )
-        hover = {
-            rid: {
-                "run": front.run_names[rid],
-                **dict(zip(front.test_names, tests[rid], strict=True)),
-                "masking flags": flags_text(front.flags.get(rid, ())),
-            }
-            for rid in result.ids
-        }
-        files["html"] = plots.pareto_figure_html(
-            result,
-            Path(out_dir) / "pareto.html",
-            labels=labels,
-            test_values=tests,
-            hover=hover,
-            flagged=flagged,
-            title=title,
-        )
-    return files
 
 
 def front_table(front: StudyFront) -> str:

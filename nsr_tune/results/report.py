@@ -1,7 +1,8 @@
 """A study's report as plain data: the fronts, the finalists' evaluations, cost and search space.
 
 Built from the study's own files (Tune's results and the kept final results), so it needs
-neither Ray nor MLflow; `nsr_tune.plots.report_html` draws it as one self-contained HTML file.
+neither Ray, MLflow nor torch; `nsr_tune.plots.report_html` draws it as one self-contained HTML
+file.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from nsr_tune.finalists import FinalFront, FinalResult, final_front
-from nsr_tune.front import StudyFront, front_from_record, run_name, trial_params
-from nsr_tune.pareto import hypervolume
-from nsr_tune.record import STATE_COMPLETE, StudyRecord
+from nsr_tune.metrics import Direction
+from nsr_tune.results.finalists import FinalFront, FinalResult, final_front
+from nsr_tune.results.front import StudyFront, front_from_record, run_name, trial_params
+from nsr_tune.results.pareto import hypervolume
+from nsr_tune.results.record import STATE_COMPLETE, StudyRecord
 
 __all__ = ["StudyReport", "TrialCost", "build_report", "hypervolume_by_trial"]
 
@@ -56,7 +58,7 @@ class StudyReport:
 
 
 def hypervolume_by_trial(
-    values: Sequence[Sequence[float]], *, directions: Sequence[str], reference: Sequence[float]
+    values: Sequence[Sequence[float]], *, directions: Sequence[Direction | str], reference: Sequence[float]
 ) -> list[tuple[int, float]]:
     """The hypervolume of the first k points, for k = 1..n (NaN rows count but add nothing)."""
     out = []

@@ -2,7 +2,7 @@
 
 The runner writes the description beside Tune's files (`nsr_tune_study.json`); Tune writes each
 trial's config and reports. `nsr_tune.study.results` reads both back into a `StudyRecord`, from
-which the front, MLflow's runs and a resumed study are all rebuilt. No Ray, no MLflow here.
+which the front, MLflow's runs and a resumed study are all rebuilt. No Ray, no MLflow, no torch.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nsr_tune.errors import ConfigError
+from nsr_tune.metrics import Objective
 
 __all__ = [
     "STATE_COMPLETE",
@@ -40,7 +41,7 @@ class StudyDescription:
 
     name: str
     experiment: str
-    objectives: tuple[tuple[str, str], ...]
+    objectives: tuple[Objective, ...]
     params: Mapping[str, Any] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     texts: Mapping[str, str] = field(default_factory=dict)
@@ -76,7 +77,7 @@ class StudyDescription:
         return cls(
             name=str(data["name"]),
             experiment=str(data["experiment"]),
-            objectives=tuple((str(m), str(d)) for m, d in data["objectives"]),
+            objectives=tuple(Objective.of(m, d) for m, d in data["objectives"]),
             params=params,
             tags=tags,
             texts=dict(data.get("texts") or {}),
