@@ -5,7 +5,7 @@ Anything else that escapes is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "NsrTuneError"]
+__all__ = ["CheckpointError", "ConfigError", "DataError", "NsrTuneError", "SpaceError"]
 
 
 class NsrTuneError(Exception):
@@ -22,3 +22,7 @@ class ConfigError(NsrTuneError, ValueError):
 
 class CheckpointError(NsrTuneError):
     """A checkpoint or model file that is not one of ours, or is damaged."""
+
+
+class SpaceError(NsrTuneError):
+    """A search-space file that cannot be used; the message names the file and the key."""

@@ -31,6 +31,11 @@ def kaggle_beats(path: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return x, y, lengths
 
 
+def gen(seed: int = 0) -> torch.Generator:
+    """A CPU generator for an attack's random starts, seeded."""
+    return torch.Generator().manual_seed(seed)
+
+
 def linear_model(seed: int = 0, dtype: torch.dtype = torch.float32, classes: int = 5) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(187, classes)).to(dtype)

@@ -10,20 +10,11 @@ from nsr_tune.attacks import PGD, ce_loss, margin_loss, padding_mask
 from nsr_tune.attacks._apgd import APGD, checkpoints
 from nsr_tune.errors import ConfigError
 from nsr_tune.models import build_model
-from tests._helpers import kaggle_beats, linear_model, train_quick
+from tests._helpers import gen, linear_model, train_quick
 
 # Beats within this of the decision boundary at the attack's budget are left out of exact checks:
 # float arithmetic decides on which side they land.
 BOUNDARY = 1e-3
-
-
-@pytest.fixture(scope="module")
-def beats(kaggle_dir):
-    return kaggle_beats(kaggle_dir / "mitbih_train_sample.csv")
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _worst_case(model: nn.Sequential, x, y, lengths, norm: str, quantile: float = 0.5):
@@ -62,6 +53,7 @@ def _assert_bounds(x, res, lengths, eps: float, norm: str) -> None:
     assert torch.equal(res.x_adv[~res.broken], x[~res.broken])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_ce_breaks_exactly_the_breakable_beats_of_a_two_class_linear_model(beats, norm):
     # With two classes, the CE gradient is a positive multiple of W_other - W_y at every point, so
@@ -73,11 +65,12 @@ def test_ce_breaks_exactly_the_breakable_beats_of_a_two_class_linear_model(beats
     model = train_quick(linear_model(seed=0, classes=2), x, y, epochs=20)
     eps, breakable, clear, correct = _worst_case(model, x, y, lengths, norm)
     assert 0 < int(breakable[correct].sum()) < int(correct.sum())
-    res = APGD(model, eps=eps, norm=norm, steps=20)(x, y, lengths=lengths, generator=_gen())
+    res = APGD(model, eps=eps, norm=norm, steps=20)(x, y, lengths=lengths, generator=gen())
     assert torch.equal(res.broken[clear], breakable[clear])
     _assert_bounds(x, res, lengths, eps, norm)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quantile", [0.25, 0.75])
 def test_targeted_dlr_breaks_exactly_the_breakable_beats_of_a_five_class_linear_model(beats, quantile):
     # The worst case of a linear model lies toward one rival class, and APGD-T attacks each rival
@@ -89,7 +82,7 @@ def test_targeted_dlr_breaks_exactly_the_breakable_beats_of_a_five_class_linear_
     model = train_quick(linear_model(seed=0, classes=5), x, y, epochs=10)
     eps, breakable, clear, correct = _worst_case(model, x, y, lengths, "linf", quantile)
     assert 0 < int(breakable[correct].sum()) < int(correct.sum())
-    res = APGD(model, eps=eps, steps=20, loss="dlr_targeted")(x, y, lengths=lengths, generator=_gen())
+    res = APGD(model, eps=eps, steps=20, loss="dlr_targeted")(x, y, lengths=lengths, generator=gen())
     assert torch.equal(res.broken[clear], breakable[clear])
     _assert_bounds(x, res, lengths, eps, "linf")
     with torch.no_grad():
@@ -106,14 +99,14 @@ def test_dlr_needs_enough_classes(beats, loss, classes):
     with pytest.raises(
         ConfigError, match=f"loss: '{loss}' needs a model with at least {classes + 1} classes"
     ):
-        attack(x, y.clamp(max=classes - 1), lengths=lengths, generator=_gen())
+        attack(x, y.clamp(max=classes - 1), lengths=lengths, generator=gen())
 
 
 def test_more_targets_than_other_classes_is_an_error(beats):
     x, y, lengths = (t[:8] for t in beats)
     attack = APGD(linear_model(classes=5), eps=0.01, loss="dlr_targeted", n_target_classes=5)
     with pytest.raises(ConfigError, match="n_target_classes: at most 4 with 5 classes, got 5"):
-        attack(x, y, lengths=lengths, generator=_gen())
+        attack(x, y, lengths=lengths, generator=gen())
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -123,7 +116,7 @@ def test_multi_lead_beats_keep_their_shape_and_padding(beats, norm):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 187, 5))
     eps = 0.05 if norm == "linf" else 0.5
-    res = APGD(model, eps=eps, norm=norm, steps=10, loss="dlr")(x, y, lengths=lengths, generator=_gen())
+    res = APGD(model, eps=eps, norm=norm, steps=10, loss="dlr")(x, y, lengths=lengths, generator=gen())
     assert res.x_adv.shape == x.shape and res.broken.shape == y.shape
     with torch.no_grad():
         assert (res.broken & (model(x).argmax(1) == y)).any()  # it attacked beats the model got right
@@ -135,29 +128,9 @@ def test_same_generator_seed_same_result(beats):
     x, y, lengths = beats
     model = linear_model(seed=1, classes=5)
     attack = APGD(model, eps=0.02, norm="l2", steps=10, restarts=2, loss="dlr")
-    a, b, c = (attack(x, y, lengths=lengths, generator=_gen(seed)) for seed in (7, 7, 8))
+    a, b, c = (attack(x, y, lengths=lengths, generator=gen(seed)) for seed in (7, 7, 8))
     assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.broken, b.broken)
     assert not torch.equal(a.x_adv, c.x_adv)  # the random start did matter
-
-
-def test_early_exit_changes_speed_not_results(beats):
-    x, y, lengths = (t[::2] for t in beats)
-    model = train_quick(linear_model(seed=0, classes=5), x, y, epochs=5)
-    a, b = (
-        APGD(model, eps=0.02, steps=20, loss="dlr_targeted", n_target_classes=2, early_exit=early)(
-            x, y, lengths=lengths, generator=_gen(3)
-        )
-        for early in (True, False)
-    )
-    assert torch.equal(a.broken, b.broken)
-    assert torch.allclose(a.x_adv, b.x_adv)
-
-
-def test_clamp_keeps_beats_in_unit_range(beats):
-    x, y, lengths = beats
-    res = APGD(linear_model(classes=5), eps=0.2, steps=5, clamp=True)(x, y, lengths=lengths, generator=_gen())
-    assert res.broken.any()
-    assert res.x_adv.min().item() >= 0.0 and res.x_adv.max().item() <= 1.0
 
 
 PEAK = 0.3
@@ -188,7 +161,7 @@ def _bump_iterates(norm: str, rho: float, checkpoints: list[int] | None = None):
     attack = APGD(model, eps=1.0, norm=norm, steps=100, rho=rho)
     if checkpoints is not None:
         attack.checkpoints = checkpoints
-    res = attack(x, torch.zeros(4, dtype=torch.long), generator=_gen())
+    res = attack(x, torch.zeros(4, dtype=torch.long), generator=gen())
     assert not res.broken.any()
     iterates = torch.stack(model.seen[1:])[:, :, 0, 0]  # x^(0) ... x^(100); seen[0] was the clean beats
     assert iterates.shape == (101, 4)
@@ -269,7 +242,7 @@ def test_apgd_breaks_about_as_many_beats_as_pgd_on_a_small_cnn(beats, small_cnn,
         "apgd_ce": APGD(model, eps=eps, norm=norm, steps=20),
         "apgd_t": APGD(model, eps=eps, norm=norm, steps=20, loss="dlr_targeted"),
     }.items():
-        res = attack(xa, ya, lengths=la, generator=_gen())
+        res = attack(xa, ya, lengths=la, generator=gen())
         _assert_bounds(xa, res, la, eps, norm)
         counts[name] = int(res.broken.sum())
     assert counts["apgd_ce"] >= counts["pgd"] - 2, counts

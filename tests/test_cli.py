@@ -37,6 +37,7 @@ def trained(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_train_writes_metrics_and_model(trained):
     metrics = json.loads((trained / "metrics.json").read_text())
     for key in ("clean_acc", "balanced_acc", "robust_acc", "noise_acc", "robust_auc", "per_class"):
@@ -55,6 +56,7 @@ def test_train_writes_metrics_and_model(trained):
     assert state["format"] == "nsr-tune/model/1"
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_the_training_evaluation(trained, tmp_path, capsys):
     out = tmp_path / "again.json"
     argv = ["evaluate", str(trained / "model.pt"), "--data-dir", "bundled", "-q", "--out", str(out)]
@@ -66,6 +68,7 @@ def test_evaluate_reproduces_the_training_evaluation(trained, tmp_path, capsys):
     assert "robust" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_evaluate_under_the_strong_protocol_writes_the_cascade_and_each_attacks_accuracy(trained, tmp_path):
     out = tmp_path / "strong.json"
     argv = ["evaluate", str(trained / "model.pt"), "--data-dir", "bundled", "-q", "--out", str(out)]
@@ -94,12 +97,14 @@ def test_evaluate_under_the_strong_protocol_writes_the_cascade_and_each_attacks_
     assert result["median_adv_eps"] > 0
 
 
+@pytest.mark.slow
 def test_a_surrogate_needs_a_protocol_with_the_transfer_attack(trained, capsys):
     argv = ["evaluate", str(trained / "model.pt"), "--data-dir", "bundled", "-q"]
     assert main([*argv, "--surrogate", str(trained / "model.pt")]) == 2
     assert "--surrogate: the protocol runs no transfer attack (pgd)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_from_a_finished_checkpoint_trains_nothing(trained, tmp_path):
     argv = ["train", "--data-dir", "bundled", "--objective", "nsr", "--beta", "0.3", "-q", *QUICK]
     assert main([*argv, "--out", str(tmp_path / "r"), "--resume", str(trained / "checkpoint.pt")]) == 0
@@ -186,6 +191,7 @@ def test_tune_refuses_a_storage_path_that_cannot_be_written(tmp_path, capsys):
     assert not (tmp_path / "m.db").exists()  # refused before MLflow was touched
 
 
+@pytest.mark.slow
 def test_the_inter_patient_table_counts_every_ds2_beat(trained, tmp_path):
     # benchmarks/mitbih_inter_table.py on the bundled records, whose DS2 part is 213 and 232.
     out = tmp_path / "table.json"
@@ -200,6 +206,7 @@ def test_the_inter_patient_table_counts_every_ds2_beat(trained, tmp_path):
     assert "| quick |" in printed and "annotated (rows) against predicted (columns)" in printed
 
 
+@pytest.mark.slow
 def test_the_inter_patient_table_refuses_one_name_for_two_models_of_one_seed(trained):
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "mitbih_inter_table.py"
     model = f"quick={trained / 'model.pt'}"

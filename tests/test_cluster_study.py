@@ -13,7 +13,8 @@ from ray.cluster_utils import Cluster
 from nsr_tune.data import BUNDLED_DIR
 from nsr_tune.errors import ConfigError
 from nsr_tune.study import runner
-from nsr_tune.study.runner import StudyOptions, run_study
+from nsr_tune.study.options import StudyOptions
+from nsr_tune.study.runner import run_study
 from nsr_tune.study.space import parse_space
 from tests._helpers import tiny_space
 

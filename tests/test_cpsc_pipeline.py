@@ -18,14 +18,13 @@ from nsr_tune.attacks import PGD, MultiLabelPGD, padding_mask, set_changed
 from nsr_tune.cli import main
 from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
 from nsr_tune.data import CPSC_CLASSES, DATASETS, check_data, load_dataset
-from nsr_tune.errors import ConfigError
+from nsr_tune.errors import ConfigError, SpaceError
 from nsr_tune.evaluation.batching import predict_logits, predict_samples
 from nsr_tune.evaluation.run import evaluate
 from nsr_tune.evaluation.scores import macro_f1, per_class, per_label
 from nsr_tune.models import build_model
 from nsr_tune.objectives import nsr_penalty
 from nsr_tune.protocol import protocol
-from nsr_tune.study._yaml import SpaceError
 from nsr_tune.study.space import load_space, parse_space
 from nsr_tune.trial import _batches, check_trial, new_model, run_trial
 from tests.conftest import SHARED_DATA
@@ -157,6 +156,7 @@ def test_length_buckets_cover_the_epoch_once_each_batch_sorted(splits):
     assert all(np.all(np.diff(lengths[b.numpy()]) >= 0) for b in batches)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "objective",
     [
@@ -201,6 +201,7 @@ def test_the_shipped_cpsc_spaces_parse_with_the_dataset_grid():
     assert full.objectives == (("val_macro_f1", "max"), ("val_robust_macro_f1_eps_0.01", "max"))
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_on_the_command_line(tmp_path, capsys):
     out = tmp_path / "m"
     argv = ["train", "--dataset", "cpsc2018", "--data-dir", str(CPSC), "--sample-rate", "100"]
@@ -309,6 +310,7 @@ def test_multi_label_pgd_changes_a_set_and_leaves_the_padding(multi_splits):
     assert bool(res.broken.any()) and bool((changed == res.broken).all())
 
 
+@pytest.mark.slow
 def test_a_multi_label_trial_reports_set_f1_under_attack(multi_splits):
     config = TrialConfig(
         data=MULTI,

@@ -11,10 +11,10 @@ import torch
 import wfdb
 
 from nsr_tune.attacks._ecg_noise import Powerline, RecordedNoise, signal_power_mv2
-from nsr_tune.data import load_mitbih
+from nsr_tune.data import FS, load_mitbih
 from nsr_tune.data._nstdb import load_nstdb
 from nsr_tune.errors import ConfigError, DataError
-from tests._helpers import kaggle_beats, linear_model
+from tests._helpers import gen, kaggle_beats, linear_model
 from tests.conftest import SHARED_DATA
 
 NSTDB = SHARED_DATA / "nstdb"
@@ -30,7 +30,7 @@ def nstdb() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def beats():
+def mitbih_beats():
     """120 real beats of the bundled MIT-BIH records, all classes there, with their amp_mv and lengths."""
     b, _ = load_mitbih("bundled")
     rng = np.random.default_rng(0)
@@ -38,10 +38,6 @@ def beats():
     idx = np.concatenate([rng.choice(i, min(30, len(i)), replace=False) for i in per_class])
     s = b.subset(np.sort(idx))
     return tuple(torch.from_numpy(a) for a in (s.x, s.y, s.length, s.amp_mv))
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _added_mv(x, x_noisy, amp):
@@ -126,10 +122,10 @@ def test_load_nstdb_errors_name_the_directory_or_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["bw", "ma"])
-def test_recorded_noise_has_the_rms_asked_for_in_every_beat(nstdb, beats, kind):
-    x, y, lengths, amp = beats
+def test_recorded_noise_has_the_rms_asked_for_in_every_beat(nstdb, mitbih_beats, kind):
+    x, y, lengths, amp = mitbih_beats
     noise = RecordedNoise(linear_model(), noise=nstdb[kind], kind=kind, amplitude_uv=150)
-    result = noise(x, y, lengths=lengths, amp_mv=amp, generator=_gen())
+    result = noise(x, y, lengths=lengths, amp_mv=amp, generator=gen())
     added, real = _added_mv(x, result.x_adv, amp), _real(lengths)
     torch.testing.assert_close(
         _rms(added, real), torch.full((len(x),), 0.150, dtype=torch.float64), rtol=1e-5, atol=0
@@ -147,13 +143,13 @@ def test_recorded_noise_has_the_rms_asked_for_in_every_beat(nstdb, beats, kind):
         assert (corr - torch.eye(len(x), dtype=corr.dtype)).abs().max() < 0.9999
 
 
-def test_recorded_noise_is_a_segment_of_a_random_channel(beats):
+def test_recorded_noise_is_a_segment_of_a_random_channel(mitbih_beats):
     # A record exactly as long as the beats: every beat gets the whole of channel 0 or of channel 1.
-    x, y, lengths, amp = beats
+    x, y, lengths, amp = mitbih_beats
     t = np.arange(187)
     record = np.stack([np.sin(t / 7.0) + t / 50.0, np.cos(t / 3.0) ** 3])
     noise = RecordedNoise(linear_model(), noise=record, kind="test", amplitude_uv=100)
-    added = _added_mv(x, noise(x, y, lengths=lengths, amp_mv=amp, generator=_gen()).x_adv, amp)
+    added = _added_mv(x, noise(x, y, lengths=lengths, amp_mv=amp, generator=gen()).x_adv, amp)
     chosen = []
     for d, n in zip(added.numpy(), lengths.tolist(), strict=True):
         segs = [r[:n] - r[:n].mean() for r in record]
@@ -165,8 +161,8 @@ def test_recorded_noise_is_a_segment_of_a_random_channel(beats):
 
 
 @pytest.mark.parametrize("snr_db", [-6.0, 0.0, 12.0])
-def test_snr_holds_in_every_beat(nstdb, beats, snr_db):
-    x, y, lengths, amp = beats
+def test_snr_holds_in_every_beat(nstdb, mitbih_beats, snr_db):
+    x, y, lengths, amp = mitbih_beats
     real = _real(lengths)
     # The NST's signal power: (peak-to-peak amplitude in mV over the beat's real samples)² / 8.
     x_mv = x[:, 0].double() * amp.double()[:, None]
@@ -175,20 +171,21 @@ def test_snr_holds_in_every_beat(nstdb, beats, snr_db):
         signal_power_mv2(x, lengths=lengths, amp_mv=amp).double(), p_signal, rtol=1e-5, atol=0
     )
     for noise in _noises(linear_model(), nstdb, snr_db=snr_db):
-        x_noisy = noise(x, y, lengths=lengths, amp_mv=amp, generator=_gen()).x_adv
+        x_noisy = noise(x, y, lengths=lengths, amp_mv=amp, generator=gen()).x_adv
         p_noise = _rms(_added_mv(x, x_noisy, amp), real) ** 2
         snr = 10 * torch.log10(p_signal / p_noise)
         torch.testing.assert_close(snr, torch.full_like(snr, snr_db), rtol=0, atol=1e-3, msg=noise.label)
         # The beats' amplitudes cancel out of an SNR: beats without them (Kaggle rows) get the same noise.
-        same = noise(x, y, lengths=lengths, amp_mv=None, generator=_gen()).x_adv
+        same = noise(x, y, lengths=lengths, amp_mv=None, generator=gen()).x_adv
         assert torch.equal(same, x_noisy)
 
 
 @pytest.mark.parametrize("freq", [50, 60])
-def test_powerline_is_a_sinusoid_at_its_frequency(beats, freq):
-    x, y, lengths, amp = beats
+def test_powerline_is_a_sinusoid_at_its_frequency(mitbih_beats, freq):
+    x, y, lengths, amp = mitbih_beats
     noise = Powerline(linear_model(), freq_hz=freq, fs=125, amplitude_uv=40)
-    result = noise(x, y, lengths=lengths, amp_mv=amp, generator=_gen())
+    assert Powerline(linear_model(), freq_hz=freq, amplitude_uv=40).fs == FS  # the beats' rate by default
+    result = noise(x, y, lengths=lengths, amp_mv=amp, generator=gen())
     added, real = _added_mv(x, result.x_adv, amp), _real(lengths)
     torch.testing.assert_close(
         _rms(added, real), torch.full((len(x),), 0.040, dtype=torch.float64), rtol=1e-5, atol=0
@@ -208,30 +205,30 @@ def test_powerline_is_a_sinusoid_at_its_frequency(beats, freq):
     assert np.std(phases) > 1.0  # a random phase per beat
 
 
-def test_noise_is_reproducible_from_the_generator_and_leaves_padding_alone(nstdb, beats):
-    x, y, lengths, amp = beats
+def test_noise_is_reproducible_from_the_generator_and_leaves_padding_alone(nstdb, mitbih_beats):
+    x, y, lengths, amp = mitbih_beats
     for noise in _noises(linear_model(), nstdb, amplitude_uv=80):
-        a = noise(x, y, lengths=lengths, amp_mv=amp, generator=_gen(3)).x_adv
-        b = noise(x, y, lengths=lengths, amp_mv=amp, generator=_gen(3)).x_adv
-        c = noise(x, y, lengths=lengths, amp_mv=amp, generator=_gen(4)).x_adv
+        a = noise(x, y, lengths=lengths, amp_mv=amp, generator=gen(3)).x_adv
+        b = noise(x, y, lengths=lengths, amp_mv=amp, generator=gen(3)).x_adv
+        c = noise(x, y, lengths=lengths, amp_mv=amp, generator=gen(4)).x_adv
         assert torch.equal(a, b) and not torch.equal(a, c), noise.label
         pad = ~_real(lengths)
         assert pad.any() and torch.equal(a[:, 0][pad], x[:, 0][pad])
 
 
-def test_broken_is_where_the_model_is_wrong_on_the_noisy_beats(nstdb, beats):
-    x, y, lengths, amp = beats
+def test_broken_is_where_the_model_is_wrong_on_the_noisy_beats(nstdb, mitbih_beats):
+    x, y, lengths, amp = mitbih_beats
     model = linear_model(seed=1)
     for noise in _noises(model, nstdb, amplitude_uv=200):
-        result = noise(x, y, lengths=lengths, amp_mv=amp, generator=_gen())
+        result = noise(x, y, lengths=lengths, amp_mv=amp, generator=gen())
         assert result.broken.dtype == torch.bool and result.broken.shape == y.shape
         assert result.x_adv.dtype == x.dtype and result.x_adv.shape == x.shape
         with torch.no_grad():
             assert torch.equal(result.broken, model(result.x_adv).argmax(1) != y)
 
 
-def test_bad_settings_are_config_errors(nstdb, beats, kaggle_dir):
-    x, y, lengths, amp = beats
+def test_bad_settings_are_config_errors(nstdb, mitbih_beats, kaggle_dir):
+    x, y, lengths, amp = mitbih_beats
     model = linear_model()
     ma = nstdb["ma"]
     with pytest.raises(ConfigError, match="exactly one of amplitude_uv and snr_db"):
@@ -254,16 +251,16 @@ def test_bad_settings_are_config_errors(nstdb, beats, kaggle_dir):
     with pytest.raises(ConfigError, match="amp_mv: 500 of 500 beats"):
         noise(kx, ky, lengths=klen, amp_mv=torch.full((len(kx),), float("nan")))
     snr = RecordedNoise(model, noise=ma, kind="ma", snr_db=6)
-    assert snr(kx, ky, lengths=klen, generator=_gen()).x_adv.isfinite().all()
+    assert snr(kx, ky, lengths=klen, generator=gen()).x_adv.isfinite().all()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_noise_on_cuda_with_a_cpu_generator_matches_the_cpu(nstdb, beats):
-    x, y, lengths, amp = beats
+def test_noise_on_cuda_with_a_cpu_generator_matches_the_cpu(nstdb, mitbih_beats):
+    x, y, lengths, amp = mitbih_beats
     model = linear_model()
     for noise in _noises(model, nstdb, amplitude_uv=80):
-        cpu = noise(x, y, lengths=lengths, amp_mv=amp, generator=_gen())
+        cpu = noise(x, y, lengths=lengths, amp_mv=amp, generator=gen())
         model.cuda()
-        gpu = noise(x.cuda(), y.cuda(), lengths=lengths.cuda(), amp_mv=amp.cuda(), generator=_gen())
+        gpu = noise(x.cuda(), y.cuda(), lengths=lengths.cuda(), amp_mv=amp.cuda(), generator=gen())
         model.cpu()
         torch.testing.assert_close(gpu.x_adv.cpu(), cpu.x_adv, rtol=1e-5, atol=1e-6)

@@ -58,6 +58,7 @@ def cnn_pair(kaggle):
     return cnn(0), cnn(1)
 
 
+@pytest.mark.slow
 def test_transfer_from_an_identical_surrogate_is_pgd_exactly(kaggle, linear):
     # With the target's own weights as surrogate, every iterate is PGD's, and the target is
     # queried at each: the beats broken are PGD's, beat for beat.
@@ -71,6 +72,7 @@ def test_transfer_from_an_identical_surrogate_is_pgd_exactly(kaggle, linear):
         assert 0 < int(b.broken.sum()) < len(y)
 
 
+@pytest.mark.slow
 def test_transfer_stays_in_the_ball_and_off_the_padding(kaggle, cnn_pair):
     x, y, lengths = kaggle
     target, surrogate = cnn_pair
@@ -84,6 +86,7 @@ def test_transfer_stays_in_the_ball_and_off_the_padding(kaggle, cnn_pair):
             assert torch.equal(res.broken, target(res.x_adv).argmax(1) != y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -97,6 +100,7 @@ def test_transfer_settings_are_checked(linear, make, message):
         make(linear)
 
 
+@pytest.mark.slow
 def test_without_a_surrogate_the_transfer_attack_is_skipped_and_the_result_says_so(test_beats, cnn_pair):
     target, surrogate = cnn_pair
     config = protocol(
@@ -123,6 +127,7 @@ def test_without_a_surrogate_the_transfer_attack_is_skipped_and_the_result_says_
         evaluate(target, test_beats, config=config, surrogate="model.pt")
 
 
+@pytest.mark.slow
 def test_each_attack_alone_and_the_cascade_agree_beat_for_beat(test_beats, cnn_pair):
     target, surrogate = cnn_pair
     config = EvalConfig(
@@ -149,6 +154,7 @@ def test_each_attack_alone_and_the_cascade_agree_beat_for_beat(test_beats, cnn_p
     assert flat["test_robust_acc_alone_square_eps_0.05"] == alone["square"][0.05]
 
 
+@pytest.mark.slow
 def test_robust_accuracy_by_class_adds_up_to_robust_accuracy(test_beats, cnn_pair):
     target, _ = cnn_pair
     result = evaluate(target, test_beats, config=protocol("quick", per_class_cap=12), split="inter")
@@ -161,6 +167,7 @@ def test_robust_accuracy_by_class_adds_up_to_robust_accuracy(test_beats, cnn_pai
     assert flat["val_robust_sensitivity_N_eps_0.05"] == result.robust_acc_by_class["N"][0.05]
 
 
+@pytest.mark.slow
 def test_median_adversarial_eps_of_a_linear_model_matches_its_closed_form(kaggle_dir):
     # For a two-class z = Wx + b the smallest L-inf change that flips a right beat is, in closed
     # form, (z_y - z_o) / ||(W_y - W_o) * mask||_1, and PGD with the margin loss reaches it (its
@@ -197,6 +204,7 @@ def test_median_adversarial_eps_of_a_linear_model_matches_its_closed_form(kaggle
     assert math.isnan(result.median_adv_eps_uv)
 
 
+@pytest.mark.slow
 def test_median_adversarial_eps_in_microvolts_and_above_the_grid(test_beats, cnn_pair):
     target, _ = cnn_pair
     low = EvalConfig(eps=(0.01, 0.3), steps=10, per_class_cap=10, bisect_steps=2)
@@ -215,6 +223,7 @@ def nstdb():
     return load_nstdb(SHARED_DATA / "nstdb")
 
 
+@pytest.mark.slow
 def test_the_noise_stress_test_reports_every_kind_and_level(test_beats, cnn_pair, nstdb):
     target, _ = cnn_pair
     config = EvalConfig(
@@ -233,6 +242,7 @@ def test_the_noise_stress_test_reports_every_kind_and_level(test_beats, cnn_pair
     assert "NSR_TUNE_NSTDB" in without.skipped["noise_bw"]
 
 
+@pytest.mark.slow
 def test_noise_in_microvolts_needs_amplitudes(kaggle_dir, linear):
     beats = load_kaggle_csv(kaggle_dir / "mitbih_train_sample.csv")
     config = EvalConfig(eps=(0.01,), steps=2, per_class_cap=5, noise_stress=True, noise_snr_db=(12.0,))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nsr_tune.data import BUNDLED_DIR, load_mitbih, make_splits
-from nsr_tune.errors import ConfigError
+from nsr_tune.errors import ConfigError, SpaceError
 from nsr_tune.evaluation.finalist import evaluate_finalist
 from nsr_tune.evaluation.run import evaluate
 from nsr_tune.plots import write_final_files
@@ -23,7 +23,6 @@ from nsr_tune.results.finalists import (
 )
 from nsr_tune.results.front import TrialOutcome, analyse
 from nsr_tune.results.record import TrialRecord
-from nsr_tune.study._yaml import SpaceError
 from nsr_tune.study.space import load_space, parse_space
 from tests._helpers import linear_model
 

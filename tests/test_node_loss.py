@@ -16,7 +16,8 @@ import ray
 from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 
-from nsr_tune.study.runner import StudyOptions, run_study
+from nsr_tune.study.options import StudyOptions
+from nsr_tune.study.runner import run_study
 from nsr_tune.study.space import parse_space
 from tests._helpers import tiny_space
 

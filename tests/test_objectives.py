@@ -9,12 +9,7 @@ from torch.nn import functional as F
 from nsr_tune.config import ObjectiveConfig
 from nsr_tune.models import build_model
 from nsr_tune.objectives import OBJECTIVES, nsr_penalty, nsr_penalty_reference
-from tests._helpers import kaggle_beats, linear_model
-
-
-@pytest.fixture(scope="module")
-def beats(kaggle_dir):
-    return kaggle_beats(kaggle_dir / "mitbih_train_sample.csv")
+from tests._helpers import linear_model
 
 
 def half_right(model, x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +98,7 @@ def test_jacobian_penalty_equals_per_class_loop(beats):
     assert out.loss.item() == pytest.approx(F.cross_entropy(z, y).item() + total.item() / len(x), rel=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
 def test_every_objective_trains_the_paper_cnn_one_step(beats, name):
     x, y, lengths = beats

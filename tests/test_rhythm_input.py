@@ -17,10 +17,10 @@ from scipy.signal import resample_poly
 from nsr_tune.attacks import PGD, padding_mask
 from nsr_tune.config import DataConfig, EvalConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
 from nsr_tune.data import AAMI_MAP, FS, INPUTS, check_data, input_shape, load_mitbih, make_splits
-from nsr_tune.errors import ConfigError
+from nsr_tune.errors import ConfigError, SpaceError
 from nsr_tune.models import MODELS, build_model
 from nsr_tune.results.front import trial_params
-from nsr_tune.study.space import SpaceError, parse_space
+from nsr_tune.study.space import parse_space
 from nsr_tune.trial import check_trial, new_model, run_trial
 
 RECORDS = (208, 209, 213, 223, 232)  # train 208 209, val 223, test 213 232 under `inter`
@@ -162,6 +162,7 @@ def test_attacks_and_the_nsr_term_reach_the_whole_window(rhythm_splits) -> None:
     assert (delta[:, : RHYTHM.before].abs().amax(dim=1) > 0).all()
 
 
+@pytest.mark.slow
 def test_a_rhythm_trial_runs_end_to_end(rhythm_splits) -> None:
     quick = EvalConfig(eps=(0.01, 0.05), steps=5, per_class_cap=10, batch_size=256)
     config = TrialConfig(

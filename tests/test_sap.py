@@ -8,27 +8,10 @@ from nsr_tune.attacks._base import padding_mask
 from nsr_tune.attacks._pgd import margin_loss
 from nsr_tune.attacks._sap import SAP, gaussian_kernels, smooth, smoothing_kernel
 from nsr_tune.errors import ConfigError
-from tests._helpers import kaggle_beats, linear_model, train_quick
+from tests._helpers import gen, linear_model
 
 FS = 125  # the Kaggle beats' sampling rate
 L = 187
-
-
-@pytest.fixture(scope="module")
-def beats(kaggle_dir):
-    return kaggle_beats(kaggle_dir / "mitbih_train_sample.csv")
-
-
-@pytest.fixture(scope="module")
-def two_class(beats):
-    """N (0) against V (2) beats and a linear model trained on them briefly (any accuracy)."""
-    keep = (beats[1] == 0) | (beats[1] == 2)
-    x, y, lengths = beats[0][keep], (beats[1][keep] == 2).long(), beats[2][keep]
-    return x, y, lengths, train_quick(linear_model(seed=0, classes=2), x, y, epochs=20)
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _smoothing_matrix(fs: float) -> torch.Tensor:
@@ -64,9 +47,9 @@ def test_kernels_are_cut_to_fit_short_signals():
 def test_smoothing_a_clipped_theta_stays_within_eps():
     # Weights >= 0 summing to 1 over a padded signal made only of theta's values: |G * theta| <= max |theta|.
     eps = 0.05
-    gen = _gen()
-    signs = torch.randint(0, 2, (64, 3, L), generator=gen).double() * 2 - 1
-    for theta in (eps * signs, eps * (2 * torch.rand(64, 3, L, generator=gen).double() - 1)):
+    g = gen()
+    signs = torch.randint(0, 2, (64, 3, L), generator=g).double() * 2 - 1
+    for theta in (eps * signs, eps * (2 * torch.rand(64, 3, L, generator=g).double() - 1)):
         for fs in (125, 500):
             out = smooth(theta, smoothing_kernel(fs, L))
             assert out.shape == theta.shape
@@ -81,6 +64,7 @@ def _diffs_in_beat(delta: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return delta.diff(dim=-1) * both
 
 
+@pytest.mark.slow
 def test_returned_perturbations_are_smooth(two_class):
     # delta = mask * K * theta with |theta| <= eps, so on a beat's true samples its first differences are
     # (diff K) * theta: each at most eps * TV(K), and in L2 at most ||diff M||_2 * sqrt(L) * eps. A
@@ -91,13 +75,13 @@ def test_returned_perturbations_are_smooth(two_class):
     tv = kernel[0] + kernel[-1] + kernel.diff().abs().sum()  # = 2 max K: the kernel is unimodal
     gain = torch.linalg.matrix_norm(_smoothing_matrix(FS).diff(dim=0), 2)
     max_bound, l2_bound = eps * tv.item(), gain.item() * L**0.5 * eps
-    res = SAP(model, eps=eps, fs=FS, steps=30)(x, y, lengths=lengths, generator=_gen())
+    res = SAP(model, eps=eps, fs=FS, steps=30)(x, y, lengths=lengths, generator=gen())
     delta = (res.x_adv - x).double()
     assert int(res.broken.sum()) >= 10  # the returned perturbations below are non-zero ones
     d = _diffs_in_beat(delta, lengths)
     assert d.abs().amax().item() <= max_bound * (1 + 1e-4)
     assert d.flatten(1).norm(dim=1).max().item() <= l2_bound * (1 + 1e-4)
-    noise = eps * (2 * torch.rand(x.shape, generator=_gen(), dtype=torch.float64) - 1)
+    noise = eps * (2 * torch.rand(x.shape, generator=gen(), dtype=torch.float64) - 1)
     dn = _diffs_in_beat(noise * padding_mask(x, lengths), lengths)
     assert (dn.abs().flatten(1).amax(1) > max_bound).all()
     assert (dn.flatten(1).norm(dim=1) > l2_bound).float().mean().item() > 0.9  # short beats may not
@@ -105,6 +89,7 @@ def test_returned_perturbations_are_smooth(two_class):
     assert max_bound < 0.45 * 2 * eps and l2_bound < 0.65 * (2 / 3) ** 0.5 * L**0.5 * eps
 
 
+@pytest.mark.slow
 def test_linear_model_breaks_exactly_what_the_smoothed_bound_allows(two_class):
     # For z = Wx + b with two classes, margin(theta) = m0 + <g, mask * M theta>, g = W_other - W_y: linear
     # in theta, maximised over the box |theta| <= eps at m0 + eps * ||M^T (mask g)||_1. Its gradient sign
@@ -127,7 +112,7 @@ def test_linear_model_breaks_exactly_what_the_smoothed_bound_allows(two_class):
     eps = float(critical[k - 1] + critical[k]) / 2
     sap_ok, linf_ok = m0 + eps * sap_gain > 0, m0 + eps * linf_gain > 0
     clear = (m0 + eps * sap_gain).abs() > 1e-3  # leave out beats on the boundary itself
-    res = SAP(model, eps=eps, fs=FS, steps=100)(x, y, lengths=lengths, generator=_gen())
+    res = SAP(model, eps=eps, fs=FS, steps=100)(x, y, lengths=lengths, generator=gen())
     assert 0 < int(sap_ok[correct].sum()) < int(correct.sum())
     assert torch.equal(res.broken[clear], sap_ok[clear])
     assert not (res.broken & ~linf_ok).any()  # nothing the exact L-inf bound protects
@@ -154,11 +139,11 @@ def test_multi_lead_bounds_padding_and_reproducibility(beats):
         y = model(x).argmax(1)  # right on every beat, so every one is attacked
     eps = 0.05
     attack = SAP(model, eps=eps, fs=FS, steps=20, pgd_steps=5)
-    first = attack(x, y, lengths=lengths, generator=_gen(7))
-    again = attack(x, y, lengths=lengths, generator=_gen(7))
+    first = attack(x, y, lengths=lengths, generator=gen(7))
+    again = attack(x, y, lengths=lengths, generator=gen(7))
     assert torch.equal(first.x_adv, again.x_adv) and torch.equal(first.broken, again.broken)
     slow = SAP(model, eps=eps, fs=FS, steps=20, pgd_steps=5, early_exit=False)(
-        x, y, lengths=lengths, generator=_gen(7)
+        x, y, lengths=lengths, generator=gen(7)
     )
     assert torch.equal(slow.broken, first.broken) and torch.allclose(slow.x_adv, first.x_adv)
     assert first.broken.any()
@@ -171,11 +156,12 @@ def test_multi_lead_bounds_padding_and_reproducibility(beats):
     assert first.x_adv.shape == x.shape
 
 
+@pytest.mark.slow
 def test_l2_and_clamp(two_class):
     x, y, lengths, model = two_class
     x, y, lengths = x[:60], y[:60], lengths[:60]
     attack = SAP(model, eps=0.5, fs=FS, norm="l2", steps=20, pgd_steps=5)
-    res = attack(x, y, lengths=lengths, generator=_gen())
+    res = attack(x, y, lengths=lengths, generator=gen())
     assert res.broken.any()
     delta = res.x_adv - x
     assert delta.flatten(1).norm(dim=1).max().item() <= 0.5 * (1 + 1e-5)

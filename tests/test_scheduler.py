@@ -15,11 +15,11 @@ from mlflow.tracking import MlflowClient
 from nsr_tune.cli import main
 from nsr_tune.config import DataConfig, EvalConfig, ModelConfig, OptimConfig, TrialConfig
 from nsr_tune.data import BUNDLED_DIR, load_mitbih, make_splits
-from nsr_tune.errors import ConfigError
+from nsr_tune.errors import ConfigError, SpaceError
 from nsr_tune.study.moasha import Rungs
 from nsr_tune.study.results import read_rungs, read_study
 from nsr_tune.study.scheduler import StudySearch
-from nsr_tune.study.space import SpaceError, parse_space
+from nsr_tune.study.space import parse_space
 from nsr_tune.trial import run_trial
 
 MOASHA = {"name": "moasha", "grace_epochs": 1, "reduction_factor": 3}
@@ -64,6 +64,7 @@ def test_a_bad_scheduler_is_refused_naming_the_key(scheduler: dict, message: str
         parse_space(tiny_space("s", epochs=10, extra={"search": {"scheduler": scheduler}}))
 
 
+@pytest.mark.slow
 def test_rung_scores_are_reported_at_rung_epochs_only() -> None:
     beats, _ = load_mitbih(BUNDLED_DIR)
     data = make_splits(beats, split="inter")

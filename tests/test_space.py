@@ -6,7 +6,8 @@ import optuna
 import pytest
 
 from nsr_tune.config import TrialConfig
-from nsr_tune.study.space import SPACES_DIR, SpaceError, load_space, parse_space, resolve_space_path
+from nsr_tune.errors import SpaceError
+from nsr_tune.study.space import SPACES_DIR, load_space, parse_space, resolve_space_path
 from tests._helpers import tiny_space
 
 BASE = """

@@ -7,7 +7,7 @@ from torch import nn
 from nsr_tune.attacks import PGD, margin_loss, padding_mask
 from nsr_tune.attacks._square import Square, p_schedule
 from nsr_tune.errors import ConfigError
-from tests._helpers import kaggle_beats, linear_model, train_quick
+from tests._helpers import gen, linear_model
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -18,19 +18,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture(scope="module")
-def two_class(kaggle_dir):
-    """N (0) against V (1) beats of the sample, and a linear model trained on them a little."""
-    x, y, lengths = kaggle_beats(kaggle_dir / "mitbih_train_sample.csv")
-    two = (y == 0) | (y == 2)
-    x, y, lengths = x[two], (y[two] == 2).long(), lengths[two]
-    return x, y, lengths, train_quick(linear_model(seed=0, classes=2), x, y, epochs=20)
 
 
 def _critical_eps(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor):
@@ -58,6 +45,7 @@ def _mid_eps(critical: torch.Tensor) -> float:
     return float(c[k - 1] + c[k]) / 2
 
 
+@pytest.mark.slow
 def test_linear_model_sound_and_clearly_breakable_beats_all_broken(two_class):
     x, y, lengths, model = two_class
     mask = padding_mask(x, lengths)
@@ -75,7 +63,7 @@ def test_linear_model_sound_and_clearly_breakable_beats_all_broken(two_class):
             assert int(clear.sum()) >= int((critical > 0).sum()) // 2
         for seed in range(4):
             attack = Square(model, eps=eps, n_queries=2000)
-            res = attack(x, y, lengths=lengths, generator=_gen(seed))
+            res = attack(x, y, lengths=lengths, generator=gen(seed))
             # Sound by construction: no point of the ball fools the model on an unbreakable beat.
             assert not (res.broken & ~breakable & ~on_edge).any()
             # Once windows are one sample wide, the search is coordinate ascent on a linear margin,
@@ -103,6 +91,7 @@ class Quantised(nn.Module):
         return self.inner(torch.round(x * 8) / 8)
 
 
+@pytest.mark.slow
 def test_square_breaks_a_gradient_masked_model_that_pgd_cannot(two_class):
     x, y, lengths, linear = two_class
     model = Quantised(linear).eval()
@@ -112,10 +101,10 @@ def test_square_breaks_a_gradient_masked_model_that_pgd_cannot(two_class):
     with torch.no_grad():
         correct = model(x).argmax(1) == y
     eps = 0.1  # under one quantisation step (0.125): only rounding flips can move the model
-    pgd = PGD(model, eps=eps, steps=50)(x, y, lengths=lengths, generator=_gen())
+    pgd = PGD(model, eps=eps, steps=50)(x, y, lengths=lengths, generator=gen())
     model.calls_with_grad = 0
     attack = Square(model, eps=eps, n_queries=1000)
-    square = attack(x, y, lengths=lengths, generator=_gen())
+    square = attack(x, y, lengths=lengths, generator=gen())
     assert model.calls_with_grad == 0  # logits only: never a graph, never a gradient
     n_pgd, n_square = int((pgd.broken & correct).sum()), int((square.broken & correct).sum())
     # Where this was written: of 165 beats right, PGD broke 8 (its random start alone) and Square 134.
@@ -124,6 +113,7 @@ def test_square_breaks_a_gradient_masked_model_that_pgd_cannot(two_class):
     assert (attack.last_queries <= 1000).all()
 
 
+@pytest.mark.slow
 def test_queries_budget_padding_and_what_broken_means(two_class):
     x, y, lengths, model = two_class
     mask = padding_mask(x, lengths)
@@ -131,7 +121,7 @@ def test_queries_budget_padding_and_what_broken_means(two_class):
     eps = 0.02
     for restarts in (1, 2):
         attack = Square(model, eps=eps, n_queries=50, restarts=restarts)
-        res = attack(x, y, lengths=lengths, generator=_gen())
+        res = attack(x, y, lengths=lengths, generator=gen())
         q = attack.last_queries
         with torch.no_grad():
             clean_wrong = model(x).argmax(1) != y
@@ -147,10 +137,11 @@ def test_queries_budget_padding_and_what_broken_means(two_class):
         assert delta.abs().max().item() <= eps * (1 + 1e-5)
         assert (delta * (1 - mask)).abs().max().item() == 0.0
     # Asked to, it perturbs the padding too (an unbroken beat's x_adv is its best point).
-    res = Square(model, eps=eps, n_queries=20, respect_padding=False)(x, y, lengths=lengths, generator=_gen())
+    res = Square(model, eps=eps, n_queries=20, respect_padding=False)(x, y, lengths=lengths, generator=gen())
     assert ((res.x_adv - x) * (1 - mask)).abs().max().item() > 0
 
 
+@pytest.mark.slow
 def test_multi_lead_with_per_beat_lengths(two_class):
     x1, _, lengths, _ = two_class
     x1, lengths = x1[:60], lengths[:60]
@@ -163,7 +154,7 @@ def test_multi_lead_with_per_beat_lengths(two_class):
     critical = _critical_eps(model[1].weight.detach(), model[1].bias.detach(), x, y, mask)
     eps = _mid_eps(critical)
     attack = Square(model, eps=eps, n_queries=1000)
-    res = attack(x, y, lengths=lengths, generator=_gen())
+    res = attack(x, y, lengths=lengths, generator=gen())
     delta = res.x_adv - x
     assert res.x_adv.shape == x.shape
     assert (delta * (1 - mask)).abs().max().item() == 0.0
@@ -175,41 +166,30 @@ def test_multi_lead_with_per_beat_lengths(two_class):
     assert (attack.last_queries <= 1000).all()
 
 
+@pytest.mark.slow
 def test_reproducible_from_the_generator(two_class):
     x, y, lengths, model = two_class
     x, y, lengths = x[:80], y[:80], lengths[:80]
     runs = []
     for seed in (5, 5, 6):
         attack = Square(model, eps=0.03, n_queries=100)
-        res = attack(x, y, lengths=lengths, generator=_gen(seed))
+        res = attack(x, y, lengths=lengths, generator=gen(seed))
         runs.append((res.x_adv, res.broken, attack.last_queries))
     assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1], strict=True))
     assert not torch.equal(runs[0][0], runs[2][0])
 
 
-class Counting(nn.Module):
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner, self.rows = inner, 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows += len(x)
-        return self.inner(x)
-
-
-def test_early_exit_changes_speed_not_results(two_class):
+@pytest.mark.slow
+def test_a_beats_queries_stop_at_the_one_that_broke_it_with_or_without_early_exit(two_class):
+    # That early exit changes only the speed is tested for every attack (test_attack_invariants);
+    # Square also counts each beat's queries, and those must not depend on it.
     x, y, lengths, linear = two_class
-    out = {}
+    queries = {}
     for early_exit in (True, False):
-        model = Counting(linear)
-        attack = Square(model, eps=0.05, n_queries=200, early_exit=early_exit)
-        res = attack(x, y, lengths=lengths, generator=_gen(2))
-        out[early_exit] = (res, model.rows, attack.last_queries)
-    (a, rows_a, q_a), (b, rows_b, q_b) = out[True], out[False]
-    assert torch.equal(a.broken, b.broken)
-    assert torch.allclose(a.x_adv, b.x_adv)
-    assert torch.equal(q_a, q_b)  # a beat's queries stop at the one that broke it
-    assert rows_a < rows_b
+        attack = Square(linear, eps=0.05, n_queries=200, early_exit=early_exit)
+        attack(x, y, lengths=lengths, generator=gen(2))
+        queries[early_exit] = attack.last_queries
+    assert torch.equal(queries[True], queries[False])
 
 
 class Recording(nn.Module):
@@ -224,6 +204,7 @@ class Recording(nn.Module):
         return torch.zeros(len(x), 2, dtype=x.dtype)
 
 
+@pytest.mark.slow
 def test_every_proposal_changes_one_window_within_the_beat(two_class):
     x1, _, _, _ = two_class
     lengths = torch.tensor([40, 101, 187])
@@ -231,7 +212,7 @@ def test_every_proposal_changes_one_window_within_the_beat(two_class):
     model = Recording()
     n_queries = 300
     attack = Square(model, eps=0.05, n_queries=n_queries)
-    attack(x, torch.zeros(3, dtype=torch.long), lengths=lengths, generator=_gen())
+    attack(x, torch.zeros(3, dtype=torch.long), lengths=lengths, generator=gen())
     clean, start, *proposals = model.queries
     assert torch.equal(clean, x) and len(proposals) == n_queries - 2
     # +-eps on every real sample (to the float rounding of x + eps), 0 on the padding.
@@ -249,12 +230,6 @@ def test_every_proposal_changes_one_window_within_the_beat(two_class):
                 1, round(p * n)
             )  # within one window of the schedule's width
     assert (attack.last_queries == n_queries).all()
-
-
-def test_clamp_keeps_beats_in_unit_range(two_class):
-    x, y, lengths, model = two_class
-    res = Square(model, eps=0.2, n_queries=30, clamp=True)(x, y, lengths=lengths, generator=_gen())
-    assert res.x_adv.min().item() >= 0.0 and res.x_adv.max().item() <= 1.0
 
 
 def test_p_halves_on_the_papers_schedule():

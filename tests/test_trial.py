@@ -36,6 +36,7 @@ def small_config(objective: str = "ce", beta: float = 0.0, epochs: int = 1, **op
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("objective", "beta"), [("ce", 0.0), ("nsr", 0.3)])
 def test_short_run_on_real_beats(splits, objective, beta):
     results = list(run_trial(small_config(objective, beta), splits))
@@ -56,6 +57,7 @@ def test_short_run_on_real_beats(splits, objective, beta):
     assert final.test.n == sum(min(15, c) for c in splits.test.class_counts().values())
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_and_resume_continues_exactly(splits):
     config = small_config(epochs=2)
     straight = list(run_trial(config, splits))
@@ -76,12 +78,14 @@ def test_same_seed_same_metrics_and_resume_continues_exactly(splits):
         assert torch.equal(value, resumed[0].checkpoint["model_state"][key]), key
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_of_another_config(splits):
     first = next(iter(run_trial(small_config(epochs=2), splits)))
     with pytest.raises(CheckpointError, match="different config"):
         next(iter(run_trial(small_config(epochs=2, lr=0.5), splits, resume=first.checkpoint)))
 
 
+@pytest.mark.slow
 def test_diverging_trial_stops_and_says_so(splits):
     results = list(run_trial(small_config("nsr", beta=1e30, epochs=2, lr=1e6, grad_clip=None), splits))
     *before, last = results
@@ -105,6 +109,7 @@ def test_robust_auc_trapezoid_exact():
     assert robust_auc([0.1, 0.2], 1.0, [0.5, 0.0]) == pytest.approx(0.5, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_evaluation_robust_curve_is_monotone(splits):
     config = small_config(epochs=1)
     model_state = next(iter(run_trial(config, splits))).checkpoint["model_state"]
@@ -148,6 +153,7 @@ def _briefly_trained_cnn(splits, *, inputs=lambda x: x) -> torch.nn.Module:
     return model.eval()
 
 
+@pytest.mark.slow
 def test_the_strong_protocol_runs_its_cascade_and_keeps_each_attacks_accuracy(splits):
     from nsr_tune.protocol import protocol
 
@@ -189,6 +195,7 @@ class _Quantised(torch.nn.Module):
         return self.model(self.quantise(x))
 
 
+@pytest.mark.slow
 def test_the_strong_protocol_flags_a_masked_gradient_and_sees_through_it(splits):
     from nsr_tune.protocol import protocol
 
@@ -217,6 +224,7 @@ def test_learning_rate_schedules_are_exact_functions_of_the_epoch():
     assert _lr_factor("none", 8)(7) == 1.0
 
 
+@pytest.mark.slow
 def test_adamax_with_a_cosine_schedule_resumes_on_the_same_curve(splits):
     """The paper scripts' optimiser; the rate of each epoch is reported, and a resumed trial
     continues exactly where the straight run would be (the rate depends on the epoch alone)."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 from nsr_tune.attacks._apgd import APGD, dlr_loss, dlr_targeted_loss
 from nsr_tune.attacks._base import Attack, AttackResult, padding_mask
 from nsr_tune.attacks._ecg_noise import BeatNoise, GaussianNoise, Powerline, RecordedNoise, signal_power_mv2
+from nsr_tune.attacks._losses import ce_loss, margin_loss
 from nsr_tune.attacks._multilabel import MultiLabelPGD, label_sets, set_changed
 from nsr_tune.attacks._noise import WhiteNoise
-from nsr_tune.attacks._pgd import PGD, ce_loss, margin_loss
+from nsr_tune.attacks._pgd import PGD
 from nsr_tune.attacks._projections import L2Ball, LinfBall, Projection
 from nsr_tune.attacks._sap import SAP
 from nsr_tune.attacks._square import Square

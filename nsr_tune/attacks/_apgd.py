@@ -16,7 +16,7 @@ from torch import nn
 
 from nsr_tune._checks import positive_int
 from nsr_tune.attacks._base import Attack, AttackResult
-from nsr_tune.attacks._pgd import ce_loss
+from nsr_tune.attacks._losses import ce_loss
 from nsr_tune.errors import ConfigError
 
 # (logits (B, C), labels (B,), targets (B,)) -> (B,); CE and DLR ignore the targets.

@@ -1,7 +1,9 @@
 """Shared mechanics of every attack: input checks, the padding mask, and the output checks.
 
-As in AutoAttack, an attack's output is checked every time: no NaN, and ||delta|| <= eps. A
-failed check is a bug in the attack, not a user error, so it raises RuntimeError.
+As in AutoAttack, an attack's output is checked every time: no NaN, ||delta|| <= eps, the zero
+padding untouched, and every sample reported broken misclassified at its adversarial input, so
+that a wrong "broken" can never reach a robust accuracy. A failed check is a bug in the attack,
+not a user error, so it raises RuntimeError.
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nsr_tune.attacks._losses import margin_loss
 from nsr_tune.attacks._projections import PROJECTIONS
 from nsr_tune.errors import ConfigError
 
 # Relative slack for the norm check: float32 projection is exact to a few ulps.
 _NORM_TOL = 1e-5
+# Slack of the misclassification check, relative to the largest logit (at least 1): an attack
+# judged a sample in another batch than the check's, and a batch's size can change the last bits
+# of its logits, so a sample on the decision boundary itself may come out either side.
+_MARGIN_TOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,13 @@ class Attack:
         mask = padding_mask(x, lengths if self.respect_padding else None)
         result = self.forward(x.detach(), y, mask, generator)
         self._check(x, result.x_adv, mask)
+        self._check_broken(result, y)
         return result
+
+    def margin(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(B,) how far past the decision boundary each sample's logits z are: > 0 exactly when
+        the sample is misclassified (the largest other logit minus the true one)."""
+        return margin_loss(z, y)
 
     @staticmethod
     def _compact_every(x: torch.Tensor) -> int:
@@ -123,3 +136,19 @@ class Attack:
             )
         if (delta * (1 - mask)).abs().max().item() > 0:
             raise RuntimeError(f"{type(self).__name__} perturbed the zero padding of a beat")
+
+    def _check_broken(self, result: AttackResult, y: torch.Tensor) -> None:
+        """Every sample reported broken is misclassified at its x_adv (to the last bits of a
+        logit: see _MARGIN_TOL)."""
+        if not bool(result.broken.any()):
+            return
+        with torch.no_grad():
+            z = self.model(result.x_adv[result.broken])  # (K, C)
+        margin = self.margin(z, y[result.broken])  # (K,)
+        slack = _MARGIN_TOL * z.detach().abs().amax(dim=1).clamp_min(1.0)
+        right = margin < -slack
+        if bool(right.any()):
+            raise RuntimeError(
+                f"{type(self).__name__} reported {int(right.sum())} sample(s) broken that the model "
+                f"classifies correctly at their adversarial input (margin {margin.min().item():.3g})"
+            )

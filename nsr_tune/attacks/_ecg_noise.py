@@ -27,10 +27,12 @@ import torch
 from torch import nn
 
 from nsr_tune.attacks._base import AttackResult, padding_mask
-from nsr_tune.data._beats import FS
 from nsr_tune.errors import ConfigError
 
 __all__ = ["BeatNoise", "GaussianNoise", "Powerline", "RecordedNoise", "signal_power_mv2"]
+
+# The sampling rate of MIT-BIH beats (nsr_tune.data.FS), the default for powerline hum.
+BEAT_FS = 125
 
 
 def _positive(value: object, name: str) -> float:
@@ -242,7 +244,7 @@ class Powerline(BeatNoise):
         model: nn.Module,
         *,
         freq_hz: float,
-        fs: float = FS,
+        fs: float = BEAT_FS,
         amplitude_uv: float | None = None,
         snr_db: float | None = None,
     ) -> None:

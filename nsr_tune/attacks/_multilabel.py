@@ -44,6 +44,11 @@ class MultiLabelPGD(Attack):
         self.steps = steps
         self.step_size = float(step_size) if step_size is not None else 2.5 * self.eps / steps
 
+    def margin(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(B,) > 0 exactly when the predicted set differs from the true one: the largest logit of
+        a class the sample lacks, or the smallest (negated) of a class it has."""
+        return torch.where(y.bool(), -z, z).amax(dim=1)
+
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None
     ) -> AttackResult:

@@ -18,7 +18,8 @@ from torch.nn import functional as F
 
 from nsr_tune._checks import positive_int
 from nsr_tune.attacks._base import Attack, AttackResult
-from nsr_tune.attacks._pgd import PGD, margin_loss
+from nsr_tune.attacks._losses import margin_loss
+from nsr_tune.attacks._pgd import PGD
 from nsr_tune.errors import ConfigError
 
 # The kernels in samples at the authors' sampling rate. They are meant as durations: at `fs` Hz a

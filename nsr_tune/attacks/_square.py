@@ -13,7 +13,7 @@ from torch import nn
 
 from nsr_tune._checks import positive_int
 from nsr_tune.attacks._base import Attack, AttackResult
-from nsr_tune.attacks._pgd import margin_loss
+from nsr_tune.attacks._losses import margin_loss
 from nsr_tune.attacks._projections import _draw
 from nsr_tune.errors import ConfigError
 

@@ -42,7 +42,7 @@ from nsr_tune.data._download import (
     resolve_data_dir,
 )
 from nsr_tune.data._kaggle import load_kaggle_csv
-from nsr_tune.data._mitbih import PREPROCESS_VERSION, LoadReport, load_mitbih
+from nsr_tune.data._mitbih import LoadReport, load_mitbih
 from nsr_tune.data._nstdb import (
     NSTDB_KINDS,
     default_nstdb_dir,
@@ -50,6 +50,7 @@ from nsr_tune.data._nstdb import (
     nstdb_if_present,
     resolve_nstdb_dir,
 )
+from nsr_tune.data._segment import PREPROCESS_VERSION
 from nsr_tune.data._splits import DEFAULT_VAL_RECORDS, DS1, DS2, PACED, SplitData, make_splits
 from nsr_tune.data._summary import summarize
 

@@ -25,7 +25,7 @@ from nsr_tune.data._records import RecordInfo, inspect_record, list_records, rea
 from nsr_tune.data._segment import PREPROCESS_VERSION, WINDOW_S, RecordBeats, segment_beats
 from nsr_tune.errors import ConfigError, DataError
 
-__all__ = ["PREPROCESS_VERSION", "WINDOW_S", "LoadReport", "load_mitbih"]
+__all__ = ["LoadReport", "load_mitbih"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,30 +93,10 @@ def load_mitbih(
     ``progress``: show a progress bar while reading.
     Raises DataError naming the file and the problem for anything wrong with the data.
     """
-    wanted = _check_records_arg(records)
-    if not isinstance(lead, str) or not lead.strip():
-        raise ConfigError(f"lead must be a non-empty signal name such as 'MLII', got {lead!r}")
-    if not isinstance(input, str) or input not in INPUTS:
-        raise ConfigError(f"input: unknown beat representation {input!r}; choose one of {', '.join(INPUTS)}")
-    if cache_dir is not None and (not isinstance(cache_dir, (str, os.PathLike)) or not os.fspath(cache_dir)):
-        raise ConfigError(f"cache_dir must be a non-empty path or None, got {cache_dir!r}")
-    if not isinstance(progress, bool):
-        raise ConfigError(f"progress must be True or False, got {progress!r}")
-
+    wanted = _check_arguments(records, lead, input, cache_dir, progress)
     started = time.perf_counter()
     root = resolve_data_dir(data_dir)
-    available = list_records(root)
-    if wanted is None:
-        chosen = available
-    else:
-        missing = sorted(set(wanted) - set(available))
-        if missing:
-            raise DataError(
-                f"{root}: no record {', '.join(map(str, missing))} in this directory "
-                f"(it has {len(available)}: {_short_list(available)})"
-            )
-        chosen = tuple(sorted(wanted))
-
+    chosen = _chosen_records(root, wanted)
     infos = [inspect_record(root, rec, lead) for rec in chosen]
     settings = {
         "preprocess_version": PREPROCESS_VERSION,
@@ -132,33 +112,43 @@ def load_mitbih(
     cache_root = (
         Path(os.fspath(cache_dir)).expanduser() if cache_dir is not None else _cache.default_cache_dir()
     )
-
     cached = _cache.load(cache_root, key)
     if cached is not None:
         arrays, report_json = cached
         # The same bytes may live in another directory now; report where they were read from today.
         report = LoadReport.from_json({**report_json, "data_dir": str(root)})
-        beats = BeatSet(**arrays)
         for note in report.notes:
             logger.info("%s", note)
+        beats = BeatSet(**arrays)
+        where = _cache.cache_file(cache_root, key)
+        seconds = time.perf_counter() - started
         logger.info(
             "loaded %d beats from %d records from the cache %s in %.2f s",
             len(beats),
             len(chosen),
-            _cache.cache_file(cache_root, key),
-            time.perf_counter() - started,
+            where,
+            seconds,
         )
         return beats, report
+    beats, report = _preprocess(root, infos, input=input, key=key, progress=progress)
+    _cache.save(cache_root, key, {name: getattr(beats, name) for name in _cache.ARRAY_KEYS}, report.to_json())
+    seconds = time.perf_counter() - started
+    logger.info("preprocessed %d beats from %d records in %.2f s", len(beats), len(chosen), seconds)
+    return beats, report
 
+
+def _preprocess(
+    root: Path, infos: Sequence[RecordInfo], *, input: str, key: str, progress: bool
+) -> tuple[BeatSet, LoadReport]:
+    """The beats of every record, and the report of what was read and left out."""
     parts: list[RecordBeats] = []
     for info in tqdm(infos, desc="MIT-BIH records", unit="record", disable=not progress):
         if info.note:
             logger.info("%s", info.note)
         parts.append(_record_beats(info, input))
-
     report = LoadReport(
         data_dir=str(root),
-        records=chosen,
+        records=tuple(info.number for info in infos),
         leads={info.number: info.lead for info in infos},
         notes=tuple(info.note for info in infos if info.note),
         dropped_out_of_record=sum(p.dropped_out_of_record for p in parts),
@@ -175,17 +165,40 @@ def load_mitbih(
         ),
         amp_mv=np.concatenate([p.amp_mv for p in parts]),
     )
-    _cache.save(cache_root, key, {name: getattr(beats, name) for name in _cache.ARRAY_KEYS}, report.to_json())
-    logger.info(
-        "preprocessed %d beats from %d records in %.2f s",
-        len(beats),
-        len(chosen),
-        time.perf_counter() - started,
-    )
     return beats, report
 
 
 # ------------------------------------------------------------------------------------ helpers
+
+
+def _check_arguments(
+    records: Sequence[int] | None, lead: str, input: str, cache_dir: str | Path | None, progress: bool
+) -> tuple[int, ...] | None:
+    """load_mitbih's arguments, each checked before any file is read; the records wanted."""
+    wanted = _check_records_arg(records)
+    if not isinstance(lead, str) or not lead.strip():
+        raise ConfigError(f"lead must be a non-empty signal name such as 'MLII', got {lead!r}")
+    if not isinstance(input, str) or input not in INPUTS:
+        raise ConfigError(f"input: unknown beat representation {input!r}; choose one of {', '.join(INPUTS)}")
+    if cache_dir is not None and (not isinstance(cache_dir, (str, os.PathLike)) or not os.fspath(cache_dir)):
+        raise ConfigError(f"cache_dir must be a non-empty path or None, got {cache_dir!r}")
+    if not isinstance(progress, bool):
+        raise ConfigError(f"progress must be True or False, got {progress!r}")
+    return wanted
+
+
+def _chosen_records(root: Path, wanted: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The records to read: those wanted (each must be in `root`), else every one there."""
+    available = list_records(root)
+    if wanted is None:
+        return tuple(available)
+    missing = sorted(set(wanted) - set(available))
+    if missing:
+        raise DataError(
+            f"{root}: no record {', '.join(map(str, missing))} in this directory "
+            f"(it has {len(available)}: {_short_list(available)})"
+        )
+    return tuple(sorted(wanted))
 
 
 def _check_records_arg(records: Sequence[int] | None) -> tuple[int, ...] | None:

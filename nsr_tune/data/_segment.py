@@ -124,6 +124,44 @@ class RecordBeats:
     unknown_symbols: Counter[str]
 
 
+def _rr_periods(pos_all: np.ndarray, is_rr_beat: np.ndarray, n: int, where: str) -> tuple[np.ndarray, int]:
+    """Step 4: twice the median RR (an integer, so round(1.2 T) below is exact) in each 10 s window
+    (-1 where a window has no RR interval of its own), and over the whole record."""
+    rr_pos = np.sort(pos_all[is_rr_beat])
+    if rr_pos.size < 2:
+        raise DataError(
+            f"{where}: only one beat annotation; at least two are needed to measure an RR interval"
+        )
+    rr = np.diff(rr_pos)
+    rr_win = rr_pos // _WINDOW
+    n_groups = max(-(-n // _WINDOW), int(rr_win[-1]) + 1)
+    same = rr_win[1:] == rr_win[:-1]
+    win_m2 = _twice_median_per_group(rr[same], rr_win[1:][same], n_groups)
+    rec_m2 = int(_twice_median_per_group(rr, np.zeros_like(rr), 1)[0])
+    return win_m2, rec_m2
+
+
+def _scaled(
+    x: np.ndarray, start: np.ndarray, length: np.ndarray, win: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step 6: each segment (B, width), its stored samples scaled by its window's range widened
+    by any stored samples outside the window, its padding 0; and that range in mV (B,)."""
+    n = x.shape[0]
+    offsets = np.arange(width)
+    idx = start[:, None] + offsets
+    stored = offsets < length[:, None]
+    # Clipped: padding positions, zeroed below, and with fill_before the stretch before the record.
+    raw = x[np.clip(idx, 0, n - 1)]
+    starts = np.arange(0, n, _WINDOW)
+    lo_win, hi_win = np.minimum.reduceat(x, starts)[win], np.maximum.reduceat(x, starts)[win]
+    spill = stored & ((idx >= ((win + 1) * _WINDOW)[:, None]) | (idx < (win * _WINDOW)[:, None]))
+    lo = np.minimum(lo_win, np.where(spill, raw, np.inf).min(axis=1))
+    hi = np.maximum(hi_win, np.where(spill, raw, -np.inf).max(axis=1))
+    amp = hi - lo
+    scale = np.where(amp > 0, amp, 1.0)  # flat window: all-zero beat instead of 0/0
+    return np.where(stored, (raw - lo[:, None]) / scale[:, None], 0.0).astype(np.float32), amp
+
+
 def segment_beats(
     signal_mv: np.ndarray,
     fs: float,
@@ -149,33 +187,18 @@ def segment_beats(
     is_rr_beat = is_beat | np.fromiter(
         (s in _OTHER_BEAT_SYMBOLS for s in symbols), dtype=bool, count=len(symbols)
     )
-    non_beat = Counter(s for s in symbols if s in _NON_BEAT_SYMBOLS)
-    unknown = Counter(s for s in symbols if s not in AAMI_MAP and s not in _NON_BEAT_SYMBOLS)
-
     empty = RecordBeats(
         x=np.zeros((0, spec.width), np.float32),
         y=np.zeros(0, np.int64),
         length=np.zeros(0, np.int32),
         amp_mv=np.zeros(0, np.float32),
         dropped_out_of_record=0,
-        dropped_non_beat=non_beat,
-        unknown_symbols=unknown,
+        dropped_non_beat=Counter(s for s in symbols if s in _NON_BEAT_SYMBOLS),
+        unknown_symbols=Counter(s for s in symbols if s not in AAMI_MAP and s not in _NON_BEAT_SYMBOLS),
     )
     if not is_beat.any():
         return empty
-
-    # Step 4: twice the median RR (an integer, so round(1.2 T) below is exact) per window and overall.
-    rr_pos = np.sort(pos_all[is_rr_beat])
-    if rr_pos.size < 2:
-        raise DataError(
-            f"{where}: only one beat annotation; at least two are needed to measure an RR interval"
-        )
-    rr = np.diff(rr_pos)
-    rr_win = rr_pos // _WINDOW
-    n_groups = max(-(-n // _WINDOW), int(rr_win[-1]) + 1)
-    same = rr_win[1:] == rr_win[:-1]
-    win_m2 = _twice_median_per_group(rr[same], rr_win[1:][same], n_groups)
-    rec_m2 = _twice_median_per_group(rr, np.zeros_like(rr), 1)[0]
+    win_m2, rec_m2 = _rr_periods(pos_all, is_rr_beat, n, where)
 
     # Step 5: where each segment starts, how long it is, and which segments fit inside the record.
     pos, y = pos_all[is_beat], cls_all[is_beat]
@@ -192,30 +215,14 @@ def segment_beats(
     if start.size == 0:
         return replace(empty, dropped_out_of_record=dropped_out)
     length = np.minimum(seg_len, spec.width)
-
-    # Step 6: scale by the window's range, widened by any stored samples outside the window.
-    offsets = np.arange(spec.width)
-    idx = start[:, None] + offsets
-    stored = offsets < length[:, None]
-    # Clipped: padding positions, zeroed below, and with fill_before the stretch before the record.
-    raw = x[np.clip(idx, 0, n - 1)]
-    starts = np.arange(0, n, _WINDOW)
-    lo_win, hi_win = np.minimum.reduceat(x, starts)[win], np.maximum.reduceat(x, starts)[win]
-    spill = stored & ((idx >= ((win + 1) * _WINDOW)[:, None]) | (idx < (win * _WINDOW)[:, None]))
-    lo = np.minimum(lo_win, np.where(spill, raw, np.inf).min(axis=1))
-    hi = np.maximum(hi_win, np.where(spill, raw, -np.inf).max(axis=1))
-    amp = hi - lo
-    scale = np.where(amp > 0, amp, 1.0)  # flat window: all-zero beat instead of 0/0
-    beats = np.where(stored, (raw - lo[:, None]) / scale[:, None], 0.0).astype(np.float32)
-
-    return RecordBeats(
+    beats, amp = _scaled(x, start, length, win, spec.width)
+    return replace(
+        empty,
         x=beats,
         y=y,
         length=length.astype(np.int32),
         amp_mv=amp.astype(np.float32),
         dropped_out_of_record=dropped_out,
-        dropped_non_beat=non_beat,
-        unknown_symbols=unknown,
     )
 
 

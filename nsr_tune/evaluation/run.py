@@ -93,6 +93,47 @@ def _stress(
     return stress
 
 
+def _over_eps(
+    model: nn.Module,
+    on: OnDevice,
+    run: Cascade,
+    *,
+    config: EvalConfig,
+    surrogate: nn.Module | None,
+    clock: _Clock,
+    progress: bool,
+) -> dict[float, float]:
+    """The cascade at every eps of the grid, smallest first, and white noise of each size: the
+    accuracy under noise at each eps."""
+    noise = {}
+    desc = f"{'+'.join(run.names)} {config.norm}"
+    with tqdm(total=len(config.eps) * len(run.names), desc=desc, disable=not progress, leave=False) as bar:
+        for eps in config.eps:
+
+            def tick(name: str, eps: float = eps) -> None:
+                bar.update(1)
+                bar.set_postfix(eps=eps, attack=name, robust=f"{run.alive.mean():.3f}")
+
+            with clock.part("cascade"):
+                attacks = cascade(model, eps, config, surrogate=surrogate, fs=on.samples.fs)
+                run.run(eps, attacks, on, after_each=tick)
+            with clock.part("white_noise"):
+                noise[eps] = white_noise_accuracy(model, eps, config, on)
+    return noise
+
+
+def _masking(
+    model: nn.Module, on: OnDevice, run: Cascade, noise: Mapping[float, float], config: EvalConfig, k: int
+) -> dict[str, str]:
+    """The masking checks, where the protocol asks for them; each flag is logged as a warning."""
+    if not config.check_masking:
+        return {}
+    flags = masking_flags(model, on, run, noise_acc=noise, config=config, balanced_k=k)
+    for name, why in flags.items():
+        log.warning("possible gradient masking (%s): %s", name, why)
+    return flags
+
+
 def evaluate(
     model: nn.Module,
     beats: BeatSet | RecordSet,
@@ -135,36 +176,15 @@ def evaluate(
     names = _attack_names(config, surrogate, skipped)
     pred = predict_samples(model, sub, device=device, batch_size=config.batch_size)
     run = Cascade(pred, sub.y, names, each_attack=config.each_attack)
-    clock, noise = _Clock(), {}
-    with tqdm(
-        total=len(config.eps) * len(names),
-        desc=f"{'+'.join(names)} {config.norm}",
-        disable=not progress,
-        leave=False,
-    ) as bar:
-
-        def tick(name: str) -> None:
-            bar.update(1)
-            bar.set_postfix(eps=eps, attack=name, robust=f"{run.alive.mean():.3f}")
-
-        for eps in config.eps:
-            with clock.part("cascade"):
-                run.run(eps, cascade(model, eps, config, surrogate=surrogate, fs=sub.fs), on, after_each=tick)
-            with clock.part("white_noise"):
-                noise[eps] = white_noise_accuracy(model, eps, config, on)
+    clock = _Clock()
+    noise = _over_eps(model, on, run, config=config, surrogate=surrogate, clock=clock, progress=progress)
     with clock.part("bisection"):
         adv_eps = run.smallest_breaking_eps(model, on, config, surrogate)
     median_eps, median_uv = median_adversarial(adv_eps[run.clean_correct], sub.amp_mv[run.clean_correct])
     with clock.part("noise_stress"):
         stress = _stress(model, on, config, nstdb, skipped)
     with clock.part("masking_checks"):
-        flags = (
-            masking_flags(model, on, run, noise_acc=noise, config=config, balanced_k=len(scorer.balanced))
-            if config.check_masking
-            else {}
-        )
-    for name, why in flags.items():
-        log.warning("possible gradient masking (%s): %s", name, why)
+        flags = _masking(model, on, run, noise, config, len(scorer.balanced))
     several = len(names) > 1
     return assemble(
         Outcomes(pred=pred, survivors=run.survivors, robust_pred=run.robust_pred, noise_acc=noise),

@@ -15,13 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nsr_tune.errors import ConfigError, NsrTuneError
+from nsr_tune.errors import ConfigError, SpaceError
 
-__all__ = ["Domain", "Reader", "SpaceError", "Value", "check_with_config"]
-
-
-class SpaceError(NsrTuneError):
-    """A search-space file that cannot be used; the message names the key."""
+__all__ = ["Domain", "Reader", "Value", "check_with_config"]
 
 
 @dataclass(frozen=True)

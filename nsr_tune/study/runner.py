@@ -40,7 +40,7 @@ from nsr_tune.study.space import Space
 from nsr_tune.study.trainable import CHECKPOINT_FILE, train_trial
 from nsr_tune.tracking import StudyTracker, front_view_url, outage_errors
 
-__all__ = ["StudyOptions", "StudyOutcome", "check_storage", "init_ray", "run_study", "summary_lines"]
+__all__ = ["StudyOutcome", "check_storage", "init_ray", "run_study", "summary_lines"]
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from nsr_tune.config import (
     TrialConfig,
 )
 from nsr_tune.data import input_shape
-from nsr_tune.errors import ConfigError
+from nsr_tune.errors import ConfigError, SpaceError
 from nsr_tune.metrics import Direction, Objective
 from nsr_tune.protocol import FinalConfig
 from nsr_tune.study._sections import (
@@ -48,11 +48,11 @@ from nsr_tune.study._sections import (
     parse_resources,
     parse_scheduler,
 )
-from nsr_tune.study._yaml import Domain, Reader, SpaceError, Value
+from nsr_tune.study._yaml import Domain, Reader, Value
 from nsr_tune.study.moasha import RungSettings
 from nsr_tune.trial import check_trial
 
-__all__ = ["SPACES_DIR", "Domain", "Space", "SpaceError", "load_space", "parse_space", "resolve_space_path"]
+__all__ = ["SPACES_DIR", "Space", "load_space", "parse_space", "resolve_space_path"]
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 SAMPLERS = ("tpe", "nsga2", "random")
