@@ -12,7 +12,7 @@ from ray.cluster_utils import Cluster
 
 from nsr_tune.data import BUNDLED_DIR
 from nsr_tune.errors import ConfigError
-from nsr_tune.study import runner
+from nsr_tune.study import startup
 from nsr_tune.study.options import StudyOptions
 from nsr_tune.study.runner import run_study
 from nsr_tune.study.space import parse_space
@@ -42,15 +42,15 @@ def two_nodes():
 
 def test_a_local_storage_path_is_refused_on_several_nodes(two_nodes, tmp_path):
     with pytest.raises(ConfigError, match=r"--storage: .* is a local path, but the cluster has 2 nodes"):
-        runner.check_storage(str(tmp_path / "ray"), n_nodes=2, shared=False)
-    assert runner.check_storage("s3://bucket/nsr", n_nodes=2, shared=False) == "s3://bucket/nsr"
+        startup.check_storage(str(tmp_path / "ray"), n_nodes=2, shared=False)
+    assert startup.check_storage("s3://bucket/nsr", n_nodes=2, shared=False) == "s3://bucket/nsr"
 
 
 def test_trials_run_on_both_nodes_from_the_object_store(two_nodes, tmp_path, monkeypatch):
     data = tmp_path / "mitdb"
     shutil.copytree(BUNDLED_DIR, data)
     monkeypatch.setenv("NSR_TUNE_CACHE", str(tmp_path / "cache"))
-    real_load = runner.load_dataset
+    real_load = startup.load_dataset
 
     def load_then_delete(*args, **kwargs):
         # Once the driver has the beats, no node has the records or their cache any more:
@@ -60,7 +60,7 @@ def test_trials_run_on_both_nodes_from_the_object_store(two_nodes, tmp_path, mon
         shutil.rmtree(tmp_path / "cache")
         return result
 
-    monkeypatch.setattr(runner, "load_dataset", load_then_delete)
+    monkeypatch.setattr(startup, "load_dataset", load_then_delete)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     outcome = run_study(
         StudyOptions(

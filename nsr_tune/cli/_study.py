@@ -135,7 +135,7 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
     from nsr_tune.results.finalists import final_table
     from nsr_tune.study.finalize import finalize_study, study_final_config
     from nsr_tune.study.results import read_study
-    from nsr_tune.study.runner import init_ray
+    from nsr_tune.study.startup import init_ray
     from nsr_tune.tracking import StudyTracker
 
     record = read_study(args.experiment_path)

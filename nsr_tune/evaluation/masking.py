@@ -24,7 +24,7 @@ __all__ = ["BLACK_BOX", "FLAGS", "masking_flags"]
 
 # Attacks that use no gradient of the model: Square queries its scores, transfer its predictions.
 BLACK_BOX = ("square", "transfer")
-# Every flag, in the order it is reported; the explanations are in masking_flags.
+# Every flag, in the order it is reported; each check below says what it looks for.
 FLAGS = (
     "black_box_beats_white_box",
     "more_iterations_help",

@@ -51,7 +51,7 @@ class EvalResult:
     # `robust_acc`); empty for a protocol of one attack.
     robust_acc_by_attack: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
     # Checks that fired for a masked gradient (name -> one line saying what was seen); see
-    # nsr_tune.masking. Empty when the protocol runs no checks or none fired.
+    # nsr_tune.evaluation.masking. Empty when the protocol runs no checks or none fired.
     flags: Mapping[str, str] = field(default_factory=dict)
     # Each attack's own robust accuracy, run alone on every clean-correct beat (EvalConfig's
     # `each_attack`); empty otherwise.

@@ -30,10 +30,11 @@ NO_FLAGS = "none"
 
 @dataclass(frozen=True)
 class MaskingFlag:
-    """One gradient-masking check that fired on one evaluated part of a trial (see nsr_tune.masking)."""
+    """One gradient-masking check that fired on one evaluated part of a trial (see
+    nsr_tune.evaluation.masking)."""
 
     part: str  # "val" or "test"
-    name: str  # one of nsr_tune.masking.FLAGS
+    name: str  # one of nsr_tune.evaluation.masking.FLAGS
     why: str  # the one line saying what the check saw
 
     @property

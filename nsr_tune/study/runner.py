@@ -7,24 +7,18 @@ single file is written.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import platform
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import ray
 from ray import tune
 
-from nsr_tune.config import DataConfig
-from nsr_tune.data import Loaded, SplitData, load_dataset
-from nsr_tune.errors import ConfigError
+from nsr_tune.data import SplitData
 from nsr_tune.plots import report_html
 from nsr_tune.results.finalists import FinalFront
 from nsr_tune.results.front import StudyFront, front_from_record
@@ -37,10 +31,17 @@ from nsr_tune.study.options import StudyOptions, is_uri
 from nsr_tune.study.results import checkpoint_reader, read_description, read_study, write_study_file
 from nsr_tune.study.scheduler import MOASHAScheduler, StudySearch, TimeBudget
 from nsr_tune.study.space import Space
+from nsr_tune.study.startup import (
+    checked_storage,
+    describe_study,
+    init_ray,
+    load_study_data,
+    refuse_an_existing_study,
+)
 from nsr_tune.study.trainable import CHECKPOINT_FILE, train_trial
 from nsr_tune.tracking import StudyTracker, front_view_url, outage_errors
 
-__all__ = ["StudyOutcome", "check_storage", "init_ray", "run_study", "summary_lines"]
+__all__ = ["StudyOutcome", "run_study", "summary_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -55,141 +56,6 @@ class StudyOutcome:
     n_errors: int
     seconds: float
     final: FinalFront | None = None  # the finalists' front under the final protocol
-
-
-def check_storage(storage: str, *, n_nodes: int, shared: bool) -> str:
-    """The storage path to hand Tune; a local path must be writable and, on several nodes, shared."""
-    if is_uri(storage):
-        return storage
-    path = Path(urlparse(storage).path if storage.startswith("file://") else storage).expanduser().resolve()
-    if n_nodes > 1 and not shared:
-        raise ConfigError(
-            f"--storage: {path} is a local path, but the cluster has {n_nodes} nodes: trials on other nodes "
-            "could not write their checkpoints there, and a restored trial could not find them. Use cloud "
-            "storage (s3://bucket/path, gs://...) or an NFS path mounted on every node, and pass "
-            "--shared-storage to confirm that the path is the same on all nodes."
-        )
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".nsr-tune-write-test-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"--storage: {path} cannot be written: {e}") from e
-    return str(path)
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("nsr-tune", "torch", "ray", "optuna", "mlflow", "numpy", "wfdb"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def _init_ray(options: StudyOptions) -> bool:
-    return init_ray(options.ray_address, local_cpus=options.local_cpus)
-
-
-def init_ray(ray_address: str | None, *, local_cpus: int | None = None) -> bool:
-    """Join the running cluster when there is one; start a local Ray otherwise.
-
-    Returns True when this process started a local Ray of its own.
-    """
-    if ray.is_initialized():
-        return False
-    address = ray_address or os.environ.get("RAY_ADDRESS")
-    if address == "local":
-        ray.init(address="local", num_cpus=local_cpus, include_dashboard=False)
-        return True
-    if address:
-        ray.init(address=address)
-        return False
-    try:
-        ray.init(address="auto")
-        log.info("joined the running Ray cluster")
-        return False
-    except ConnectionError:
-        log.info("no running Ray cluster found: starting a local one")
-        ray.init(num_cpus=local_cpus, include_dashboard=False)
-        return True
-
-
-def _load_data(options: StudyOptions, space_data: dict[str, Any]) -> Loaded:
-    """Read and split the space's dataset; on resume, refuse data that differ from the study's own."""
-    report = load_dataset(DataConfig(**space_data), options.data_dir)
-    data_dir, splits = report.data_dir, report.splits
-    if options.resume is not None:
-        saved = read_description(options.resume).settings.get("data_fingerprint")
-        if saved and saved != report.fingerprint:
-            raise ConfigError(
-                f"--resume: the records in {data_dir} are not the ones the study started on: data "
-                f"fingerprint {report.fingerprint[:16]} now, {saved[:16]} when it started. Restore the "
-                "original records, or start a new study on these."
-            )
-    log.info("data: %s (%s): %s", data_dir, report.fingerprint[:12], json.dumps(splits.describe()))
-    return report
-
-
-def _description(
-    options: StudyOptions,
-    *,
-    space: Space,
-    report: Loaded,
-    storage: str,
-) -> StudyDescription:
-    """What MLflow's parent run shows, and everything a resume needs (see nsr_tune.study.options)."""
-    data_dir, splits = report.data_dir, report.splits
-    return StudyDescription(
-        name=options.name,
-        experiment=space.name,
-        objectives=tuple(space.objectives),
-        params={
-            "space": space.name,
-            "sampler": space.sampler,
-            "sampler_seed": space.sampler_seed,
-            "seed": space.seed,
-            "num_samples": options.effective_num_samples,
-            "dataset": DataConfig(**space.data).dataset,
-            "split": splits.split,
-            "train_beats": len(splits.train),
-            "val_beats": len(splits.val),
-            "test_beats": len(splits.test),
-            "objectives": json.dumps(space.objectives),
-            "data_dir": str(data_dir),
-        },
-        tags={
-            "git_commit": _git_commit(),
-            "data_fingerprint": report.fingerprint,
-            "library_versions": json.dumps(_versions()),
-            "nsr_tune.space_path": space.path,
-        },
-        texts={
-            "search_space.yaml": space.source,
-            "data_splits.json": json.dumps(splits.describe(), indent=2),
-        },
-        settings=options.settings(
-            data_dir=str(data_dir), data_fingerprint=report.fingerprint, storage=storage
-        ),
-    )
 
 
 def _restore_tuner(
@@ -213,29 +79,6 @@ def _restore_tuner(
         )
         tune_config.max_concurrent_trials = options.effective_max_concurrent
     return tuner
-
-
-def _refuse_an_existing_study(options: StudyOptions) -> None:
-    """A study of the same name is refused before Ray starts, so nothing is written."""
-    if options.resume is not None or is_uri(options.storage):
-        return
-    existing = Path(options.storage).expanduser().resolve() / options.name
-    if (existing / "tuner.pkl").exists():
-        raise ConfigError(
-            f"--name: a study already exists at {existing}; "
-            f"continue it with --resume {existing} or pick another --name"
-        )
-
-
-def _checked_storage(options: StudyOptions, *, started_here: bool) -> str:
-    """The storage path, checked against the cluster Ray runs on (Ray is shut down if it fails)."""
-    n_nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-    try:
-        return check_storage(options.storage, n_nodes=n_nodes, shared=options.shared_storage)
-    except ConfigError:
-        if started_here:
-            ray.shutdown()
-        raise
 
 
 def _start_tracking(
@@ -402,15 +245,15 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     space = options.seeded_space
     # Data first: a bad data directory, or other records under a resumed study's path, fail
     # before Ray starts or anything is written.
-    loaded = _load_data(options, dict(space.data))
-    _refuse_an_existing_study(options)
-    started_here = _init_ray(options)
-    storage = _checked_storage(options, started_here=started_here)
+    loaded = load_study_data(options, dict(space.data))
+    refuse_an_existing_study(options)
+    started_here = init_ray(options.ray_address, local_cpus=options.local_cpus)
+    storage = checked_storage(options, started_here=started_here)
     experiment_path = options.resume or (
         f"{storage.rstrip('/')}/{options.name}" if is_uri(storage) else str(Path(storage) / options.name)
     )
     if options.resume is None:
-        description = _description(options, space=space, report=loaded, storage=storage)
+        description = describe_study(options, space=space, report=loaded, storage=storage)
         # Beside Tune's own files: what MLflow's parent run and a resume need, so that both
         # can be rebuilt from the experiment directory alone (sync-mlflow, --resume PATH).
         write_study_file(experiment_path, description)

@@ -1,0 +1,187 @@
+"""What a study needs before its Tuner: Ray, a storage path every node can use, the data, and
+the description kept beside Tune's files. Each is checked before anything is written."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import ray
+
+from nsr_tune.config import DataConfig
+from nsr_tune.data import Loaded, load_dataset
+from nsr_tune.errors import ConfigError
+from nsr_tune.results.record import StudyDescription
+from nsr_tune.study.options import StudyOptions, is_uri
+from nsr_tune.study.results import read_description
+from nsr_tune.study.space import Space
+
+__all__ = [
+    "check_storage",
+    "checked_storage",
+    "describe_study",
+    "init_ray",
+    "load_study_data",
+    "refuse_an_existing_study",
+]
+
+log = logging.getLogger(__name__)
+
+
+def check_storage(storage: str, *, n_nodes: int, shared: bool) -> str:
+    """The storage path to hand Tune; a local path must be writable and, on several nodes, shared."""
+    if is_uri(storage):
+        return storage
+    path = Path(urlparse(storage).path if storage.startswith("file://") else storage).expanduser().resolve()
+    if n_nodes > 1 and not shared:
+        raise ConfigError(
+            f"--storage: {path} is a local path, but the cluster has {n_nodes} nodes: trials on other nodes "
+            "could not write their checkpoints there, and a restored trial could not find them. Use cloud "
+            "storage (s3://bucket/path, gs://...) or an NFS path mounted on every node, and pass "
+            "--shared-storage to confirm that the path is the same on all nodes."
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".nsr-tune-write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"--storage: {path} cannot be written: {e}") from e
+    return str(path)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("nsr-tune", "torch", "ray", "optuna", "mlflow", "numpy", "wfdb"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def init_ray(ray_address: str | None, *, local_cpus: int | None = None) -> bool:
+    """Join the running cluster when there is one; start a local Ray otherwise.
+
+    Returns True when this process started a local Ray of its own.
+    """
+    if ray.is_initialized():
+        return False
+    address = ray_address or os.environ.get("RAY_ADDRESS")
+    if address == "local":
+        ray.init(address="local", num_cpus=local_cpus, include_dashboard=False)
+        return True
+    if address:
+        ray.init(address=address)
+        return False
+    try:
+        ray.init(address="auto")
+        log.info("joined the running Ray cluster")
+        return False
+    except ConnectionError:
+        log.info("no running Ray cluster found: starting a local one")
+        ray.init(num_cpus=local_cpus, include_dashboard=False)
+        return True
+
+
+def load_study_data(options: StudyOptions, space_data: dict[str, Any]) -> Loaded:
+    """Read and split the space's dataset; on resume, refuse data that differ from the study's own."""
+    report = load_dataset(DataConfig(**space_data), options.data_dir)
+    data_dir, splits = report.data_dir, report.splits
+    if options.resume is not None:
+        saved = read_description(options.resume).settings.get("data_fingerprint")
+        if saved and saved != report.fingerprint:
+            raise ConfigError(
+                f"--resume: the records in {data_dir} are not the ones the study started on: data "
+                f"fingerprint {report.fingerprint[:16]} now, {saved[:16]} when it started. Restore the "
+                "original records, or start a new study on these."
+            )
+    log.info("data: %s (%s): %s", data_dir, report.fingerprint[:12], json.dumps(splits.describe()))
+    return report
+
+
+def describe_study(
+    options: StudyOptions,
+    *,
+    space: Space,
+    report: Loaded,
+    storage: str,
+) -> StudyDescription:
+    """What MLflow's parent run shows, and everything a resume needs (see nsr_tune.study.options)."""
+    data_dir, splits = report.data_dir, report.splits
+    return StudyDescription(
+        name=options.name,
+        experiment=space.name,
+        objectives=tuple(space.objectives),
+        params={
+            "space": space.name,
+            "sampler": space.sampler,
+            "sampler_seed": space.sampler_seed,
+            "seed": space.seed,
+            "num_samples": options.effective_num_samples,
+            "dataset": DataConfig(**space.data).dataset,
+            "split": splits.split,
+            "train_beats": len(splits.train),
+            "val_beats": len(splits.val),
+            "test_beats": len(splits.test),
+            "objectives": json.dumps(space.objectives),
+            "data_dir": str(data_dir),
+        },
+        tags={
+            "git_commit": _git_commit(),
+            "data_fingerprint": report.fingerprint,
+            "library_versions": json.dumps(_versions()),
+            "nsr_tune.space_path": space.path,
+        },
+        texts={
+            "search_space.yaml": space.source,
+            "data_splits.json": json.dumps(splits.describe(), indent=2),
+        },
+        settings=options.settings(
+            data_dir=str(data_dir), data_fingerprint=report.fingerprint, storage=storage
+        ),
+    )
+
+
+def refuse_an_existing_study(options: StudyOptions) -> None:
+    """A study of the same name is refused before Ray starts, so nothing is written."""
+    if options.resume is not None or is_uri(options.storage):
+        return
+    existing = Path(options.storage).expanduser().resolve() / options.name
+    if (existing / "tuner.pkl").exists():
+        raise ConfigError(
+            f"--name: a study already exists at {existing}; "
+            f"continue it with --resume {existing} or pick another --name"
+        )
+
+
+def checked_storage(options: StudyOptions, *, started_here: bool) -> str:
+    """The storage path, checked against the cluster Ray runs on (Ray is shut down if it fails)."""
+    n_nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    try:
+        return check_storage(options.storage, n_nodes=n_nodes, shared=options.shared_storage)
+    except ConfigError:
+        if started_here:
+            ray.shutdown()
+        raise
