@@ -5,7 +5,9 @@
 
 Every import counts, including those inside functions and under `TYPE_CHECKING`: each is a
 dependency of the module that makes it. The graph's depth is the number of modules on its
-longest import chain; a cycle is a set of modules that import each other, directly or not.
+longest import chain; a cycle is a set of modules that import each other, directly or not. The
+same graph between concerns (each subpackage or top-level module of nsr_tune as one node) shows
+the layers: what sits on what.
 tests/test_architecture.py holds the package to what this reports (no cycle, no function over
 FUNCTION_LIMIT lines outside argparse tables).
 """
@@ -116,6 +118,18 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
+def concern_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The import graph between concerns: nsr_tune.data.* as one node nsr_tune.data, and so on."""
+
+    def concern(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    out: dict[str, set[str]] = {}
+    for a, targets in graph.items():
+        out.setdefault(concern(a), set()).update(concern(t) for t in targets if concern(t) != concern(a))
+    return out
+
+
 def longest_chain(graph: dict[str, set[str]]) -> list[str]:
     """The longest import chain, first importer first. Modules in one cycle count as one."""
     component = {m: m for m in graph}
@@ -170,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nimport graph: {len(graph)} modules, {sum(len(t) for t in graph.values())} imports")
     print(f"depth: {len(chain)} modules on the longest chain: {' -> '.join(chain)}")
     print(f"cycles: {len(found)}" + "".join(f"\n  {' <-> '.join(c)}" for c in found))
+    concerns = concern_graph(graph)
+    layers = longest_chain(concerns)
+    print(f"\nbetween concerns: {len(concerns)} concerns, {len(cycles(concerns))} cycles")
+    print(f"depth: {len(layers)} concerns on the longest chain: {' -> '.join(layers)}")
     print(f"\nthe {args.top} longest functions (limit {FUNCTION_LIMIT} lines, argparse tables aside):")
     for f in functions(root)[: args.top]:
         where = f"{f.path.relative_to(root.parent)}:{f.line}"

@@ -48,6 +48,7 @@ def test_the_graph_is_read_from_every_module_and_import():
 
 def test_no_import_circles():
     assert arch.cycles(GRAPH) == []
+    assert arch.cycles(arch.concern_graph(GRAPH)) == []  # nor between subpackages
 
 
 def test_the_configuration_is_a_leaf():

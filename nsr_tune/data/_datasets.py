@@ -30,6 +30,7 @@ from nsr_tune.data._download import default_cpsc_dir, resolve_data_dir
 from nsr_tune.data._mitbih import load_mitbih
 from nsr_tune.data._splits import SplitData, make_splits
 from nsr_tune.errors import DataError
+from nsr_tune.metrics import Direction, Objective
 
 __all__ = ["DATASETS", "Dataset", "InputShape", "Loaded", "check_data", "input_shape", "load_dataset"]
 
@@ -55,8 +56,8 @@ class Dataset:
     eps: tuple[float, ...]
     quick_eps: tuple[float, ...]
     models: tuple[str, ...]  # the models offered for it; the first is the default
-    # What a study optimises when its space names no objectives: (metric, mode) pairs.
-    objectives: tuple[tuple[str, str], ...]
+    # What a study optimises when its space names no objectives.
+    objectives: tuple[Objective, ...]
     # The DataConfig fields only this dataset reads: another dataset refuses them set.
     settings: tuple[str, ...]
     # The inputs a config of it asks for: (leads, samples per input, or None where they vary).
@@ -144,7 +145,10 @@ DATASETS: dict[str, Dataset] = {
         eps=PAPER_EPS,  # the paper's, in units of the [0, 1] beat
         quick_eps=(0.01, 0.05, 0.1),
         models=("cnn", "mlp", "resnet1d", "transformer", "rrcnn"),
-        objectives=(("val_balanced_acc", "max"), ("val_robust_balanced_acc_eps_0.05", "max")),
+        objectives=(
+            Objective("val_balanced_acc", Direction.MAXIMIZE),
+            Objective("val_robust_balanced_acc_eps_0.05", Direction.MAXIMIZE),
+        ),
         settings=("val_records", "val_fraction", "test_fraction", "input"),
         shape=lambda config: (1, INPUTS[config.input].width),
         load=_load_mitbih,
@@ -160,7 +164,10 @@ DATASETS: dict[str, Dataset] = {
         quick_eps=(0.003, 0.01, 0.03),
         models=("resnet18",),
         # The challenge's headline score, clean and under attack.
-        objectives=(("val_macro_f1", "max"), ("val_robust_macro_f1_eps_0.01", "max")),
+        objectives=(
+            Objective("val_macro_f1", Direction.MAXIMIZE),
+            Objective("val_robust_macro_f1_eps_0.01", Direction.MAXIMIZE),
+        ),
         settings=("leads", "max_len", "sample_rate", "val_per_class", "test_per_class", "multi_label"),
         shape=lambda config: (len(ALL_LEADS if config.leads == "all" else PAPER_LEADS), None),
         load=_load_cpsc2018,

@@ -9,7 +9,7 @@ so a reader sees which attack did the work.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from torch import nn
@@ -114,7 +114,14 @@ class Cascade:
         self.breaker = np.full(len(y), "", dtype=object)
         self._previous_eps = 0.0
 
-    def run(self, eps: float, attacks: Mapping[str, Attack], on: OnDevice, *, after_each=None) -> None:
+    def run(
+        self,
+        eps: float,
+        attacks: Mapping[str, Attack],
+        on: OnDevice,
+        *,
+        after_each: Callable[[str], None] | None = None,
+    ) -> None:
         """Every attack at `eps`, in order; `after_each(name)` is called after each (progress)."""
         before = self.alive.copy()
         for name, attack in attacks.items():

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from nsr_tune.attacks import MultiLabelPGD, label_sets
+from nsr_tune.attacks import MultiLabelPGD, label_sets, padding_mask
 from nsr_tune.config import EvalConfig, check_multilabel_eval
 from nsr_tune.data import RecordSet
 from nsr_tune.evaluation.batching import batches, predict_logits
@@ -58,7 +58,16 @@ class _SetCascade:
         self.robust_pred[eps] = np.where(self.alive[:, None], self.truth, self.adv_sets)
         self.noise[eps] = float(noisy_ok.mean())
 
-    def _attack(self, attack: MultiLabelPGD, part: np.ndarray, x, t, lens, generator) -> None:
+    def _attack(
+        self,
+        attack: MultiLabelPGD,
+        part: np.ndarray,
+        x: torch.Tensor,  # (B, leads, L)
+        t: torch.Tensor,  # (B, K)
+        lens: torch.Tensor,  # (B,)
+        generator: torch.Generator,
+    ) -> None:
+        """Attack the records of `part` still right; keep the set each broken one was pushed into."""
         todo = self.alive[part]
         if not todo.any():
             return
@@ -72,11 +81,18 @@ class _SetCascade:
             self.adv_sets[broken_idx] = sets
             self.alive[broken_idx] = False
 
-    def _noise_keeps(self, attack: MultiLabelPGD, x, t, lens, generator) -> np.ndarray:
+    def _noise_keeps(
+        self,
+        attack: MultiLabelPGD,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        lens: torch.Tensor,
+        generator: torch.Generator,
+    ) -> np.ndarray:
         """Which records keep their set under uniform noise of the attack's size: the floor any
         attack must beat."""
         proj, eps = attack.projection, attack.eps
-        mask = (torch.arange(x.shape[-1], device=x.device)[None, :] < lens[:, None]).to(x.dtype)[:, None]
+        mask = padding_mask(x, lens)  # (B, 1, L)
         with torch.no_grad():
             z = self.model(x + proj.project(proj.random(x, eps, generator) * mask, eps))
         return (label_sets(z) == t.bool()).all(dim=1).cpu().numpy()

@@ -164,11 +164,10 @@ def assemble(
     `extra` holds the fields only one kind of evaluation fills (the cascade's per-attack
     accuracies, the masking flags, the noise stress test, what was skipped, timings).
     """
-    eps = list(eps)
+    eps = tuple(eps)
     clean_correct = scorer.correct(outcomes.pred)
     clean_acc = float(clean_correct.mean())
     balanced = scorer.balanced_acc(outcomes.pred, clean_correct)
-    survived = np.stack([outcomes.survivors[e] for e in eps])  # (E, N)
     robust = {e: float(outcomes.survivors[e].mean()) for e in eps}
     robust_bal = {e: scorer.balanced_acc(outcomes.robust_pred[e], outcomes.survivors[e]) for e in eps}
     members = scorer.members()  # (N, K)
@@ -184,7 +183,7 @@ def assemble(
             record=record.copy(),
             y=scorer.y.copy(),
             clean_correct=clean_correct,
-            survived=survived,
+            survived=np.stack([outcomes.survivors[e] for e in eps]),  # (E, N)
             classes=tuple(scorer.classes),
             pred=outcomes.pred.copy() if single else None,
             robust_pred=np.stack([outcomes.robust_pred[e] for e in eps]) if single else None,
@@ -197,7 +196,7 @@ def assemble(
         per_class=scorer.per_class(outcomes.pred),
         macro_f1=scorer.macro_f1(outcomes.pred),
         uv_per_unit=uv_per_unit(amp_mv),
-        eps=tuple(eps),
+        eps=eps,
         norm=norm,
         robust_acc=robust,
         robust_balanced_acc=robust_bal,

@@ -238,7 +238,7 @@ def parse_final(
         if eps is None:
             cap = FINAL_EVAL.per_class_cap
             base = final_eval if name is None else protocol(name, dataset, per_class_cap=cap)
-            section["eps"] = tuple(sorted({*base.eps, *needed}))
+            section["eps"] = sorted({*base.eps, *needed})
         evaluation_config = (
             dataclasses.replace(final_eval, **section) if name is None else protocol(name, dataset, **section)
         )

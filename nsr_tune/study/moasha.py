@@ -159,6 +159,9 @@ class Rungs:
         before (a restored trial reporting the epoch again) gets its first decision back."""
         if epoch not in self.settings.epochs:
             return None
+        # A record unpickled from a study's saved state may hold its modes as the strings it was
+        # written with; they are Directions from here on.
+        self.modes = tuple(Direction(m) for m in self.modes)
         if len(scores) != len(self.modes):
             raise ValueError(f"{len(scores)} scores for {len(self.modes)} objectives")
         values = tuple(float(s) for s in scores)
@@ -188,7 +191,7 @@ class Rungs:
                 "reduction_factor": self.settings.reduction_factor,
                 "max_epochs": self.settings.max_epochs,
             },
-            "modes": [m.value for m in self.modes],
+            "modes": [Direction(m).value for m in self.modes],
             "recorded": {str(e): {t: list(v) for t, v in r.items()} for e, r in self.recorded.items()},
             "stopped": dict(self.stopped),
         }
