@@ -69,6 +69,17 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["NSR_TUNE_CACHE"] = str(tmp_path_factory.mktemp("beat-cache"))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module: attacks that run thousands of forwards on tiny tensors
+    (Square) only wait on more threads, and on a loaded machine (CI, other workers) they made
+    those tests ten times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def beats(kaggle_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The 500 real beats of the Kaggle-format training sample: x (B, 1, 187), y (B,), lengths (B,)."""

@@ -60,13 +60,8 @@ EPS = {"linf": 0.05, "l2": 0.5}
 CASES = [(name, norm) for name, (_, norms) in ATTACKS.items() for norm in norms]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Square runs many forwards on tiny tensors: more threads only wait on each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Square runs many forwards on tiny tensors (see the fixture).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

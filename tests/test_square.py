@@ -9,15 +9,8 @@ from nsr_tune.attacks._square import Square, p_schedule
 from nsr_tune.errors import ConfigError
 from tests._helpers import gen, linear_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Square runs thousands of forwards on tiny tensors: more threads only wait on each other, and
-    # on a loaded machine (CI, other workers) they made these tests ten times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Square runs thousands of forwards on tiny tensors (see the fixture).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _critical_eps(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor):
