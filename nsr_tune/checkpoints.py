@@ -46,7 +46,9 @@ def _load(path: str | Path, expected: str) -> dict[str, Any]:
         IndexError,
         TypeError,
     ) as e:
-        raise CheckpointError(f"{path}: not an nsr-tune file, or damaged ({type(e).__name__}: {e})") from e
+        # Torch's own message would advise loading with weights_only=False: never, for a file that
+        # may come from someone else. The type of the failure says enough.
+        raise CheckpointError(f"{path}: not an nsr-tune file, or damaged ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != expected:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path}: expected an nsr-tune file of format {expected!r}, found {found!r}")

@@ -34,7 +34,9 @@ __all__ = [
     "CPSC_MAX_LEN",
     "NOISE_KINDS",
     "NORMS",
+    "NSR_OBJECTIVES",
     "OBJECTIVE_FIELDS",
+    "OBJECTIVE_NAMES",
     "OPTIMIZERS",
     "PAPER_EPS",
     "SCHEDULES",
@@ -57,6 +59,13 @@ BALANCE = ("balanced", "none")
 CPSC_MAX_LEN = 30_720
 # Losses with a regulariser weighed by `beta`; the others ignore it.
 WEIGHTED: tuple[str, ...] = ("nsr", "nsr_ce", "jacobian")
+# The objectives nsr-tune ships (nsr_tune.objectives.OBJECTIVES holds exactly these): named here,
+# with no torch, so that the command line can list them without loading the losses.
+# `bce`: binary cross-entropy on label sets, for multi-label data. `mse` and `mse_margin`: the
+# paper's ablations, its loss without the NSR term. `focal`: focal cross-entropy for imbalance.
+OBJECTIVE_NAMES: tuple[str, ...] = ("ce", *WEIGHTED, "pgd_at", "bce", "mse", "mse_margin", "focal")
+# The objectives whose NSR term takes `nsr_eps`.
+NSR_OBJECTIVES: tuple[str, ...] = ("nsr", "nsr_ce")
 # The fields a search space may set per loss (`beta` only for the weighted ones).
 OBJECTIVE_FIELDS: tuple[str, ...] = ("beta", "nsr_eps", "at_eps", "at_steps", "focal_gamma")
 NORMS = ("linf", "l2")

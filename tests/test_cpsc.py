@@ -343,7 +343,7 @@ def _as_downloaded(folder, names, *, sums=True):
     return folder
 
 
-def _no_fetch(path):
+def _no_fetch(path, **_):
     raise AssertionError(f"the download fetched into {path}")
 
 
@@ -395,7 +395,7 @@ def test_data_download_cpsc2018_checks_what_it_fetched(tmp_path, monkeypatch, ca
 
     names = [f"A{i:04d}" for i in range(1, 6)]
     monkeypatch.setattr(
-        "nsr_tune.data._download._fetch_cpsc2018", lambda path: _as_downloaded(path, names) and None
+        "nsr_tune.data._download._fetch_cpsc2018", lambda path, **_: _as_downloaded(path, names) and None
     )
     dest = tmp_path / "new" / "cpsc"
     assert main(["data", "download", "--dataset", "cpsc2018", "--dest", str(dest)]) == 0
@@ -406,7 +406,7 @@ def test_data_download_cpsc2018_checks_what_it_fetched(tmp_path, monkeypatch, ca
     assert download_cpsc2018(dest) == dest
     # A fetch that left a record incomplete is named.
     (dest / "A0004.mat").unlink()
-    monkeypatch.setattr("nsr_tune.data._download._fetch_cpsc2018", lambda path: None)
+    monkeypatch.setattr("nsr_tune.data._download._fetch_cpsc2018", lambda path, **_: None)
     with pytest.raises(DataError) as e:
         download_cpsc2018(dest)
     assert "is not PhysioNet's CPSC2018 (A0004: A0004.mat missing)" in str(e.value)

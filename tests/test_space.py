@@ -7,7 +7,8 @@ import pytest
 
 from nsr_tune.config import TrialConfig
 from nsr_tune.errors import SpaceError
-from nsr_tune.study.space import SPACES_DIR, load_space, parse_space, resolve_space_path
+from nsr_tune.study.shipped import SPACES_DIR, resolve_space_path
+from nsr_tune.study.space import load_space, parse_space
 from tests._helpers import tiny_space
 
 BASE = """

@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from nsr_tune.cli._common import add_data_dir
+from nsr_tune._io import strict_json
+from nsr_tune.cli._common import add_data_dir, examples, progress
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
@@ -16,11 +17,11 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         return _summary_cpsc(args)
 
     data_dir = resolve_data_dir(args.data_dir)
-    beats, report = load_mitbih(data_dir, input=args.input, progress=not args.quiet and not args.json)
+    beats, report = load_mitbih(data_dir, input=args.input, progress=progress(args) and not args.json)
     summary = summarize(beats, report, seed=args.seed)
     summary["input"] = {"name": args.input, "width": beats.width}
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(strict_json(summary, indent=2))
         return 0
     classes = summary["classes"]
     print(f"{summary['n_records']} records read from {summary['data_dir']}")
@@ -88,7 +89,7 @@ def _summary_cpsc(args: argparse.Namespace) -> int:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(strict_json(summary, indent=2))
         return 0
     kept = "kept (--multi-label)" if args.multi_label else "left out of single-label training"
     print(f"{summary['n_records']} of {report.n_read} CPSC2018 records used, from {report.data_dir}")
@@ -117,7 +118,9 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from nsr_tune.data import default_cpsc_dir, default_data_dir, download_cpsc2018, download_mitdb
 
     if args.dataset == "cpsc2018":
-        path = download_cpsc2018(Path(args.dest) if args.dest else default_cpsc_dir())
+        path = download_cpsc2018(
+            Path(args.dest) if args.dest else default_cpsc_dir(), progress=not args.quiet
+        )
         print(
             f"CPSC2018 ready in {path} (every record complete, every file matches PhysioNet's SHA-256); "
             f"read it with --dataset cpsc2018 --data-dir {path}"
@@ -129,14 +132,23 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from nsr_tune.data import INPUTS
+    from nsr_tune.data import DATASETS, INPUTS
 
-    data = sub.add_parser("data", help="get and inspect MIT-BIH and CPSC2018 data").add_subparsers(
-        dest="data_command", required=True
+    data = sub.add_parser(
+        "data",
+        help="get and inspect MIT-BIH and CPSC2018 data",
+        epilog=examples("nsr-tune data summary --data-dir bundled", "nsr-tune data download"),
+    ).add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    summary = data.add_parser(
+        "summary",
+        help="records read and beats per class, overall and per split",
+        epilog=examples(
+            "nsr-tune data summary --data-dir bundled",
+            "nsr-tune data summary --dataset cpsc2018 --data-dir ../shared/data/cpsc2018 --json",
+        ),
     )
-    summary = data.add_parser("summary", help="records read and beats per class, overall and per split")
     add_data_dir(summary)
-    summary.add_argument("--json", action="store_true", help="machine-readable output")
+    summary.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
     summary.add_argument("--seed", type=int, default=0, help="seed of the intra split")
     summary.add_argument(
         "--input",
@@ -144,21 +156,26 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default="kachuee",
         help="mitbih: the beat representation (the windowed ones drop a record's first and last beats too)",
     )
-    summary.add_argument(
-        "--dataset", choices=("mitbih", "cpsc2018"), default="mitbih", help="which database (default mitbih)"
-    )
+    summary.add_argument("--dataset", choices=tuple(DATASETS), default="mitbih", help="which database")
     summary.add_argument("--all-leads", action="store_true", help="cpsc2018: all 12 leads, not the paper's 8")
     summary.add_argument(
         "--multi-label", action="store_true", help="cpsc2018: keep records with several labels"
     )
     summary.set_defaults(func=_cmd_summary)
-    download = data.add_parser("download", help="fetch MIT-BIH or CPSC2018 from PhysioNet")
-    download.add_argument(
-        "--dataset", choices=("mitbih", "cpsc2018"), default="mitbih", help="which database (default mitbih)"
+    download = data.add_parser(
+        "download",
+        help="fetch MIT-BIH or CPSC2018 from PhysioNet (checked against its SHA-256 sums)",
+        epilog=examples(
+            "nsr-tune data download", "nsr-tune data download --dataset cpsc2018 --dest data/cpsc2018"
+        ),
     )
+    download.add_argument("--dataset", choices=tuple(DATASETS), default="mitbih", help="which database")
     download.add_argument(
         "--dest",
         help="target directory (default: $NSR_TUNE_DATA, or $NSR_TUNE_CPSC2018 for cpsc2018, "
         "else the user cache)",
+    )
+    download.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar (there is none off a terminal)"
     )
     download.set_defaults(func=_cmd_download)

@@ -1,4 +1,8 @@
-"""`nsr-tune train` (one model, then its evaluation) and `nsr-tune evaluate` (a saved model)."""
+"""`nsr-tune train` (one model, then its evaluation), `evaluate` (a saved model) and `export`.
+
+Every option is checked before any data is read or anything is written: the configuration, the
+flags that do not apply to it, the output path, the device and the model named.
+"""
 
 from __future__ import annotations
 
@@ -10,54 +14,125 @@ from typing import Any
 
 from nsr_tune._io import atomic_write, write_json
 from nsr_tune.cli._common import (
+    DATA_FLAGS,
+    TRAIN_FLAGS,
     add_data_dir,
     add_eval,
+    add_mlflow_uri,
+    check_device,
+    check_out_dir,
+    check_out_file,
+    command_line,
     eval_config,
     evaluation_inputs,
+    examples,
+    flags_named,
     knob,
     load_splits,
     log,
     metrics_json,
     model_path,
+    on_interrupt,
     print_result,
+    progress,
+    refuse_unless,
+    tracking_uri,
 )
-from nsr_tune.errors import ConfigError
+from nsr_tune.errors import CheckpointError, ConfigError
+
+# What `train` writes in --out: a second run there would mix its files with these.
+RUN_FILES = ("checkpoint.pt", "model.pt", "metrics.json")
+
+
+def _objective_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The objective's settings given, each refused where the objective has no use for it."""
+    from nsr_tune.config import NSR_OBJECTIVES, WEIGHTED
+
+    name = args.objective
+    refuse_unless(
+        args.beta is None or name in WEIGHTED,
+        "--beta",
+        f"the {name} objective has no regulariser to weigh; --beta applies to {', '.join(WEIGHTED)}",
+    )
+    refuse_unless(
+        args.nsr_eps is None or name in NSR_OBJECTIVES,
+        "--nsr-eps",
+        f"the {name} objective has no NSR term; --nsr-eps applies to {', '.join(NSR_OBJECTIVES)}",
+    )
+    refuse_unless(
+        args.focal_gamma is None or name == "focal", "--focal-gamma", f"applies to focal, not to {name}"
+    )
+    given = {"beta": args.beta, "nsr_eps": args.nsr_eps, "focal_gamma": args.focal_gamma}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """The trial the options describe, checked against the registries; a refusal names the flag."""
+    from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
+    from nsr_tune.data import DATASETS
+    from nsr_tune.trial import check_trial
+
+    with flags_named(DATA_FLAGS):
+        data = DataConfig(dataset=args.dataset, seed=args.seed, **_data_options(args))
+    with flags_named(TRAIN_FLAGS):
+        config = TrialConfig(
+            data=data,
+            model=ModelConfig(
+                name=args.model or DATASETS[args.dataset].models[0],
+                knobs=dict(args.knob or []),
+                weight_norm=args.weight_norm,
+            ),
+            objective=ObjectiveConfig(name=args.objective, **_objective_options(args)),
+            optim=OptimConfig(
+                optimizer=args.optimizer,
+                lr=args.lr,
+                batch_size=args.batch_size,
+                epochs=args.epochs,
+                balance=args.balance,
+                schedule=args.schedule,
+            ),
+            val_eval=None,
+            test_eval=eval_config(args, args.dataset),
+            seed=args.seed,
+        )
+    with flags_named({**DATA_FLAGS, **TRAIN_FLAGS}):
+        return check_trial(config)
+
+
+def _check_out(args: argparse.Namespace) -> Path:
+    """--out can be written, and holds no other run's files: a second run never mixes with one."""
+    out = check_out_dir(args.out)
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if not found:
+        return out
+    if args.resume and Path(args.resume).resolve() == (out / "checkpoint.pt").resolve():
+        return out
+    raise ConfigError(
+        f"--out: {out} holds a run already ({', '.join(found)}); give a new --out, or continue that run "
+        f"with --resume {out / 'checkpoint.pt'}"
+    )
+
+
+def _resume(args: argparse.Namespace) -> Any:
+    from nsr_tune.checkpoints import load_checkpoint
+
+    if not args.resume:
+        return None
+    try:
+        return load_checkpoint(args.resume)
+    except CheckpointError as e:
+        raise ConfigError(f"--resume: {e}") from e
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from nsr_tune.checkpoints import load_checkpoint, save_model_file, save_state
-    from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
-    from nsr_tune.data import DATASETS
-    from nsr_tune.trial import check_trial, run_trial
+    from nsr_tune.checkpoints import save_model_file, save_state
+    from nsr_tune.trial import run_trial
 
-    # Build and check the whole config before reading data or creating OUT.
-    config = TrialConfig(
-        data=DataConfig(dataset=args.dataset, seed=args.seed, **_data_options(args)),
-        model=ModelConfig(
-            name=args.model or DATASETS[args.dataset].models[0],
-            knobs=dict(args.knob or []),
-            weight_norm=args.weight_norm,
-        ),
-        objective=ObjectiveConfig(
-            name=args.objective, beta=args.beta, nsr_eps=args.nsr_eps, focal_gamma=args.focal_gamma
-        ),
-        optim=OptimConfig(
-            optimizer=args.optimizer,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            balance=args.balance,
-            schedule=args.schedule,
-        ),
-        val_eval=None,
-        test_eval=eval_config(args, args.dataset),
-        seed=args.seed,
-    )
-    config = check_trial(config)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out: {out} exists and is not a directory")
-    resume = load_checkpoint(args.resume) if args.resume else None
+    # Everything is checked before data is read or OUT is made.
+    config = _train_config(args)
+    out = _check_out(args)
+    device = check_device(args.device)
+    resume = _resume(args)
     inputs = evaluation_inputs(args, config.test_eval)
     loaded = load_splits(args, config.data)
     splits = loaded.splits
@@ -70,28 +145,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         len(splits.test),
         loaded.fingerprint[:12],
     )
+    on_interrupt(args, "no epoch had finished: nothing was kept; run the same command again")
     final = None
-    for result in run_trial(
-        config, splits, resume=resume, device=args.device, progress=not args.quiet, **inputs
-    ):
-        m = result.metrics
+    for result in run_trial(config, splits, resume=resume, device=device, progress=progress(args), **inputs):
         if result.diverged:
             log.error("epoch %d: training diverged (non-finite loss or weights); stopping", result.epoch)
             return 1
-        log.info(
-            "epoch %d/%d  loss %.4f  train acc %.3f  val acc %.3f  val balanced %.3f  (%.1fs)",
-            result.epoch,
-            result.epochs,
-            m["train_loss"],
-            m["train_acc"],
-            m["epoch_val_acc"],
-            m["epoch_val_balanced_acc"],
-            m["epoch_seconds"],
-        )
+        _log_epoch(result)
         save_state(out / "checkpoint.pt", result.checkpoint)
+        _note_checkpoint(args, out, result)
         final = result
     if final is None:
         log.info("nothing to train: the checkpoint had already finished %d epochs", config.optim.epochs)
+        if not (out / "model.pt").exists():
+            log.info("evaluate it with: nsr-tune evaluate %s --out %s", args.resume, out / "metrics.json")
         return 0
     save_model_file(out / "model.pt", config=config, model=final.checkpoint["model_state"])
     metrics = metrics_json(final.test, final.history)
@@ -103,33 +170,64 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_epoch(result: Any) -> None:
+    m = result.metrics
+    log.info(
+        "epoch %d/%d  loss %.4f  train acc %.3f  val acc %.3f  val balanced %.3f  (%.1fs)",
+        result.epoch,
+        result.epochs,
+        m["train_loss"],
+        m["train_acc"],
+        m["epoch_val_acc"],
+        m["epoch_val_balanced_acc"],
+        m["epoch_seconds"],
+    )
+
+
+def _note_checkpoint(args: argparse.Namespace, out: Path, result: Any) -> None:
+    """What an interrupt after this epoch keeps, and the command that goes on from it."""
+    checkpoint = out / "checkpoint.pt"
+    if result.epoch < result.epochs:
+        again = command_line(args, drop=["--resume"], add=["--resume", str(checkpoint)])
+        on_interrupt(
+            args, f"kept {checkpoint} after epoch {result.epoch} of {result.epochs}; continue with: {again}"
+        )
+    else:
+        on_interrupt(
+            args,
+            f"kept {checkpoint} with all {result.epochs} epochs trained; evaluate it with: "
+            f"nsr-tune evaluate {checkpoint} --out {out / 'metrics.json'}",
+        )
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from nsr_tune.checkpoints import load_model_file
     from nsr_tune.data import check_data
     from nsr_tune.evaluation.run import evaluate
     from nsr_tune.trial import pick_device
 
+    out = check_out_file(args.out) if args.out else None
+    device = check_device(args.device)
     with tempfile.TemporaryDirectory() as d:
-        config, model = load_model_file(
-            model_path(args.model_file, mlflow_uri=args.mlflow_uri, scratch=Path(d))
-        )
+        path = model_path(args.model_file, mlflow_uri=tracking_uri(args), scratch=Path(d), flag="MODEL_FILE")
+        config, model = _load_model(path, args.model_file, "MODEL_FILE")
     if args.dataset and args.dataset != config.data.dataset:
         raise ConfigError(
             f"--dataset: the model was trained on {config.data.dataset}, not {args.dataset}; "
             "it is evaluated on the dataset it was trained on"
         )
-    data = check_data(dataclasses.replace(config.data, split=args.split)) if args.split else config.data
+    with flags_named(DATA_FLAGS):
+        data = check_data(dataclasses.replace(config.data, split=args.split)) if args.split else config.data
     eval_cfg = eval_config(args, data.dataset)
-    out = Path(args.out) if args.out else None
     inputs = evaluation_inputs(args, eval_cfg)
     splits = load_splits(args, data).splits
+    on_interrupt(args, "an evaluation keeps no partial result: nothing was kept; run the same command again")
     result = evaluate(
         model,
         splits.test,
         config=eval_cfg,
         split=data.split,
-        device=pick_device(args.device),
-        progress=not args.quiet,
+        device=pick_device(device),
+        progress=progress(args),
         **inputs,
     )
     print_result(result, title=f"test ({data.dataset}, {data.split}) of {args.model_file}")
@@ -139,9 +237,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_model(path: Path, named: str, flag: str) -> Any:
+    """The config and model of a model file, or a refusal in one line naming what the user gave."""
+    from nsr_tune.checkpoints import load_model_file
+
+    try:
+        return load_model_file(path)
+    except CheckpointError as e:
+        raise ConfigError(f"{flag}: {named}: {str(e).removeprefix(f'{path}: ')}") from None
+
+
 def _data_options(args: argparse.Namespace) -> dict[str, Any]:
     """The DataConfig settings given on the command line (a setting left out keeps its default,
-    and one that belongs to the other dataset is refused by `check_data`, naming it)."""
+    and one that belongs to the other dataset is refused by `check_data`, naming its flag)."""
     given = {
         "split": args.split,
         "max_train_beats": args.max_train_beats,
@@ -158,6 +266,17 @@ def _data_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in given.items() if v is not None}
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    out = check_out_file(args.out, flag="OUT")
+    with tempfile.TemporaryDirectory() as d:
+        source = model_path(args.model, mlflow_uri=tracking_uri(args), scratch=Path(d), flag="MODEL")
+        config, _ = _load_model(source, args.model, "MODEL")  # refuses a file that is not an nsr-tune model
+        atomic_write(out, lambda fh: fh.write(source.read_bytes()))
+    objective = config.objective
+    print(f"wrote {out}: {config.model.name} trained with {objective.name} (beta {objective.beta:g})")
+    return 0
+
+
 def _add_dataset(p: argparse.ArgumentParser, *, default: str | None) -> None:
     from nsr_tune.data import DATASETS
 
@@ -166,82 +285,84 @@ def _add_dataset(p: argparse.ArgumentParser, *, default: str | None) -> None:
         choices=tuple(DATASETS),
         default=default,
         help="mitbih: single-lead beats; cpsc2018: 12-lead records"
-        + (f" (default {default})" if default else " (default: the one the model was trained on)"),
+        + (f" (default: {default})" if default else " (default: the one the model was trained on)"),
     )
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from nsr_tune.checkpoints import load_model_file
+def _add_model_options(train: argparse.ArgumentParser) -> None:
+    from nsr_tune.config import NSR_OBJECTIVES, OBJECTIVE_NAMES, WEIGHTED
+    from nsr_tune.data import DATASETS
 
-    out = Path(args.out)
-    if out.is_dir():
-        raise ConfigError(f"OUT: {out} is a directory; name the model file to write, e.g. {out / 'model.pt'}")
-    with tempfile.TemporaryDirectory() as d:
-        source = model_path(args.model, mlflow_uri=args.mlflow_uri, scratch=Path(d))
-        config, _ = load_model_file(source)  # refuses a file that is not an nsr-tune model, in one line
-        atomic_write(out, lambda fh: fh.write(source.read_bytes()))
-    objective = config.objective
-    print(f"wrote {out}: {config.model.name} trained with {objective.name} (beta {objective.beta:g})")
-    return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    from nsr_tune.config import BALANCE, OPTIMIZERS, SCHEDULES
-    from nsr_tune.data import DATASETS, INPUTS
-    from nsr_tune.models import MODELS
-    from nsr_tune.objectives import OBJECTIVE_NAMES
-
-    splits = tuple(dict.fromkeys(s for d in DATASETS.values() for s in d.splits))
-    train = sub.add_parser("train", help="train one model, then evaluate it under attack")
-    _add_dataset(train, default="mitbih")
-    add_data_dir(train)
+    offered = "; ".join(f"{name}: {', '.join(d.models)}" for name, d in DATASETS.items())
     train.add_argument(
-        "--model",
-        choices=sorted(MODELS),
-        help="default: the dataset's first model (cnn for mitbih, resnet18 for cpsc2018)",
+        "--model", metavar="NAME", help=f"the model (default: the dataset's first). Offered: {offered}"
     )
-    train.add_argument("--knob", type=knob, action="append", metavar="KEY=INT", help="model knob, repeatable")
+    train.add_argument(
+        "--knob",
+        type=knob,
+        action="append",
+        metavar="KEY=INT",
+        help="a model knob, repeatable (default: none)",
+    )
     train.add_argument("--weight-norm", action="store_true", help="the paper's per-unit weight normalisation")
-    train.add_argument("--objective", choices=OBJECTIVE_NAMES, default="ce")
+    train.add_argument("--objective", choices=OBJECTIVE_NAMES, default="ce", help="the training loss")
     train.add_argument(
-        "--beta", type=float, default=0.0, help="weight of the regulariser (nsr, nsr_ce, jacobian)"
+        "--beta",
+        type=float,
+        help=f"weight of the regulariser, for {', '.join(WEIGHTED)} only (default: 0)",
     )
     train.add_argument(
         "--nsr-eps",
         type=float,
-        default=1.0,
-        help="the eps inside the NSR term (default 1, the paper's MIT-BIH setting); on long "
-        "multi-lead records the gradient's L1 norm sums over many more samples, so a smaller one "
-        "keeps the term's scale",
+        help=f"the eps inside the NSR term, for {', '.join(NSR_OBJECTIVES)} only (default: 1, the paper's "
+        "MIT-BIH setting); on long multi-lead records the gradient's L1 norm sums over many more "
+        "samples, so a smaller one keeps the term's scale",
     )
+    train.add_argument(
+        "--focal-gamma", type=float, help="the focal objective's gamma, for focal only (default: 2)"
+    )
+
+
+def _add_data_options(train: argparse.ArgumentParser) -> None:
+    from nsr_tune.data import DATASETS, INPUTS
+
+    splits = tuple(dict.fromkeys(s for d in DATASETS.values() for s in d.splits))
     train.add_argument("--split", choices=splits, help="mitbih: inter (default) or intra; cpsc2018: records")
-    train.add_argument("--val-fraction", type=float, help="mitbih intra: share of validation beats (0.1)")
-    train.add_argument("--test-fraction", type=float, help="mitbih intra: share of test beats (0.2)")
+    train.add_argument(
+        "--val-fraction", type=float, help="mitbih intra: share of validation beats (default: 0.1)"
+    )
+    train.add_argument("--test-fraction", type=float, help="mitbih intra: share of test beats (default: 0.2)")
     train.add_argument(
         "--input",
         choices=tuple(INPUTS),
-        help="mitbih beat representation: kachuee (default), the paper's 187 samples from the R peak; "
-        "rhythm, 375 samples, 1.5 s either side of it, holding the previous and next beats; "
-        "context, 688 samples, 4 s before and 1.5 s after it, holding the earlier RR intervals; "
-        "lookback, 1438 samples, 10 s before and 1.5 s after it, for the local mean RR (model rrcnn); "
-        "lookback30, 3938 samples, 30 s before it, for the longer-term mean RR (model rrcnn)",
+        help="mitbih beat representation (default: kachuee): "
+        + "; ".join(f"{name}, {spec.description}" for name, spec in INPUTS.items()),
+    )
+    train.add_argument(
+        "--max-train-beats",
+        type=int,
+        help="a seeded class-proportional subset of the training beats (default: all)",
     )
     cpsc = train.add_argument_group("cpsc2018 (the paper's protocol by default)")
     cpsc.add_argument("--leads", choices=("paper", "all"), help="paper: I, II, V1-V6 (default); all: 12")
     cpsc.add_argument("--sample-rate", type=int, help="resample the records to this many Hz (default: 500)")
-    cpsc.add_argument("--max-len", type=int, help="truncate records to this many samples at 500 Hz (30720)")
-    cpsc.add_argument("--val-per-class", type=int, help="validation records per class (5)")
-    cpsc.add_argument("--test-per-class", type=int, help="test records per class (50)")
+    cpsc.add_argument(
+        "--max-len", type=int, help="truncate records to this many samples at 500 Hz (default: 30720)"
+    )
+    cpsc.add_argument("--val-per-class", type=int, help="validation records per class (default: 5)")
+    cpsc.add_argument("--test-per-class", type=int, help="test records per class (default: 50)")
     cpsc.add_argument(
         "--multi-label",
         action="store_true",
         default=None,
         help="keep records with several labels and train on label sets (with --objective bce)",
     )
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument(
-        "--max-train-beats", type=int, help="seeded class-proportional subset of the training beats"
-    )
+
+
+def _add_optim_options(train: argparse.ArgumentParser) -> None:
+    from nsr_tune.config import BALANCE, OPTIMIZERS, SCHEDULES
+
+    train.add_argument("--epochs", type=int, default=10, help="passes over the training set")
     train.add_argument(
         "--optimizer", choices=OPTIMIZERS, default="adam", help="adamax: the paper's MIT-BIH scripts"
     )
@@ -251,32 +372,77 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="learning-rate schedule, per epoch: cosine to 0, or step (x0.1 at 1/2 and 3/4)",
     )
-    train.add_argument("--focal-gamma", type=float, default=2.0, help="the focal objective's gamma")
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--balance", choices=BALANCE, default="balanced", help="class-balanced sampling")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", required=True, help="directory for metrics.json, model.pt and checkpoint.pt")
-    train.add_argument("--resume", help="continue from a checkpoint.pt of the same config")
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    train.add_argument("--batch-size", type=int, default=128, help="training samples per step")
+    train.add_argument(
+        "--balance", choices=BALANCE, default="balanced", help="class-balanced sampling of each epoch"
+    )
+    train.add_argument(
+        "--seed", type=int, default=0, help="seed of the model, the epoch order and the data split"
+    )
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train one model, then evaluate it under attack",
+        description="Train one model on real beats (or records), then evaluate it under attack on the test "
+        "split; writes OUT/checkpoint.pt after every epoch, then OUT/model.pt and OUT/metrics.json.",
+        epilog=examples(
+            "nsr-tune train --data-dir bundled --epochs 2 --out runs/cnn-ce",
+            "nsr-tune train --data-dir bundled --objective nsr --beta 0.3 --epochs 2 --eps 0.01,0.05 "
+            "--out runs/cnn-nsr",
+        ),
+    )
+    _add_dataset(train, default="mitbih")
+    add_data_dir(train)
+    _add_model_options(train)
+    _add_data_options(train)
+    _add_optim_options(train)
+    train.add_argument(
+        "--out",
+        required=True,
+        help="directory for checkpoint.pt, model.pt and metrics.json (a new one, or this run's)",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="CHECKPOINT",
+        help="continue from a checkpoint.pt of the same config (default: a new run)",
+    )
     add_eval(train)
     train.set_defaults(func=_cmd_train)
 
-    ev = sub.add_parser("evaluate", help="re-evaluate a saved model.pt on the test split")
-    ev.add_argument(
-        "model_file", help="a model.pt written by `nsr-tune train`, or runs:/RUN_ID (a study trial in MLflow)"
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    from nsr_tune.data import DATASETS
+
+    splits = tuple(dict.fromkeys(s for d in DATASETS.values() for s in d.splits))
+    _add_train(sub)
+    ev = sub.add_parser(
+        "evaluate",
+        help="re-evaluate a saved model.pt on the test split",
+        description="Evaluate a saved model (a model.pt, a checkpoint.pt, or runs:/RUN_ID of a study trial) "
+        "under a named protocol on the test split of the data it was trained on.",
+        epilog=examples(
+            "nsr-tune evaluate runs/cnn-ce/model.pt --data-dir bundled --eps 0.01 0.05 --out eval.json",
+            "nsr-tune evaluate runs:/RUN_ID --protocol strong --surrogate runs/cnn-ce/model.pt",
+        ),
     )
-    ev.add_argument("--mlflow-uri", help="the tracking store of runs:/ models (default: sqlite:///mlflow.db)")
+    ev.add_argument("model_file", metavar="MODEL_FILE", help="a model.pt or checkpoint.pt, or runs:/RUN_ID")
+    add_mlflow_uri(ev, "the tracking store of runs:/ models")
     _add_dataset(ev, default=None)
     add_data_dir(ev)
     ev.add_argument("--split", choices=splits, help="default: the split the model was trained on")
-    ev.add_argument("--out", help="write the metrics to this JSON file")
+    ev.add_argument("--out", help="write the metrics to this JSON file (default: print only)")
     add_eval(ev)
     ev.set_defaults(func=_cmd_evaluate)
 
-    ex = sub.add_parser("export", help="write the model of a study trial (runs:/RUN_ID) to a model file")
-    ex.add_argument("model", help="runs:/RUN_ID (or a model file, to check and copy it)")
-    ex.add_argument("out", help="the model file to write, e.g. model.pt")
-    ex.add_argument(
-        "--mlflow-uri", help="the tracking store (default: sqlite:///mlflow.db in this directory)"
+    ex = sub.add_parser(
+        "export",
+        help="write the model of a study trial (runs:/RUN_ID) to a model file",
+        epilog=examples("nsr-tune export runs:/RUN_ID model.pt"),
     )
+    ex.add_argument("model", metavar="MODEL", help="runs:/RUN_ID (or a model file, to check and copy it)")
+    ex.add_argument("out", metavar="OUT", help="the model file to write, e.g. model.pt")
+    add_mlflow_uri(ex, "the tracking store")
     ex.set_defaults(func=_cmd_export)

@@ -1,12 +1,22 @@
-"""`nsr-tune tune` (and tune.py), `nsr-tune pareto` and `nsr-tune sync-mlflow`."""
+"""`nsr-tune tune` (and tune.py), `finalize`, `report`, `pareto` and `sync-mlflow`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
-from nsr_tune.cli._common import log
+from nsr_tune.cli._common import (
+    EpsList,
+    add_mlflow_uri,
+    check_out_dir,
+    check_out_file,
+    examples,
+    log,
+    on_interrupt,
+    tracking_uri,
+)
 from nsr_tune.errors import ConfigError
 
 # The options of `tune` as StudyOptions/resume know them (argparse dest names).
@@ -30,17 +40,16 @@ _TUNE_OPTIONS = (
 )
 
 
-def _cmd_tune(args: argparse.Namespace) -> int:
-    from nsr_tune.results.finalists import final_table
-    from nsr_tune.results.front import front_table
+def _study_options(args: argparse.Namespace):
+    """The study the options describe: a new one, or (--resume) the one at that path as it was started."""
     from nsr_tune.study.options import StudyOptions, resume_options
-    from nsr_tune.study.runner import run_study, summary_lines
     from nsr_tune.study.space import load_space
-    from nsr_tune.tracking import default_tracking_uri
 
     if args.resume:
         # Everything else comes from the study itself; what is given again is checked there.
         given = {k: getattr(args, k) for k in _TUNE_OPTIONS if getattr(args, k) not in (None, False)}
+        if args.mlflow_uri is None and os.environ.get("MLFLOW_TRACKING_URI"):
+            given["mlflow_uri"] = os.environ["MLFLOW_TRACKING_URI"]
         options = resume_options(args.resume, given)
         log.info(
             "resuming study %r: space %s (as saved with the study), data %s, %d trials, MLflow %s",
@@ -50,25 +59,46 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             options.effective_num_samples,
             options.mlflow_uri,
         )
-    else:
-        space = load_space(args.space or ("dry_run" if args.dry_run else "mitbih_wide"))
-        options = StudyOptions(
-            space=space,
-            name=args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage=args.storage or str(Path("runs") / "tune"),
-            mlflow_uri=args.mlflow_uri or default_tracking_uri(),
-            data_dir=args.data_dir or ("bundled" if args.dry_run else None),
-            artifact_location=args.artifact_location,
-            num_samples=args.num_samples,
-            max_concurrent=args.max_concurrent,
-            seed=args.seed,
-            shared_storage=args.shared_storage,
-            cpus_per_trial=args.cpus_per_trial,
-            gpus_per_trial=args.gpus_per_trial,
-            ray_address=args.address,
-            local_cpus=args.local_cpus,
-            time_budget=args.time_budget,
-        )
+        return options
+    space = load_space(args.space or ("dry_run" if args.dry_run else "mitbih_wide"))
+    return StudyOptions(
+        space=space,
+        name=args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+        storage=args.storage or str(Path("runs") / "tune"),
+        mlflow_uri=tracking_uri(args),
+        data_dir=args.data_dir or ("bundled" if args.dry_run else None),
+        artifact_location=args.artifact_location,
+        num_samples=args.num_samples,
+        max_concurrent=args.max_concurrent,
+        seed=args.seed,
+        shared_storage=args.shared_storage,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        ray_address=args.address,
+        local_cpus=args.local_cpus,
+        time_budget=args.time_budget,
+    )
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from nsr_tune.results.finalists import final_table
+    from nsr_tune.results.front import front_table
+    from nsr_tune.study.options import is_uri
+    from nsr_tune.study.runner import run_study, summary_lines
+
+    # No check of the tracking store here: a study runs through an MLflow outage and writes what
+    # it measured once the server is back (nsr_tune.study.callback).
+    options = _study_options(args)
+    path = options.resume or (
+        f"{options.storage.rstrip('/')}/{options.name}"
+        if is_uri(options.storage)
+        else str(Path(options.storage).expanduser().resolve() / options.name)
+    )
+    on_interrupt(
+        args,
+        f"the study so far is kept at {path} (finished trials, checkpoints, MLflow runs); "
+        f"continue with: nsr-tune tune --resume {path}",
+    )
     outcome = run_study(options)
     print("\nPareto front (validation objectives; test values beside, never seen by the search):")
     print(front_table(outcome.front))
@@ -85,19 +115,22 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     from nsr_tune.plots import write_final_files, write_front_files
     from nsr_tune.results.finalists import final_front, final_table
     from nsr_tune.results.front import front_table
-    from nsr_tune.tracking import StudyTracker
+    from nsr_tune.tracking import StudyTracker, check_store
 
-    tracker = StudyTracker(tracking_uri=args.mlflow_uri, experiment=args.experiment)
+    out = check_out_dir(args.out)
+    uri = tracking_uri(args)
+    check_store(uri, must_exist=True)
+    tracker = StudyTracker(tracking_uri=uri, experiment=args.experiment)
     front = tracker.front(args.run)
     print(f"study run {front.parent_run_id} in experiment {args.experiment!r}")
     print(front_table(front))
-    files = write_front_files(front, Path(args.out))
+    files = write_front_files(front, out)
     finals = tracker.final_results(front)
     if finals:
         final = final_front(front, finals)
         print("\nFinalists under the final protocol (test split; intervals resample records):")
         print(final_table(final))
-        files.update({f"final_{k}": p for k, p in write_final_files(final, Path(args.out)).items()})
+        files.update({f"final_{k}": p for k, p in write_final_files(final, out).items()})
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0
 
@@ -108,13 +141,13 @@ def _cmd_sync_mlflow(args: argparse.Namespace) -> int:
     from nsr_tune.study.finalize import finalize_study
     from nsr_tune.study.results import checkpoint_reader, read_study
     from nsr_tune.study.trainable import CHECKPOINT_FILE
-    from nsr_tune.tracking import StudyTracker
+    from nsr_tune.tracking import StudyTracker, check_store
 
     record = read_study(args.experiment_path)
+    uri = tracking_uri(args, fallback=record.description.settings.get("mlflow_uri"))
+    check_store(uri, must_exist=False)
     tracker = StudyTracker(
-        tracking_uri=args.mlflow_uri,
-        experiment=record.description.experiment,
-        artifact_location=args.artifact_location,
+        tracking_uri=uri, experiment=record.description.experiment, artifact_location=args.artifact_location
     )
     parent = tracker.sync(record, checkpoint_of=checkpoint_reader(args.experiment_path, CHECKPOINT_FILE))
     front = tracker.front(parent)
@@ -124,11 +157,31 @@ def _cmd_sync_mlflow(args: argparse.Namespace) -> int:
     if front_from_record(record).result.ids:
         final = finalize_study(args.experiment_path, tracker=tracker, evaluate=False)
     tracker.end_study()
-    print(f"{len(record.trials)} trials of {args.experiment_path} are in MLflow (parent run {parent})")
+    print(f"{len(record.trials)} trials of {args.experiment_path} are in MLflow (parent run {parent}, {uri})")
     print(front_table(front))
     if final is not None and final.front.finals:
         print(final_table(final.front))
     return 0
+
+
+def _finalize_tracker(args: argparse.Namespace, record):
+    """The tracker finalize writes to: --mlflow-uri, else $MLFLOW_TRACKING_URI, else the study's own
+    store; None with --no-mlflow."""
+    from nsr_tune.tracking import StudyTracker, check_store
+
+    if args.no_mlflow:
+        return None
+    settings = record.description.settings
+    uri = tracking_uri(args, fallback=settings.get("mlflow_uri"))
+    try:
+        check_store(uri, must_exist=False)
+    except ConfigError as e:
+        raise ConfigError(f"{e}; or evaluate without it: --no-mlflow") from None
+    return StudyTracker(
+        tracking_uri=uri,
+        experiment=record.description.experiment,
+        artifact_location=settings.get("artifact_location"),
+    )
 
 
 def _cmd_finalize(args: argparse.Namespace) -> int:
@@ -136,7 +189,6 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
     from nsr_tune.study.finalize import finalize_study, study_final_config
     from nsr_tune.study.results import read_study
     from nsr_tune.study.startup import init_ray
-    from nsr_tune.tracking import StudyTracker
 
     record = read_study(args.experiment_path)
     cap = args.per_class_cap
@@ -145,20 +197,15 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
         top_ranks=args.top_ranks,
         bootstrap=args.bootstrap,
         protocol=args.protocol,
-        eps=args.eps or None,
+        eps=args.eps,
         per_class_cap="keep" if cap is None else (None if cap == "all" else _whole(cap, "--per-class-cap")),
     )
-    settings = record.description.settings
-    uri = args.mlflow_uri or settings.get("mlflow_uri")
-    tracker = None
-    if not args.no_mlflow:
-        if not uri:
-            raise ConfigError("--mlflow-uri: the study saved no tracking URI; give one, or --no-mlflow")
-        tracker = StudyTracker(
-            tracking_uri=uri,
-            experiment=record.description.experiment,
-            artifact_location=settings.get("artifact_location"),
-        )
+    tracker = _finalize_tracker(args, record)
+    on_interrupt(
+        args,
+        f"every finalist evaluated so far is kept beside the study in {args.experiment_path}/final; "
+        "run the same command again to evaluate the rest",
+    )
     started: list[bool] = []
     try:
         outcome = finalize_study(
@@ -190,23 +237,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from nsr_tune.results.report import build_report
     from nsr_tune.study.finalize import kept_finals
     from nsr_tune.study.results import read_study
-    from nsr_tune.tracking import StudyTracker, default_tracking_uri
+    from nsr_tune.tracking import StudyTracker, check_store
 
     path = args.experiment_path
     if (path is None) == (args.experiment is None):
         raise ConfigError(
-            "report: name the study by its path (STORAGE/NAME) or by --experiment NAME, not both"
+            "EXPERIMENT_PATH: name the study by its path (STORAGE/NAME) or by --experiment NAME, not both"
         )
+    out = check_out_file(args.out)
     if path is None:
-        tracker = StudyTracker(
-            tracking_uri=args.mlflow_uri or default_tracking_uri(), experiment=args.experiment
-        )
-        path = tracker.study_path(args.run)
+        uri = tracking_uri(args)
+        check_store(uri, must_exist=True)
+        path = StudyTracker(tracking_uri=uri, experiment=args.experiment).study_path(args.run)
     record = read_study(path)
     report = build_report(record, kept_finals(record))
-    out = plots.report_html(report, Path(args.out))
+    written = plots.report_html(report, out)
     n_final = len(report.final.finals) if report.final else 0
-    print(f"wrote {out}: {len(record.trials)} trials, {n_final} finalists")
+    print(f"wrote {written}: {len(record.trials)} trials, {n_final} finalists")
     return 0
 
 
@@ -226,15 +273,17 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     No option has a default here: a study's defaults are applied when it starts, so that a
     resume can tell an option given again from one left out.
     """
+    from nsr_tune.study.shipped import shipped_spaces
+
     p.add_argument(
         "--space",
-        help="a search-space YAML file, or the name of a shipped one (mitbih_wide, "
-        "mitbih_paper, dry_run); default mitbih_wide, or dry_run with --dry-run",
+        help=f"a search-space YAML file, or the name of a shipped one ({', '.join(shipped_spaces())}); "
+        "default: mitbih_wide, or dry_run with --dry-run",
     )
     p.add_argument("--name", help="study name (default: SPACE-YYYYmmdd-HHMMSS)")
     p.add_argument(
         "--storage",
-        help="where Tune keeps results and checkpoints: a local path (default runs/tune), "
+        help="where Tune keeps results and checkpoints: a local path (default: runs/tune), "
         "s3://..., gs://..., or an NFS path with --shared-storage",
     )
     p.add_argument(
@@ -242,24 +291,24 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="declare that a local --storage path is the same on every node (NFS, or one machine)",
     )
+    add_mlflow_uri(p, "the MLflow store the study is tracked in")
     p.add_argument(
-        "--mlflow-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db in this directory)"
+        "--artifact-location",
+        help="where MLflow stores artifacts of a new experiment, e.g. s3://... (default: the store's own)",
     )
+    p.add_argument("--num-samples", type=int, help="number of trials (default: the space's)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: the space's)")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs each trial holds (default: the space's)")
     p.add_argument(
-        "--artifact-location", help="where MLflow stores artifacts of a new experiment (e.g. s3://...)"
-    )
-    p.add_argument("--num-samples", type=int, help="number of trials (default: from the space)")
-    p.add_argument("--max-concurrent", type=int, help="trials at once (default: from the space)")
-    p.add_argument("--cpus-per-trial", type=float, help="default: from the space")
-    p.add_argument(
-        "--gpus-per-trial", type=float, help="GPU fraction per trial, e.g. 0.25 (default: from the space)"
+        "--gpus-per-trial", type=float, help="GPU fraction per trial, e.g. 0.25 (default: the space's)"
     )
     p.add_argument(
         "--resume",
         metavar="PATH",
         help="continue the study at this Tune experiment path, exactly as it was started (its saved "
         "space, data, name, samples, seed); only --address, --max-concurrent, --cpus-per-trial, "
-        "--gpus-per-trial, --mlflow-uri, --local-cpus, --shared-storage and --time-budget may be given anew",
+        "--gpus-per-trial, --mlflow-uri, --local-cpus, --shared-storage and --time-budget may be given anew "
+        "(default: a new study)",
     )
     p.add_argument(
         "--dry-run",
@@ -280,13 +329,15 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
         "--address",
         help="Ray address to join (default: $RAY_ADDRESS, else a running cluster, else a new local Ray)",
     )
-    p.add_argument("--local-cpus", type=int, help="CPUs for a local Ray started by this command")
+    p.add_argument(
+        "--local-cpus", type=int, help="CPUs for a local Ray started by this command (default: all)"
+    )
     p.add_argument(
         "--time-budget",
         type=parse_duration,
         metavar="DURATION",
         help="wall time of this run, e.g. 2h, 90m, 3600s or 3600: after it no new trial starts, the "
-        "running ones finish, and the front is drawn from the trials that finished",
+        "running ones finish, and the front is drawn from the trials that finished (default: none)",
     )
 
 
@@ -305,54 +356,109 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def _add_finalize(sub: argparse._SubParsersAction) -> None:
+    from nsr_tune.protocol import PROTOCOLS
+
     fin = sub.add_parser(
         "finalize",
         help="evaluate a study's finalists again on the test split under its final protocol "
         "(safe to run twice: only what is missing is evaluated or logged)",
+        epilog=examples(
+            "nsr-tune finalize runs/tune/NAME",
+            "nsr-tune finalize runs/tune/NAME --protocol standard --eps 0.01,0.05 --no-mlflow",
+        ),
     )
-    fin.add_argument("experiment_path", help="the Tune experiment path of the study (STORAGE/NAME)")
-    fin.add_argument("--mlflow-uri", help="default: the tracking URI the study was started with")
+    fin.add_argument(
+        "experiment_path", metavar="EXPERIMENT_PATH", help="the study's Tune experiment path (STORAGE/NAME)"
+    )
+    add_mlflow_uri(fin, "the MLflow store to write to", study=True)
     fin.add_argument("--no-mlflow", action="store_true", help="keep the results beside the study only")
     fin.add_argument(
         "--top-ranks", type=int, help="finalists: validation ranks below this (default: the space's)"
     )
-    fin.add_argument("--protocol", help="quick, standard or strong (default: the space's evaluation.final)")
-    fin.add_argument("--eps", type=float, nargs="+", help="noise levels (default: the space's)")
+    fin.add_argument(
+        "--protocol",
+        choices=tuple(PROTOCOLS),
+        help="start from this protocol (default: the space's evaluation.final)",
+    )
+    fin.add_argument(
+        "--eps", action=EpsList, help="noise levels, with commas or spaces (default: the space's)"
+    )
     fin.add_argument("--per-class-cap", help="test beats per class, or 'all' (default: the space's)")
-    fin.add_argument("--bootstrap", type=int, help="resamples of test records for the intervals")
-    fin.add_argument("--data-dir", help="the study's MIT-BIH records (default: where it read them)")
-    fin.add_argument("--address", help="Ray address to join (default: $RAY_ADDRESS, else a running cluster)")
-    fin.add_argument("--local-cpus", type=int, help="CPUs for a local Ray started by this command")
+    fin.add_argument(
+        "--bootstrap", type=int, help="resamples of test records for the intervals (default: the space's)"
+    )
+    fin.add_argument("--data-dir", help="the study's records (default: where it read them)")
+    fin.add_argument(
+        "--address",
+        help="Ray address to join (default: $RAY_ADDRESS, else a running cluster, else a local Ray)",
+    )
+    fin.add_argument(
+        "--local-cpus", type=int, help="CPUs for a local Ray started by this command (default: all)"
+    )
     fin.set_defaults(func=_cmd_finalize)
 
-    rep = sub.add_parser(
-        "report", help="write a study's report (fronts, finalists, attacks, flags, cost) as one HTML file"
-    )
-    rep.add_argument("experiment_path", nargs="?", help="the study's Tune experiment path (STORAGE/NAME)")
-    rep.add_argument("--experiment", help="or: the MLflow experiment of the study (its latest study)")
-    rep.add_argument("--run", help="with --experiment: the study's parent run id (default: the latest)")
-    rep.add_argument("--mlflow-uri", help="with --experiment (default: sqlite:///mlflow.db here)")
-    rep.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
-    rep.set_defaults(func=_cmd_report)
 
-    tune_p = sub.add_parser("tune", help="run a multi-objective study on Ray Tune (same as tune.py)")
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    tune_p = sub.add_parser(
+        "tune",
+        help="run a multi-objective study on Ray Tune (same as tune.py)",
+        epilog=examples(
+            "nsr-tune tune --dry-run",
+            "nsr-tune tune --space mitbih_paper --num-samples 32 --storage runs/tune --name paper",
+            "nsr-tune tune --resume runs/tune/paper",
+        ),
+    )
     add_tune_arguments(tune_p)
     tune_p.set_defaults(func=_cmd_tune)
+    _add_finalize(sub)
 
-    pareto = sub.add_parser("pareto", help="print a study's Pareto front from MLflow and write its figures")
-    pareto.add_argument(
-        "--mlflow-uri", required=True, help="e.g. sqlite:///mlflow.db or http://127.0.0.1:5000"
+    rep = sub.add_parser(
+        "report",
+        help="write a study's report (fronts, finalists, attacks, flags, cost) as one HTML file",
+        epilog=examples(
+            "nsr-tune report runs/tune/NAME --out report.html", "nsr-tune report --experiment dry_run"
+        ),
     )
+    rep.add_argument(
+        "experiment_path",
+        metavar="EXPERIMENT_PATH",
+        nargs="?",
+        help="the study's Tune experiment path (STORAGE/NAME)",
+    )
+    rep.add_argument(
+        "--experiment",
+        help="or: the MLflow experiment of the study, whose latest study is reported (default: none)",
+    )
+    rep.add_argument("--run", help="with --experiment: the study's parent run id (default: the latest)")
+    add_mlflow_uri(rep, "with --experiment: the MLflow store")
+    rep.add_argument("--out", default="report.html", help="the HTML file to write")
+    rep.set_defaults(func=_cmd_report)
+
+    pareto = sub.add_parser(
+        "pareto",
+        help="print a study's Pareto front from MLflow and write its figures",
+        epilog=examples("nsr-tune pareto --experiment dry_run --out pareto"),
+    )
+    add_mlflow_uri(pareto, "the MLflow store the study is in")
     pareto.add_argument("--experiment", required=True, help="the MLflow experiment (the search space's name)")
     pareto.add_argument("--run", help="the study's parent run id (default: the latest study)")
-    pareto.add_argument("--out", default="pareto", help="directory for pareto.csv, pareto.png, pareto.html")
+    pareto.add_argument(
+        "--out", default="pareto", help="directory for pareto.csv, pareto.png and report files"
+    )
     pareto.set_defaults(func=_cmd_pareto)
 
     sync = sub.add_parser(
-        "sync-mlflow", help="write a study's results from its Tune directory to MLflow (after an outage)"
+        "sync-mlflow",
+        help="write a study's results from its Tune directory to MLflow (after an outage)",
+        epilog=examples("nsr-tune sync-mlflow runs/tune/NAME"),
     )
-    sync.add_argument("experiment_path", help="the Tune experiment path of the study (STORAGE/NAME)")
-    sync.add_argument("--mlflow-uri", required=True, help="e.g. sqlite:///mlflow.db or http://127.0.0.1:5000")
-    sync.add_argument("--artifact-location", help="where MLflow stores artifacts of a new experiment")
+    sync.add_argument(
+        "experiment_path", metavar="EXPERIMENT_PATH", help="the study's Tune experiment path (STORAGE/NAME)"
+    )
+    add_mlflow_uri(sync, "the MLflow store to write to", study=True)
+    sync.add_argument(
+        "--artifact-location",
+        help="where MLflow stores artifacts of a new experiment (default: the store's own)",
+    )
     sync.set_defaults(func=_cmd_sync_mlflow)

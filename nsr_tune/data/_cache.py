@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from nsr_tune._io import atomic_write
+from nsr_tune._io import atomic_write, strict_json
 from nsr_tune.errors import DataError
 
 __all__ = ["ARRAY_KEYS", "cache_file", "default_cache_dir", "fingerprint", "load", "save", "user_cache_root"]
@@ -108,7 +108,7 @@ def save(cache_dir: Path, key: str, arrays: Mapping[str, np.ndarray], report: Ma
     """Write the cache file atomically: a temp file in the same directory, then os.replace."""
     path = cache_file(cache_dir, key)
     stored = {name: arrays[name] for name in ARRAY_KEYS}
-    stored[_REPORT_KEY] = np.array(json.dumps(report))
+    stored[_REPORT_KEY] = np.array(strict_json(report))
     try:
         atomic_write(path, lambda fh: np.savez(fh, **stored))
     except OSError as e:

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import wfdb
-
 from nsr_tune.data._cache import user_cache_root
 from nsr_tune.errors import ConfigError, DataError
 
@@ -125,6 +123,8 @@ def download_mitdb(dest: str | Path) -> Path:
     as it is and nothing is fetched (so rerunning a cluster's setup costs nothing and needs no
     network). After a download every file is checked against PhysioNet's SHA-256 sums.
     """
+    import wfdb
+
     path = _as_path(dest, "dest")
     if path.is_dir() and not mitdb_checksum_problems(path):
         logger.info(
@@ -253,13 +253,14 @@ def _copy_from(response: Any) -> Callable[[BinaryIO], None]:
     return write
 
 
-def _fetch_cpsc2018(path: Path) -> None:
+def _fetch_cpsc2018(path: Path, *, progress: bool | None) -> None:
     """Fetch PhysioNet's cpsc_2018 records into ``path``: every `.hea` and `.mat` side by side (not
     in PhysioNet's group folders gN, so that the directory is read as it is), a RECORDS file
     listing them, and PhysioNet's SHA256SUMS.txt. A file that already has PhysioNet's SHA-256 is
     not fetched again, so an interrupted download resumes. The only function that uses the network.
     """
     import requests
+    from tqdm.auto import tqdm
 
     from nsr_tune._io import atomic_write
 
@@ -285,7 +286,11 @@ def _fetch_cpsc2018(path: Path) -> None:
                 records.append(entry)
         if not records:
             raise DataError(f"PhysioNet's RECORDS of {_CPSC_FILES} lists nothing under {_CPSC_PREFIX}")
-        for i, record in enumerate(records, start=1):
+        # `progress` None: a bar only where stderr is a terminal (not in CI logs or nohup files).
+        bar = tqdm(
+            records, desc="CPSC2018 records", unit="record", disable=True if progress is False else None
+        )
+        for i, record in enumerate(bar, start=1):
             for ext in ("hea", "mat"):
                 name = f"{record.rsplit('/', 1)[-1]}.{ext}"
                 target = path / name
@@ -300,13 +305,14 @@ def _fetch_cpsc2018(path: Path) -> None:
         atomic_write(path / "RECORDS", lambda fh: fh.write(names.encode()))
 
 
-def download_cpsc2018(dest: str | Path) -> Path:
+def download_cpsc2018(dest: str | Path, *, progress: bool | None = None) -> Path:
     """Download PhysioNet's copy of CPSC2018 (6,877 records, roughly 1.4 GB) into ``dest`` (created if
     needed), readable as ``load_cpsc2018(dest)``.
 
     A ``dest`` that already holds every record, each file with PhysioNet's SHA-256, is left as it
     is and nothing is fetched. After a download every record RECORDS lists must have its `.hea`
-    and a `.mat` of the size the header says, and every file PhysioNet's SHA-256.
+    and a `.mat` of the size the header says, and every file PhysioNet's SHA-256. ``progress``
+    shows a bar of the records fetched on a terminal (False: none).
     """
     path = _as_path(dest, "dest")
     if path.exists() and not path.is_dir():
@@ -324,7 +330,7 @@ def download_cpsc2018(dest: str | Path) -> Path:
     import requests  # a dependency of wfdb; imported here only to tell network errors from disk errors
 
     try:
-        _fetch_cpsc2018(path)
+        _fetch_cpsc2018(path, progress=progress)
     except requests.HTTPError as e:  # reached, but a file is not where it was expected, or refused
         raise DataError(
             f"could not download CPSC2018 into {path}: PhysioNet answered {e}; run it again later (what "

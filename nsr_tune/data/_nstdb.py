@@ -17,8 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import wfdb
-from scipy.signal import resample_poly
 
 from nsr_tune.data._beats import FS
 from nsr_tune.data._cache import user_cache_root
@@ -132,6 +130,9 @@ def _record_files(root: Path, kind: str) -> tuple[Path, Path]:
 
 @lru_cache(maxsize=16)
 def _read_resampled(base: Path, fs: int, stamp: tuple) -> np.ndarray:
+    import wfdb
+    from scipy.signal import resample_poly
+
     hea = base.with_suffix(".hea")
     kind = base.name
     try:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import wfdb
 
 from nsr_tune.errors import DataError
 
@@ -92,6 +91,8 @@ def _is_record_number(name: str) -> bool:
 
 def inspect_record(root: Path, rec: int, lead: str) -> RecordInfo:
     """Parse the header and check every file before any signal is decoded or hashed."""
+    import wfdb
+
     base = root / str(rec)
     hea = root / f"{rec}.hea"
     if not hea.is_file():
@@ -170,6 +171,8 @@ def _check_signal_size(dat: Path, hea: Path, header: Any, channels: list[int]) -
 
 def read_record(info: RecordInfo) -> RecordSignal:
     """The lead of ``info`` (checked: as long as the header says, no invalid samples) and its annotations."""
+    import wfdb
+
     dat = info.files[1]
     try:
         record = wfdb.rdrecord(str(info.base), channels=[info.channel])

@@ -67,7 +67,6 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from nsr_tune.data._beats import AAMI_MAP, FS, INPUTS
 from nsr_tune.errors import DataError
@@ -174,6 +173,8 @@ def segment_beats(
     """Steps 2-7 of the module docstring for one lead of one record (``where`` names it in errors).
 
     ``input`` names the beat representation (a key of INPUTS)."""
+    from scipy.signal import resample_poly  # here, so that importing nsr_tune.data stays cheap
+
     spec = INPUTS[input]
     ratio = Fraction(FS) / Fraction(fs).limit_denominator(10_000)
     up, down = ratio.numerator, ratio.denominator

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from nsr_tune.objectives._base import ObjectiveOutput
 from nsr_tune.objectives._nsr import nsr_penalty, nsr_penalty_reference
-from nsr_tune.objectives._registry import OBJECTIVE_NAMES, OBJECTIVES, ObjectiveFn, check_objective
+from nsr_tune.objectives._registry import OBJECTIVES, ObjectiveFn, check_objective
 
 __all__ = [
     "OBJECTIVES",
-    "OBJECTIVE_NAMES",
     "ObjectiveFn",
     "ObjectiveOutput",
     "check_objective",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from nsr_tune._checks import choice
-from nsr_tune.config import WEIGHTED, ObjectiveConfig
+from nsr_tune.config import OBJECTIVE_NAMES, ObjectiveConfig
 from nsr_tune.objectives._base import ObjectiveOutput
 from nsr_tune.objectives._bce import bce_objective
 from nsr_tune.objectives._ce import ce_objective, focal_objective
@@ -13,7 +13,7 @@ from nsr_tune.objectives._jacobian import jacobian_objective
 from nsr_tune.objectives._nsr import mse_margin_objective, mse_objective, nsr_ce_objective, nsr_objective
 from nsr_tune.objectives._pgd_at import pgd_at_objective
 
-__all__ = ["OBJECTIVES", "OBJECTIVE_NAMES", "ObjectiveFn", "check_objective"]
+__all__ = ["OBJECTIVES", "ObjectiveFn", "check_objective"]
 
 ObjectiveFn = Callable[..., ObjectiveOutput]
 
@@ -28,9 +28,8 @@ OBJECTIVES: Mapping[str, ObjectiveFn] = {
     "mse_margin": mse_margin_objective,
     "focal": focal_objective,
 }
-OBJECTIVE_NAMES: tuple[str, ...] = tuple(OBJECTIVES)
-if not set(WEIGHTED) <= set(OBJECTIVES):  # a programming error, caught at import time
-    raise ImportError(f"the weighted objectives {WEIGHTED} are not all in the registry {OBJECTIVE_NAMES}")
+if tuple(OBJECTIVES) != OBJECTIVE_NAMES:  # a programming error, caught at import time
+    raise ImportError(f"the objectives registry {tuple(OBJECTIVES)} and config.OBJECTIVE_NAMES disagree")
 
 
 def check_objective(config: ObjectiveConfig) -> None:

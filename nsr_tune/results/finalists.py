@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from nsr_tune._io import numbers
 from nsr_tune.metrics import Objective, eps_key, metric_name, objectives_eps, on_part
 from nsr_tune.results.flags import flags_text
 from nsr_tune.results.front import StudyFront
@@ -77,8 +78,13 @@ class FinalResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FinalResult:
+        """From `to_dict`'s data, or the strict JSON kept beside the study (its nulls and "inf"s
+        back to numbers)."""
         # A field with a default (added later, such as node_id) may be absent from an older file.
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data or f.default is MISSING})
+        kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data or f.default is MISSING}
+        kwargs["metrics"] = numbers(dict(kwargs["metrics"]))
+        kwargs["evaluation"] = numbers(dict(kwargs["evaluation"]))
+        return cls(**kwargs)
 
     def interval(self, name: str) -> tuple[float, float]:
         """The (low, high) interval of a final metric; NaNs when none was drawn."""

@@ -12,6 +12,7 @@ from typing import Any
 from nsr_tune.config import (
     BALANCE,
     OBJECTIVE_FIELDS,
+    OBJECTIVE_NAMES,
     OPTIMIZERS,
     WEIGHTED,
     DataConfig,
@@ -23,7 +24,6 @@ from nsr_tune.data import DATASETS, check_data
 from nsr_tune.errors import ConfigError
 from nsr_tune.metrics import CURVE_KINDS, Objective, objective_names, objectives_eps, parse_metric
 from nsr_tune.models import MODELS, check_model_input, check_model_knobs
-from nsr_tune.objectives import OBJECTIVE_NAMES
 from nsr_tune.protocol import FINAL_EVAL, PROTOCOLS, FinalConfig, protocol
 from nsr_tune.study._yaml import Domain, Reader, Value, check_with_config
 from nsr_tune.study.moasha import RungSettings

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pyarrow.fs
 
+from nsr_tune._io import strict_json
 from nsr_tune.errors import ConfigError
 from nsr_tune.results.record import StudyDescription, StudyRecord, TrialRecord
 
@@ -57,7 +58,7 @@ def write_study_file(experiment_path: str, description: StudyDescription) -> Non
     fs.create_dir(root, recursive=True)
     # Written once, when the study starts; a resume only reads it.
     with fs.open_output_stream(f"{root}/{STUDY_FILE}") as f:
-        f.write(json.dumps(description.to_dict(), indent=2).encode())
+        f.write(strict_json(description.to_dict(), indent=2).encode())
 
 
 def read_description(experiment_path: str) -> StudyDescription:
@@ -148,7 +149,7 @@ def write_final(experiment_path: str, settings: str, trial_id: str, data: dict) 
     fs.create_dir(folder, recursive=True)
     tmp = f"{folder}/.{trial_id}.json.tmp"
     with fs.open_output_stream(tmp) as f:
-        f.write(json.dumps(data, indent=1).encode())
+        f.write(strict_json(data, indent=1).encode())
     fs.move(tmp, f"{folder}/{trial_id}.json")
 
 
@@ -193,7 +194,7 @@ def write_rungs(experiment_path: str, data: dict) -> None:
     fs.create_dir(root, recursive=True)
     tmp = f"{root}/.{RUNGS_FILE}.tmp"
     with fs.open_output_stream(tmp) as f:
-        f.write((json.dumps(data) + "\n").encode())
+        f.write((strict_json(data) + "\n").encode())
     fs.move(tmp, f"{root}/{RUNGS_FILE}")
 
 

@@ -190,6 +190,10 @@ def _tuner(
     # Save Tune's experiment state at most a second after a change (its default waits longer),
     # so that a trial that finished just before the driver died is not trained again on resume.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    # Ctrl-C ends the driver at once, as KeyboardInterrupt, and the command says how to resume.
+    # Tune's own handler would stop the trials and return, and the study would go on to evaluate
+    # its finalists as if it had finished. Its saved state is resumable either way.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     if options.resume is None:
         return _new_tuner(
             trainable, options, space, storage=storage, experiment_path=experiment_path, callbacks=callbacks

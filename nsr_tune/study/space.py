@@ -50,11 +50,11 @@ from nsr_tune.study._sections import (
 )
 from nsr_tune.study._yaml import Domain, Reader, Value
 from nsr_tune.study.moasha import RungSettings
+from nsr_tune.study.shipped import resolve_space_path
 from nsr_tune.trial import check_trial
 
-__all__ = ["SPACES_DIR", "Space", "load_space", "parse_space", "resolve_space_path"]
+__all__ = ["Space", "load_space", "parse_space"]
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 SAMPLERS = ("tpe", "nsga2", "random")
 
 
@@ -290,18 +290,6 @@ def _check_start_with(r: Reader, space: Space) -> None:
         unused = sorted(set(point) - trial.used)
         if unused:
             raise r.fail(f"search.start_with[{i}]", f"{unused[0]} is not a searched parameter of this trial")
-
-
-def resolve_space_path(space: str | Path) -> Path:
-    """A path to a YAML file, or the name of a space shipped with nsr-tune (e.g. `mitbih_wide`)."""
-    path = Path(space)
-    if path.is_file():
-        return path
-    shipped = SPACES_DIR / f"{path.stem}.yaml"
-    if path.suffix in ("", ".yaml", ".yml") and shipped.is_file() and len(path.parts) <= 2:
-        return shipped
-    names = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
-    raise SpaceError(f"--space: {space}: no such file, and not a shipped space ({names})")
 
 
 def load_space(space: str | Path) -> Space:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nsr_tune.errors import ConfigError
+from nsr_tune.tracking._store import check_store, parse_run_uri
 from nsr_tune.tracking._tags import MODEL_ARTIFACT, TAG_MODEL
 
 __all__ = ["ModelRuns", "fetch_model"]
@@ -47,15 +48,15 @@ class ModelRuns:
 
 
 def fetch_model(model_uri: str, *, tracking_uri: str, dest_dir: Path) -> Path:
-    """The model file of a run (`runs:/RUN_ID`, or `runs:/RUN_ID/ARTIFACT_PATH`), downloaded."""
+    """The model file of a run (`runs:/RUN_ID`, or `runs:/RUN_ID/ARTIFACT_PATH`), downloaded.
+
+    The store must exist and answer: fetching a model creates nothing there.
+    """
+    run_id, artifact = parse_run_uri(model_uri, default_artifact=MODEL_ARTIFACT)
+    check_store(tracking_uri, must_exist=True)
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    rest = model_uri.removeprefix("runs:/").strip("/")
-    run_id, _, artifact = rest.partition("/")
-    if not model_uri.startswith("runs:/") or not run_id:
-        raise ConfigError(f"{model_uri}: expected runs:/RUN_ID (an MLflow run of an nsr-tune trial)")
-    artifact = artifact or MODEL_ARTIFACT
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         client.get_run(run_id)

@@ -35,17 +35,12 @@ from nsr_tune.tracking._tags import (
     masking_tags,
 )
 
-__all__ = ["StudyTracker", "default_tracking_uri", "front_view_url", "outage_errors"]
+__all__ = ["StudyTracker", "front_view_url", "outage_errors"]
 
 log = logging.getLogger(__name__)
 
 # MLflow's log_batch takes at most 1000 metrics per call.
 _BATCH = 1000
-
-
-def default_tracking_uri() -> str:
-    """An embedded SQLite store in the working directory (MLflow 3's own default)."""
-    return f"sqlite:///{Path('mlflow.db').resolve()}"
 
 
 def front_view_url(ui_url: str, experiment_id: str, objectives: Sequence[str]) -> str:
