@@ -40,7 +40,11 @@ def trained(tmp_path_factory):
 
 @pytest.mark.slow
 def test_train_writes_metrics_and_model(trained):
-    metrics = json.loads((trained / "metrics.json").read_text())
+    def refuse(constant: str):
+        raise ValueError(f"{constant} is not JSON")
+
+    # Strict JSON, as JSON.parse and jq read it: no NaN, no Infinity.
+    metrics = json.loads((trained / "metrics.json").read_text(), parse_constant=refuse)
     for key in ("clean_acc", "balanced_acc", "robust_acc", "noise_acc", "robust_auc", "per_class"):
         assert key in metrics, key
     assert set(metrics["robust_acc"]) == {"0.01", "0.05"}

@@ -1,10 +1,13 @@
-"""The Pareto front as users see it: a real study, a real `mlflow server`, headless Chromium.
+"""The Pareto front as users see it: a real study, a real `mlflow server` and `optuna-dashboard`,
+headless Chromium.
 
 `python tune.py --dry-run` writes its study into an SQLite store; `mlflow server` serves that
 store on 127.0.0.1; Playwright drives Debian's Chromium (/usr/bin/chromium, never a downloaded
 browser) through the MLflow UI exactly as the study's closing lines tell a user to: open the
 printed link, tick the objectives and the tag under "Columns", open the parent run's
-pareto.png. Screenshots are kept under test-output/mlflow-ui/ for a person to look at.
+pareto.png. The same study's Optuna journal is opened with optuna-dashboard, as the README says.
+Screenshots are kept under test-output/mlflow-ui/ and test-output/optuna-dashboard/ for a person
+to look at.
 
 Under CI (CI=true) a missing browser or Playwright is a failure, not a skip.
 """
@@ -235,3 +238,77 @@ def test_the_study_report_opens_offline_in_chromium_without_errors(study, browse
     page.screenshot(path=str(shots / "report.png"), full_page=True)
     page.close()
     assert errors == [] and outside == []
+
+
+def _start_optuna_dashboard(journal: Path, port: int, cwd: Path) -> subprocess.Popen:
+    """`optuna-dashboard JOURNAL` on 127.0.0.1:``port``, returned once it answers."""
+    import time
+    import urllib.request
+
+    exe = Path(sys.executable).parent / "optuna-dashboard"
+    need(exe.is_file(), "optuna-dashboard (the project's dev extra) is needed for the dashboard test")
+    log = (cwd / "optuna-dashboard.log").open("a")
+    proc = subprocess.Popen(
+        [str(exe), str(journal), "--host", "127.0.0.1", "--port", str(port)],
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2):
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise AssertionError(
+                    f"optuna-dashboard did not answer: {(cwd / 'optuna-dashboard.log').read_text()}"
+                ) from None
+            time.sleep(0.5)
+
+
+def test_optuna_dashboard_shows_every_trial_and_the_pareto_front(study, browser):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from nsr_tune.study.startup import OPTUNA_JOURNAL
+
+    journal = next(study["root"].glob(f"ray/*/{OPTUNA_JOURNAL}"))
+    ot = optuna.load_study(
+        study_name=journal.parent.name, storage=JournalStorage(JournalFileBackend(str(journal)))
+    )
+    objectives = [m for m, _ in load_space("dry_run").objectives]
+    assert ot.metric_names == objectives
+    finished = [t for t in ot.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) == len(study["children"])  # every trial the study ran, finished
+    shots = REPO / "test-output" / "optuna-dashboard"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    port = free_port()
+    proc = _start_optuna_dashboard(journal, port, study["root"])
+    try:
+        page = _page(browser)
+        page.goto(f"http://127.0.0.1:{port}/dashboard/studies/0")
+        page.get_by_text("Pareto Front").first.wait_for()
+        page.wait_for_function("() => document.querySelector('#graph-pareto-front .scatterlayer')")
+        page.wait_for_timeout(1000)  # let plotly draw before the picture
+        page.screenshot(path=str(shots / "study.png"), full_page=True)
+        text = page.inner_text("body")
+        assert all(name in text for name in objectives)  # the axes are named after the objectives
+        # The Pareto-front view holds one point per finished trial, the best ones its front.
+        per_trace = page.evaluate(
+            "() => document.getElementById('graph-pareto-front').data.map(t => (t.x || []).length)"
+        )
+        assert sum(per_trace) == len(finished)
+        page.goto(f"http://127.0.0.1:{port}/dashboard/studies/0/trials")
+        page.get_by_text(f"{len(ot.trials)} Trials").wait_for()
+        listed = page.locator("text=/^Trial \\d+$/").all_inner_texts()
+        assert sorted(set(listed)) == sorted(f"Trial {t.number}" for t in ot.trials)
+        page.screenshot(path=str(shots / "trials.png"), full_page=True)
+        page.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -94,3 +94,16 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path):
     assert all(c.data.tags.get("pareto_optimal") in ("true", "false") for c in children)
     for child in children:
         assert [m.step for m in client.get_metric_history(child.info.run_id, "train_loss")] == [1, 2]
+
+    # The searcher's Optuna study lives in the study's journal, which the resumed driver shares:
+    # every trial the study finished is there, once, with its two objective values.
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = JournalStorage(JournalFileBackend(str(experiment / "optuna_journal.log")))
+    ot = optuna.load_study(study_name="killed", storage=journal)
+    complete = [t for t in ot.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 4 and all(len(t.values) == 2 for t in complete)
+    # Trials the killed driver had started are not left RUNNING for ever.
+    assert not [t for t in ot.trials if t.state == optuna.trial.TrialState.RUNNING]

@@ -77,6 +77,23 @@ def test_one_parent_and_one_child_per_trial(dry_run):
     assert "ray" in parent.data.tags["library_versions"]
 
 
+def _strict(text: str):
+    """JSON as JSON.parse and jq read it: NaN and Infinity are not JSON."""
+
+    def refuse(constant: str):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_every_json_the_study_writes_is_strict(dry_run):
+    path = dry_run["path"]
+    ours = [path / "nsr_tune_study.json", *path.glob("final/*/*.json")]
+    assert len(ours) >= 2  # the description and at least one finalist's result
+    for f in ours:
+        _strict(f.read_text())
+
+
 def test_children_hold_epochs_objectives_and_test_metrics(dry_run):
     client = dry_run["client"]
     for child in dry_run["children"]:

@@ -12,7 +12,7 @@ The preprocessing is documented in nsr_tune/data/_segment.py.
 from __future__ import annotations
 
 from nsr_tune.data._beats import AAMI_CLASSES, AAMI_MAP, BEAT_LEN, FS, INPUTS, BeatInput, BeatSet
-from nsr_tune.data._cache import default_cache_dir
+from nsr_tune.data._cache import default_cache_dir, user_cache_root
 from nsr_tune.data._cpsc import (
     ALL_LEADS,
     CPSC_CLASSES,
@@ -101,4 +101,5 @@ __all__ = [
     "resolve_data_dir",
     "resolve_nstdb_dir",
     "summarize",
+    "user_cache_root",
 ]

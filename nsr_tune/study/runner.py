@@ -36,6 +36,7 @@ from nsr_tune.study.startup import (
     describe_study,
     init_ray,
     load_study_data,
+    optuna_storage,
     refuse_an_existing_study,
 )
 from nsr_tune.study.trainable import CHECKPOINT_FILE, train_trial
@@ -141,6 +142,8 @@ def _new_tuner(
         mode=space.modes,
         sampler=space.sampler_instance(),
         points_to_evaluate=[dict(p) for p in space.start_with] or None,
+        study_name=options.name,
+        storage=optuna_storage(experiment_path),
     )
     if options.time_budget is not None:
         callbacks.append(TimeBudget(searcher, options.time_budget))

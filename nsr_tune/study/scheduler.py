@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,9 +87,41 @@ class StudySearch(OptunaSearch):
 
     (Ray's own passes a list of None values for a multi-objective study, which Optuna refuses,
     leaving the trial RUNNING in the Optuna study.) `stop_suggesting` is set by `TimeBudget`.
+    The Optuna study is named after its objectives' metrics, so that optuna-dashboard shows
+    them by name.
     """
 
     stop_suggesting = False
+
+    def _setup_study(self, mode: str | list) -> None:
+        super()._setup_study(mode)
+        names = self.metric if isinstance(self.metric, list) else [self.metric]
+        if self._ot_study.metric_names is None and all(isinstance(n, str) for n in names):
+            with warnings.catch_warnings():  # set_metric_names is flagged experimental by Optuna
+                warnings.simplefilter("ignore")
+                self._ot_study.set_metric_names(list(names))
+
+    def restore(self, checkpoint_path: str) -> None:
+        """The searcher as Tune saved it with the study; then the trials a stopped driver lost."""
+        super().restore(checkpoint_path)
+        lost = self.fail_orphans()
+        if lost:
+            log.info("resume: %d Optuna trial(s) that the stopped driver had started are marked failed", lost)
+
+    def fail_orphans(self) -> int:
+        """Mark FAIL the Optuna trials still RUNNING that no Tune trial of this searcher holds: those
+        a stopped driver had asked for after Tune last saved the searcher, and lost. Without this
+        they would stay RUNNING in the journal, and in optuna-dashboard, for ever."""
+        from optuna.trial import TrialState
+
+        if getattr(self, "_ot_study", None) is None:
+            return 0
+        held = {t.number for t in self._ot_trials.values()}
+        lost = [t for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        lost = [t for t in lost if t.number not in held]
+        for t in lost:
+            self._ot_study.tell(t.number, state=TrialState.FAIL)
+        return len(lost)
 
     def suggest(self, trial_id: str) -> dict | None:
         if self.stop_suggesting:

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import ray
 
 from nsr_tune.config import DataConfig
-from nsr_tune.data import Loaded, load_dataset
+from nsr_tune.data import Loaded, load_dataset, user_cache_root
 from nsr_tune.errors import ConfigError
 from nsr_tune.results.record import StudyDescription
 from nsr_tune.study.options import StudyOptions, is_uri
@@ -24,15 +24,20 @@ from nsr_tune.study.results import read_description
 from nsr_tune.study.space import Space
 
 __all__ = [
+    "OPTUNA_JOURNAL",
     "check_storage",
     "checked_storage",
     "describe_study",
     "init_ray",
     "load_study_data",
+    "optuna_storage",
     "refuse_an_existing_study",
 ]
 
 log = logging.getLogger(__name__)
+
+# The searcher's Optuna study, as an Optuna journal beside Tune's files: optuna-dashboard opens it.
+OPTUNA_JOURNAL = "optuna_journal.log"
 
 
 def check_storage(storage: str, *, n_nodes: int, shared: bool) -> str:
@@ -185,3 +190,22 @@ def checked_storage(options: StudyOptions, *, started_here: bool) -> str:
         if started_here:
             ray.shutdown()
         raise
+
+
+def optuna_storage(experiment_path: str) -> Any:
+    """The Optuna storage of a study's searcher: a journal file in the study's directory, which a
+    resumed driver shares (the searcher's pickled state points at it) and optuna-dashboard reads.
+
+    A study on cloud storage keeps its journal on the driver, in the user cache: Optuna's journal
+    is a local (or NFS) file.
+    """
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if is_uri(experiment_path):
+        folder = user_cache_root() / "nsr-tune" / "optuna" / experiment_path.rstrip("/").rsplit("/", 1)[-1]
+        log.info("the study's Optuna journal is kept on this driver, in %s", folder)
+    else:
+        folder = Path(experiment_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(folder / OPTUNA_JOURNAL)))
