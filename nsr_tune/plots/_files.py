@@ -15,8 +15,12 @@ from nsr_tune.results.front import StudyFront, front_csv
 _FRONT_TITLE = "Pareto front on validation objectives (test values beside)"
 
 
-def write_front_files(front: StudyFront, out_dir: Path) -> dict[str, Path]:
-    """pareto.csv, and for two objectives pareto.png and pareto.html, in `out_dir`."""
+def write_front_files(front: StudyFront, out_dir: Path, *, html: bool = True) -> dict[str, Path]:
+    """pareto.csv, and for two objectives pareto.png and (with `html`) pareto.html, in `out_dir`.
+
+    A study's parent run in MLflow takes no pareto.html: its report.html holds the interactive
+    front, and one plotly.js (about 4.5 MB) per run is enough.
+    """
     result = front.result
     text = front_csv(front)
     files = {"csv": atomic_write(Path(out_dir) / "pareto.csv", lambda fh: fh.write(text.encode()))}

@@ -64,6 +64,8 @@ def _hover(report: StudyReport, rid: str, heading: str, values: Sequence[float],
     lines = [f"<b>{escape(report.validation.run_names.get(rid, rid))}</b> — {heading}"]
     lines += [f"{escape(n)}: {_num(float(v), 4)}" for n, v in zip(names, values, strict=True)]
     lines += [f"{escape(k)}: {escape(v)}" for k, v in report.hover.get(rid, {}).items()]
+    if rid in report.validation.flags:
+        lines.append("masking flags (search): " + escape(", ".join(report.validation.flags[rid])))
     if report.final is not None and rid in report.final.finals and report.final.finals[rid].flags:
         lines.append("masking flags: " + escape(", ".join(report.final.finals[rid].flags)))
     return "<br>".join(lines)
@@ -96,6 +98,11 @@ def _front_figure(report: StudyReport) -> Any:
         fig.add_trace(
             go.Scatter(**_points(report, v, idx, "validation", name, {"color": colour, "size": size}))
         )
+    flagged = [i for i in range(len(v.ids)) if v.ids[i] in report.validation.flags and v.ranks[i] >= 0]
+    if flagged:
+        # A ring around a trial whose masking checks fired: its robustness may be an artefact.
+        ring = {"symbol": "circle-open", "color": _common.FLAG_COLOUR, "size": 17, "line": {"width": 2.5}}
+        fig.add_trace(go.Scatter(**_points(report, v, flagged, "validation", _common.FLAG_LEGEND, ring)))
     final = report.final
     if final is not None and len(final.result.ids):
         f = final.result

@@ -317,7 +317,7 @@ def summary_lines(outcome: StudyOutcome, *, mlflow_uri: str, experiment: str) ->
         '  lists the Pareto-optimal trials; under "Columns" tick '
         + ", ".join(outcome.front.result.names)
         + " and the tag pareto_optimal.",
-        "  The study's parent run holds pareto.png, pareto.html (hover for details), pareto.csv,",
-        "  final_front.png (the finalists under the final protocol) and report.html under Artifacts.",
+        "  The study's parent run holds report.html (the interactive front, hover for details, the",
+        "  finalists, attacks, flags and cost), pareto.png, pareto.csv and final_front.png under Artifacts.",
     ]
     return lines

@@ -89,7 +89,7 @@ class FrontRuns:
             self.set_tags(rid, {"pareto_optimal": "false", "pareto_rank": "-1"})
         with tempfile.TemporaryDirectory() as tmp:
             where = out_dir or Path(tmp)
-            files = write_front_files(front, where)
+            files = write_front_files(front, where, html=False)  # report.html holds the interactive front
             for path in files.values():
                 self.log_file(front.parent_run_id, path)
         if result.hypervolume is not None:
