@@ -319,6 +319,14 @@ def run_trial(
         parts = {}
         for name, part, ev in (("val", data.val, config.val_eval), ("test", data.test, config.test_eval)):
             if final and ev is not None:
+                # An evaluation under attack can take longer than training; say what is running.
+                log.info(
+                    "evaluating on the %s split: %s at eps %s, up to %s beats per class",
+                    name,
+                    ", ".join(ev.attacks),
+                    ", ".join(f"{e:g}" for e in ev.eps),
+                    ev.per_class_cap if ev.per_class_cap is not None else "all",
+                )
                 parts[name] = evaluate(
                     t.model,
                     part,

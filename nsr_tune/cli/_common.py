@@ -8,16 +8,16 @@ names that cost nothing to import (nsr_tune.config, nsr_tune.data, nsr_tune.prot
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from nsr_tune.cli._checks import EVAL_FLAGS, flags_named, refuse_unless
 from nsr_tune.errors import ConfigError
 
 log = logging.getLogger("nsr_tune")
@@ -93,144 +93,6 @@ def knob(text: str) -> tuple[str, int]:
         return key.strip(), int(value)
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"{key}: expected an integer, got {value!r}") from e
-
-
-# The command-line flag of each configuration field a command builds from its options, so that
-# a refusal names what the user typed, not the field behind it.
-DATA_FLAGS = {
-    "dataset": "--dataset",
-    "split": "--split",
-    "seed": "--seed",
-    "max_train_beats": "--max-train-beats",
-    "val_fraction": "--val-fraction",
-    "test_fraction": "--test-fraction",
-    "input": "--input",
-    "leads": "--leads",
-    "max_len": "--max-len",
-    "sample_rate": "--sample-rate",
-    "val_per_class": "--val-per-class",
-    "test_per_class": "--test-per-class",
-    "multi_label": "--multi-label",
-}
-TRAIN_FLAGS = {
-    "model": "--model",
-    "weight_norm": "--weight-norm",
-    "objective": "--objective",
-    "beta": "--beta",
-    "nsr_eps": "--nsr-eps",
-    "focal_gamma": "--focal-gamma",
-    "optimizer": "--optimizer",
-    "lr": "--lr",
-    "batch_size": "--batch-size",
-    "epochs": "--epochs",
-    "balance": "--balance",
-    "schedule": "--schedule",
-}
-EVAL_FLAGS = {
-    "eps": "--eps",
-    "norm": "--norm",
-    "steps": "--pgd-steps",
-    "restarts": "--restarts",
-    "attack_loss": "--attack-loss",
-    "per_class_cap": "--eval-beats",
-    "seed": "--eval-seed",
-    "attacks": "--attacks",
-    "each_attack": "--each-attack",
-    "protocol": "--protocol",
-    "dataset": "--dataset",
-}
-
-
-@contextlib.contextmanager
-def flags_named(flags: Mapping[str, str]) -> Iterator[None]:
-    """Inside: a ConfigError that names a configuration field names its flag instead
-    (`per_class_cap: ...` becomes `--eval-beats: ...`, `model.width: ...` `--knob width: ...`)."""
-    try:
-        yield
-    except ConfigError as e:
-        field, sep, rest = str(e).partition(": ")
-        if not sep:
-            raise
-        if field.startswith("model.") and "model" in flags:
-            raise ConfigError(f"--knob {field.removeprefix('model.')}: {rest}") from e
-        if field in flags:
-            raise ConfigError(f"{flags[field]}: {rest}") from e
-        raise
-
-
-def refuse_unless(applies: bool, flag: str, why: str) -> None:
-    """A flag that does not apply is refused, naming it, rather than recorded as if it meant something."""
-    if not applies:
-        raise ConfigError(f"{flag}: {why}")
-
-
-def _nearest_existing(path: Path) -> Path:
-    for parent in (path, *path.parents):
-        if parent.exists():
-            return parent
-    return Path("/")
-
-
-def _writable_dir(directory: Path, flag: str, target: Path) -> None:
-    """A file can be made in `directory` (its nearest existing ancestor, if it does not exist yet):
-    tried with a temporary directory that is removed at once, so nothing stays behind."""
-    base = _nearest_existing(directory)
-    if not base.is_dir():
-        raise ConfigError(f"{flag}: {target} cannot be written: {base} is a file")
-    try:
-        probe = tempfile.mkdtemp(prefix=".nsr-tune-write-test-", dir=base)
-    except OSError as e:
-        raise ConfigError(f"{flag}: {target} cannot be written ({e.strerror or e})") from None
-    os.rmdir(probe)
-
-
-def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
-    """An output directory that exists as a directory, or can be made; nothing is created yet."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{flag}: {out} exists and is not a directory")
-    _writable_dir(out, flag, out)
-    return out
-
-
-def check_out_file(path: str | Path, flag: str = "--out") -> Path:
-    """An output file whose directory can be written, and that is not a directory itself."""
-    out = Path(path)
-    if out.is_dir():
-        raise ConfigError(f"{flag}: {out} is a directory; name the file to write")
-    _writable_dir(out.parent, flag, out)
-    return out
-
-
-def check_device(name: str | None) -> str | None:
-    """--device, checked before any data is read: a torch device this build and machine have."""
-    if name is None:
-        return None
-    import torch
-
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError) as e:
-        raise ConfigError(
-            f"--device: {name!r} is not a torch device such as cpu, cuda or cuda:1 ({e})"
-        ) from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            why = (
-                "this torch is built without CUDA"
-                if torch.version.cuda is None
-                else "no CUDA device is visible"
-            )
-            raise ConfigError(f"--device: {name} is not available here ({why}); use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"--device: {name} does not exist ({torch.cuda.device_count()} CUDA devices here)"
-            )
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"--device: {name} is not available here; use --device cpu")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"--device: {name} is not a device nsr-tune runs on (cpu, cuda, mps)")
-    return name
 
 
 def progress(args: argparse.Namespace) -> bool:
@@ -419,97 +281,6 @@ def load_splits(args: argparse.Namespace, data: Any) -> Any:
     for note in loaded.notes:
         log.info("%s", note)
     return loaded
-
-
-def _fmt(v: float) -> str:
-    return "  -  " if v != v else f"{v:.3f}"  # NaN -> dash
-
-
-def _print_eps_table(heading: str, table: Any, eps: Sequence[float]) -> None:
-    """One column per entry of `table` (name -> eps -> accuracy), one row per eps; nothing if empty."""
-    if not table:
-        return
-    names = list(table)
-    print(f"  {heading}:")
-    print(f"  {'eps':>7} " + " ".join(f"{a:>8}" for a in names))
-    for e in eps:
-        print(f"  {e:>7g} " + " ".join(f"{_fmt(table[a][e]):>8}" for a in names))
-
-
-def _print_curves(result: Any) -> None:
-    print(f"  {'eps':>7} {'uV':>7} {'robust':>7} {'rob.bal':>7} {'rob.F1':>7} {'noise':>7}")
-    for e in result.eps:
-        uv = result.eps_uv[e]
-        uv_text = "-" if uv != uv else f"{uv:.0f}"
-        print(
-            f"  {e:>7g} {uv_text:>7} {_fmt(result.robust_acc[e]):>7} "
-            f"{_fmt(result.robust_balanced_acc[e]):>7} "
-            f"{_fmt(result.robust_macro_f1.get(e, float('nan'))):>7} "
-            f"{_fmt(result.noise_acc[e]):>7}"
-        )
-    for heading, table in (
-        ("robust accuracy after each attack of the cascade", result.robust_acc_by_attack),
-        ("robust accuracy of each attack run alone", result.robust_acc_alone),
-        ("robust accuracy by class", result.robust_acc_by_class),
-    ):
-        _print_eps_table(heading, table, result.eps)
-
-
-def _print_noise_stress(result: Any) -> None:
-    from nsr_tune.config import NOISE_KINDS
-
-    if not result.noise_stress:
-        return
-    print("  noise stress test (accuracy; RMS in uV or SNR in dB):")
-    for kind in NOISE_KINDS:
-        cells = [
-            f"{k[len(kind) + 1 :]} {_fmt(v)}"
-            for k, v in result.noise_stress.items()
-            if k.startswith(kind + "_")
-        ]
-        if cells:
-            print(f"  {kind:>15}: " + "  ".join(cells))
-
-
-def print_result(result: Any, *, title: str) -> None:
-    print(f"\n{title}: {result.n} samples, {result.attack}")
-    if result.timings:
-        print("  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items() if v >= 0.05))
-    print(f"  clean accuracy     {_fmt(result.clean_acc)}")
-    print(
-        f"  balanced accuracy  {_fmt(result.balanced_acc)}"
-        f"  (mean recall over {', '.join(result.balanced_classes)})"
-    )
-    print(f"  macro F1           {_fmt(result.macro_f1)}  (mean F1 over the classes present)")
-    low, mid, high = result.uv_per_unit
-    if mid == mid:  # not NaN
-        print(
-            f"  eps 1 = {mid:.0f} uV, the median over the samples ({low:.0f} to {high:.0f}); "
-            "the uV column uses the median"
-        )
-    print(f"  robust AUC         {_fmt(result.robust_auc)}  (balanced: {_fmt(result.robust_balanced_auc)})")
-    _print_curves(result)
-    uv = result.median_adv_eps_uv
-    print(
-        f"  median adversarial eps {result.median_adv_eps:.4g}"
-        + ("" if uv != uv else f" ({uv:.0f} uV)")
-        + (" (above the largest eps: most beats survive it)" if result.median_adv_eps == float("inf") else "")
-    )
-    _print_noise_stress(result)
-    for name, why in result.skipped.items():
-        print(f"  SKIPPED {name}: {why}")
-    for name, why in result.flags.items():
-        print(f"  FLAG {name}: {why}")
-    print(f"  {'class':>7} {'sens.':>7} {'prec.':>7} {'F1':>7} {'n':>7}")
-    for c, m in result.per_class.items():
-        print(f"  {c:>7} {_fmt(m.sensitivity):>7} {_fmt(m.precision):>7} {_fmt(m.f1):>7} {m.support:>7}")
-
-
-def metrics_json(result: Any, history: Sequence[Any] = ()) -> dict[str, Any]:
-    out = result.to_dict()
-    if history:
-        out["history"] = [dict(h) for h in history]
-    return out
 
 
 def on_interrupt(args: argparse.Namespace, note: str) -> None:

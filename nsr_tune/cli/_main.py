@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from nsr_tune._version import __version__
-from nsr_tune.cli import _data, _model, _study
+from nsr_tune.cli import _data, _model, _results, _study
 from nsr_tune.cli._common import Parser, examples
 from nsr_tune.errors import NsrTuneError
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nsr-tune {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (_data, _model, _study):
+    for group in (_data, _model, _study, _results):
         group.add_commands(sub)
     return parser
 

@@ -13,31 +13,32 @@ from pathlib import Path
 from typing import Any
 
 from nsr_tune._io import atomic_write, write_json
-from nsr_tune.cli._common import (
+from nsr_tune.cli._checks import (
     DATA_FLAGS,
     TRAIN_FLAGS,
-    add_data_dir,
-    add_eval,
-    add_mlflow_uri,
     check_device,
     check_out_dir,
     check_out_file,
+    flags_named,
+    refuse_unless,
+)
+from nsr_tune.cli._common import (
+    add_data_dir,
+    add_eval,
+    add_mlflow_uri,
     command_line,
     eval_config,
     evaluation_inputs,
     examples,
-    flags_named,
     knob,
     load_splits,
     log,
-    metrics_json,
     model_path,
     on_interrupt,
-    print_result,
     progress,
-    refuse_unless,
     tracking_uri,
 )
+from nsr_tune.cli._print import metrics_json, print_result
 from nsr_tune.errors import CheckpointError, ConfigError
 
 # What `train` writes in --out: a second run there would mix its files with these.
@@ -221,6 +222,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     inputs = evaluation_inputs(args, eval_cfg)
     splits = load_splits(args, data).splits
     on_interrupt(args, "an evaluation keeps no partial result: nothing was kept; run the same command again")
+    log.info(
+        "evaluating on the test split: %s at eps %s, up to %s beats per class",
+        ", ".join(eval_cfg.attacks),
+        ", ".join(f"{e:g}" for e in eval_cfg.eps),
+        eval_cfg.per_class_cap if eval_cfg.per_class_cap is not None else "all",
+    )
     result = evaluate(
         model,
         splits.test,

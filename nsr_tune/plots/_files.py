@@ -37,6 +37,8 @@ def write_front_files(front: StudyFront, out_dir: Path, *, html: bool = True) ->
         flagged=flagged,
         title=_FRONT_TITLE,
     )
+    if not html:
+        return files
     hover = {
         rid: {
             "run": front.run_names[rid],
