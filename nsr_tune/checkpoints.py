@@ -50,8 +50,9 @@ def _load(path: str | Path, expected: str) -> dict[str, Any]:
         # may come from someone else. The type of the failure says enough.
         raise CheckpointError(f"{path}: not an nsr-tune file, or damaged ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != expected:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{path}: expected an nsr-tune file of format {expected!r}, found {found!r}")
+        found = state.get("format") if isinstance(state, dict) else None
+        what = f"format {found!r}" if found else "a torch file without nsr-tune's format tag"
+        raise CheckpointError(f"{path}: expected an nsr-tune file of format {expected!r}, found {what}")
     return state
 
 

@@ -99,6 +99,7 @@ CASES = [
     (["finalize", "/nonexistent/study"], 2, "/nonexistent/study: no nsr-tune study here"),
     (["report"], 2, "EXPERIMENT_PATH: name the study by its path"),
     (["report", "--experiment", "dry_run"], 2, "--mlflow-uri: there is no MLflow store at"),
+    (["report", "/some/study", "--experiment", "dry_run"], 2, "--experiment: name the study by its path or"),
     (["data", "summary", "--data-dir", "/nonexistent/mitdb"], 2, "/nonexistent/mitdb"),
     (["finalize", "/nonexistent/study", "--protocol", "thorough"], 2, "argument --protocol: invalid choice"),
 ]

@@ -71,10 +71,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from nsr_tune.tracking import StudyTracker, check_store
 
     path = args.experiment_path
-    if (path is None) == (args.experiment is None):
+    if path is None and args.experiment is None:
         raise ConfigError(
-            "EXPERIMENT_PATH: name the study by its path (STORAGE/NAME) or by --experiment NAME, not both"
+            "EXPERIMENT_PATH: name the study by its path (STORAGE/NAME) or by --experiment NAME"
         )
+    if path is not None and args.experiment is not None:
+        raise ConfigError("--experiment: name the study by its path or by --experiment, not both")
     out = check_out_file(args.out)
     if path is None:
         uri = tracking_uri(args)

@@ -76,7 +76,7 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path:
     elif isinstance(data_dir, str) and data_dir == "bundled":
         path, source = BUNDLED_DIR, "bundled"
     else:
-        path, source = _as_path(data_dir, "data_dir"), "given as data_dir"
+        path, source = _as_path(data_dir, "data_dir"), "as given"
     if not path.exists():
         raise DataError(f"MIT-BIH data directory {path} ({source}) does not exist; {_HOW_TO_GET}")
     if not path.is_dir():

@@ -61,7 +61,7 @@ def resolve_nstdb_dir(data_dir: str | os.PathLike[str] | None) -> Path:
         path = default_nstdb_dir()
         source = "from NSR_TUNE_NSTDB" if os.environ.get("NSR_TUNE_NSTDB") else "the default location"
     elif isinstance(data_dir, (str, os.PathLike)) and os.fspath(data_dir):
-        path, source = Path(os.fspath(data_dir)).expanduser(), "given as data_dir"
+        path, source = Path(os.fspath(data_dir)).expanduser(), "as given"
     else:
         raise ConfigError(f"data_dir must be a non-empty path (str or Path) or None, got {data_dir!r}")
     if not path.is_dir():
