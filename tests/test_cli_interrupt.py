@@ -16,6 +16,12 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
+def _sigint_as_in_a_terminal() -> None:
+    # A shell starts background jobs (CI runners among them) with SIGINT ignored, and a child
+    # inherits that: give the command the handling it has when a user runs it and presses Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(argv: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"}
     return subprocess.Popen(
@@ -25,6 +31,7 @@ def _start(argv: list[str], cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
 
 

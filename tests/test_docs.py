@@ -189,8 +189,8 @@ def test_every_help_example_exists():
     examples = []
     for parser in _every_parser(build_parser()):
         text = parser.epilog or ""
-        if "examples:" in text:
-            examples += [line.strip() for line in text.split("examples:", 1)[1].splitlines() if line.strip()]
+        assert "examples:" in text, f"{parser.prog} --help ends without examples"
+        examples += [line.strip() for line in text.split("examples:", 1)[1].splitlines() if line.strip()]
     assert len(examples) >= 10
     problems = [p for line in examples for tokens in commands(line) for p in check_command(tokens)[0]]
     assert problems == []

@@ -384,6 +384,21 @@ def test_finalize_a_second_time_evaluates_and_logs_nothing(dry_run, capsys):
     assert not ray.is_initialized()  # nothing to evaluate: Ray is not even started
 
 
+def _settled(folder: Path, *, quiet: float = 5.0, timeout: float = 60.0) -> set[str]:
+    """The finalists' results in `folder` once no new one has appeared for `quiet` seconds: a Ray
+    worker of the killed command lives on until its raylet notices, and may still write one."""
+    seen = {p.stem for p in folder.glob("*.json")}
+    still = time.monotonic()
+    deadline = still + timeout
+    while time.monotonic() - still < quiet:
+        assert time.monotonic() < deadline, f"results still appearing in {folder}"
+        time.sleep(0.2)
+        now = {p.stem for p in folder.glob("*.json")}
+        if now != seen:
+            seen, still = now, time.monotonic()
+    return seen
+
+
 def test_a_killed_finalize_continues_where_it_stopped(dry_run, tmp_path, capsys):
     from nsr_tune.study.finalize import study_final_config
     from nsr_tune.study.results import read_study
@@ -394,8 +409,10 @@ def test_a_killed_finalize_continues_where_it_stopped(dry_run, tmp_path, capsys)
     settings = study_final_config(read_study(str(path)), top_ranks=9, bootstrap=50).fingerprint()
     folder = path / "final" / settings
     env = {**os.environ, "RAY_ADDRESS": "local", "OMP_NUM_THREADS": "1"}
+    # One finalist at a time, so that none finishes in the moment between the first result and
+    # the kill.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nsr_tune.cli", "finalize", str(path), *given, "--local-cpus", "2"],
+        [sys.executable, "-m", "nsr_tune.cli", "finalize", str(path), *given, "--local-cpus", "1"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -408,7 +425,7 @@ def test_a_killed_finalize_continues_where_it_stopped(dry_run, tmp_path, capsys)
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)  # the command and the local Ray it started
     proc.wait()
-    done = {p.stem for p in folder.glob("*.json")}
+    done = _settled(folder)
     complete = {c.data.tags["nsr_tune.trial_id"] for c in dry_run["children"]}
     assert done and done <= complete
 
