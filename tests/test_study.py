@@ -369,19 +369,29 @@ def _final_history(dry_run):
     }
 
 
-def test_finalize_a_second_time_evaluates_and_logs_nothing(dry_run, capsys):
+def test_finalize_a_second_time_evaluates_and_logs_nothing(dry_run, capsys, monkeypatch):
     path = dry_run["path"]
     results = sorted((path / "final").rglob("*.json"))
     stamps = [p.stat().st_mtime_ns for p in results]
     history = _final_history(dry_run)
     assert history and set(history.values()) == {1}
-    assert main(["finalize", str(path)]) == 0
+    monkeypatch.chdir(path.parent)
+    assert main(["finalize", path.name]) == 0  # a path relative to where the user is
     out = capsys.readouterr().out
     assert f"0 finalists evaluated now, {len(history)} kept from before; 0 written to MLflow" in out
     assert _final_history(dry_run) == history
     assert sorted((path / "final").rglob("*.json")) == results
     assert [p.stat().st_mtime_ns for p in results] == stamps
     assert not ray.is_initialized()  # nothing to evaluate: Ray is not even started
+
+
+def test_report_takes_a_study_path_relative_to_where_the_user_is(dry_run, tmp_path, monkeypatch, capsys):
+    path = dry_run["path"]
+    monkeypatch.chdir(path.parent)
+    out = tmp_path / "report.html"
+    assert main(["report", path.name, "--out", str(out)]) == 0
+    assert f"{len(dry_run['children'])} trials" in capsys.readouterr().out
+    assert "Validation front and final front" in out.read_text()
 
 
 def _settled(folder: Path, *, quiet: float = 5.0, timeout: float = 60.0) -> set[str]:

@@ -48,13 +48,13 @@ def _cmd_sync_mlflow(args: argparse.Namespace) -> int:
     tracker = StudyTracker(
         tracking_uri=uri, experiment=record.description.experiment, artifact_location=args.artifact_location
     )
-    parent = tracker.sync(record, checkpoint_of=checkpoint_reader(args.experiment_path, CHECKPOINT_FILE))
+    parent = tracker.sync(record, checkpoint_of=checkpoint_reader(record.experiment_path, CHECKPOINT_FILE))
     front = tracker.front(parent)
     tracker.publish_front(front)
     # The finalists' results kept beside the study (nothing is evaluated here).
     final = None
     if front_from_record(record).result.ids:
-        final = finalize_study(args.experiment_path, tracker=tracker, evaluate=False)
+        final = finalize_study(record.experiment_path, tracker=tracker, evaluate=False)
     tracker.end_study()
     print(f"{len(record.trials)} trials of {args.experiment_path} are in MLflow (parent run {parent}, {uri})")
     print(front_table(front))

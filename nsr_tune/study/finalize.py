@@ -198,6 +198,7 @@ def finalize_study(
     """
     started = time.perf_counter()
     record = read_study(experiment_path)
+    experiment_path = record.experiment_path  # a relative path made absolute, as the study records it
     space = _space(record)
     final = final or space.final
     settings = final.fingerprint()

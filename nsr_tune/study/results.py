@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pyarrow.fs
 
@@ -29,6 +31,7 @@ __all__ = [
     "read_finals",
     "read_rungs",
     "read_study",
+    "study_path",
     "write_final",
     "write_rungs",
     "write_study_file",
@@ -46,7 +49,17 @@ FINAL_DIR = "final"
 RUNGS_FILE = "moasha_rungs.jsonl"
 
 
+def study_path(path: str) -> str:
+    """A study's path as the study itself records it: a URI (s3://, gs://) as given, a local path
+    (relative, ~, or file://) absolute. The MLflow parent run is found by this string."""
+    parsed = urlparse(path)
+    if len(parsed.scheme) > 1 and parsed.scheme != "file":  # a Windows drive letter is no scheme
+        return path
+    return str(Path(parsed.path if parsed.scheme == "file" else path).expanduser().resolve())
+
+
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    path = study_path(path)  # pyarrow takes only absolute local paths
     try:
         return pyarrow.fs.FileSystem.from_uri(path)
     except (pyarrow.ArrowInvalid, OSError) as e:
@@ -82,6 +95,7 @@ def _read_text(fs: pyarrow.fs.FileSystem, path: str) -> str | None:
 
 
 def read_study(experiment_path: str) -> StudyRecord:
+    experiment_path = study_path(experiment_path)
     description = read_description(experiment_path)
     fs, root = _fs(experiment_path)
     trials = []
