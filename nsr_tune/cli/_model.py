@@ -30,7 +30,6 @@ from nsr_tune.cli._common import (
     eval_config,
     evaluation_inputs,
     examples,
-    knob,
     load_splits,
     log,
     model_path,
@@ -39,6 +38,7 @@ from nsr_tune.cli._common import (
     tracking_uri,
 )
 from nsr_tune.cli._print import metrics_json, print_result
+from nsr_tune.cli._train_options import add_data_options, add_model_options, add_optim_options
 from nsr_tune.errors import CheckpointError, ConfigError
 
 # What `train` writes in --out: a second run there would mix its files with these.
@@ -296,99 +296,6 @@ def _add_dataset(p: argparse.ArgumentParser, *, default: str | None) -> None:
     )
 
 
-def _add_model_options(train: argparse.ArgumentParser) -> None:
-    from nsr_tune.config import NSR_OBJECTIVES, OBJECTIVE_NAMES, WEIGHTED
-    from nsr_tune.data import DATASETS
-
-    offered = "; ".join(f"{name}: {', '.join(d.models)}" for name, d in DATASETS.items())
-    train.add_argument(
-        "--model", metavar="NAME", help=f"the model (default: the dataset's first). Offered: {offered}"
-    )
-    train.add_argument(
-        "--knob",
-        type=knob,
-        action="append",
-        metavar="KEY=INT",
-        help="a model knob, repeatable (default: none)",
-    )
-    train.add_argument("--weight-norm", action="store_true", help="the paper's per-unit weight normalisation")
-    train.add_argument("--objective", choices=OBJECTIVE_NAMES, default="ce", help="the training loss")
-    train.add_argument(
-        "--beta",
-        type=float,
-        help=f"weight of the regulariser, for {', '.join(WEIGHTED)} only (default: 0)",
-    )
-    train.add_argument(
-        "--nsr-eps",
-        type=float,
-        help=f"the eps inside the NSR term, for {', '.join(NSR_OBJECTIVES)} only (default: 1, the paper's "
-        "MIT-BIH setting); on long multi-lead records the gradient's L1 norm sums over many more "
-        "samples, so a smaller one keeps the term's scale",
-    )
-    train.add_argument(
-        "--focal-gamma", type=float, help="the focal objective's gamma, for focal only (default: 2)"
-    )
-
-
-def _add_data_options(train: argparse.ArgumentParser) -> None:
-    from nsr_tune.data import DATASETS, INPUTS
-
-    splits = tuple(dict.fromkeys(s for d in DATASETS.values() for s in d.splits))
-    train.add_argument("--split", choices=splits, help="mitbih: inter (default) or intra; cpsc2018: records")
-    train.add_argument(
-        "--val-fraction", type=float, help="mitbih intra: share of validation beats (default: 0.1)"
-    )
-    train.add_argument("--test-fraction", type=float, help="mitbih intra: share of test beats (default: 0.2)")
-    train.add_argument(
-        "--input",
-        choices=tuple(INPUTS),
-        help="mitbih beat representation (default: kachuee): "
-        + "; ".join(f"{name}, {spec.description}" for name, spec in INPUTS.items()),
-    )
-    train.add_argument(
-        "--max-train-beats",
-        type=int,
-        help="a seeded class-proportional subset of the training beats (default: all)",
-    )
-    cpsc = train.add_argument_group("cpsc2018 (the paper's protocol by default)")
-    cpsc.add_argument("--leads", choices=("paper", "all"), help="paper: I, II, V1-V6 (default); all: 12")
-    cpsc.add_argument("--sample-rate", type=int, help="resample the records to this many Hz (default: 500)")
-    cpsc.add_argument(
-        "--max-len", type=int, help="truncate records to this many samples at 500 Hz (default: 30720)"
-    )
-    cpsc.add_argument("--val-per-class", type=int, help="validation records per class (default: 5)")
-    cpsc.add_argument("--test-per-class", type=int, help="test records per class (default: 50)")
-    cpsc.add_argument(
-        "--multi-label",
-        action="store_true",
-        default=None,
-        help="keep records with several labels and train on label sets (with --objective bce)",
-    )
-
-
-def _add_optim_options(train: argparse.ArgumentParser) -> None:
-    from nsr_tune.config import BALANCE, OPTIMIZERS, SCHEDULES
-
-    train.add_argument("--epochs", type=int, default=10, help="passes over the training set")
-    train.add_argument(
-        "--optimizer", choices=OPTIMIZERS, default="adam", help="adamax: the paper's MIT-BIH scripts"
-    )
-    train.add_argument(
-        "--schedule",
-        choices=SCHEDULES,
-        default="none",
-        help="learning-rate schedule, per epoch: cosine to 0, or step (x0.1 at 1/2 and 3/4)",
-    )
-    train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    train.add_argument("--batch-size", type=int, default=128, help="training samples per step")
-    train.add_argument(
-        "--balance", choices=BALANCE, default="balanced", help="class-balanced sampling of each epoch"
-    )
-    train.add_argument(
-        "--seed", type=int, default=0, help="seed of the model, the epoch order and the data split"
-    )
-
-
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser(
         "train",
@@ -403,9 +310,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     _add_dataset(train, default="mitbih")
     add_data_dir(train)
-    _add_model_options(train)
-    _add_data_options(train)
-    _add_optim_options(train)
+    add_model_options(train)
+    add_data_options(train)
+    add_optim_options(train)
     train.add_argument(
         "--out",
         required=True,
