@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from nsr_tune.errors import ConfigError
-from nsr_tune.study.results import read_study, study_path
+from nsr_tune.study.results import read_study, study_dir, study_path
 
 
 def test_local_paths_become_absolute_and_uris_stay(tmp_path, monkeypatch):
@@ -20,6 +20,8 @@ def test_local_paths_become_absolute_and_uris_stay(tmp_path, monkeypatch):
     assert study_path(f"file://{here}/runs/tune/a") == str(here / "runs" / "tune" / "a")
     assert study_path("s3://bucket/nsr-tune/a") == "s3://bucket/nsr-tune/a"
     assert study_path("gs://bucket/a/") == "gs://bucket/a/"
+    assert study_dir("runs/tune", "a") == str(here / "runs" / "tune" / "a")
+    assert study_dir("s3://bucket/nsr-tune/", "a") == "s3://bucket/nsr-tune/a"
 
 
 def test_a_relative_path_is_refused_for_what_is_there_not_for_its_form(tmp_path, monkeypatch):

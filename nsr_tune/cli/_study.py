@@ -74,17 +74,13 @@ def _study_options(args: argparse.Namespace):
 def _cmd_tune(args: argparse.Namespace) -> int:
     from nsr_tune.results.finalists import final_table
     from nsr_tune.results.front import front_table
-    from nsr_tune.study.options import is_uri
+    from nsr_tune.study.results import study_dir
     from nsr_tune.study.runner import run_study, summary_lines
 
     # No check of the tracking store here: a study runs through an MLflow outage and writes what
     # it measured once the server is back (nsr_tune.study.callback).
     options = _study_options(args)
-    path = options.resume or (
-        f"{options.storage.rstrip('/')}/{options.name}"
-        if is_uri(options.storage)
-        else str(Path(options.storage).expanduser().resolve() / options.name)
-    )
+    path = options.resume or study_dir(options.storage, options.name)
     on_interrupt(
         args,
         f"the study so far is kept at {path} (finished trials, checkpoints, MLflow runs); "

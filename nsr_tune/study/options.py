@@ -14,15 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from nsr_tune.data import resolve_data_dir
 from nsr_tune.errors import ConfigError
 from nsr_tune.results.record import StudyDescription
-from nsr_tune.study.results import read_description
+from nsr_tune.study.results import is_uri, read_description, study_path
 from nsr_tune.study.space import Space, load_space, parse_space
 
-__all__ = ["CHANGEABLE_ON_RESUME", "StudyOptions", "is_uri", "resume_options"]
+__all__ = ["CHANGEABLE_ON_RESUME", "StudyOptions", "resume_options"]
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +37,6 @@ CHANGEABLE_ON_RESUME = (
     "shared_storage",
     "time_budget",
 )
-
-
-def is_uri(path: str) -> bool:
-    scheme = urlparse(path).scheme
-    return len(scheme) > 1 and scheme != "file"  # a Windows drive letter is not a scheme
 
 
 @dataclass(frozen=True)
@@ -128,7 +122,7 @@ def _same_path(a: str | None, b: str | None) -> bool:
         return a == b
     if is_uri(a) or is_uri(b):
         return a.rstrip("/") == b.rstrip("/")
-    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    return study_path(a) == study_path(b)
 
 
 def _refusal(resume_path: str, option: str, saved_value: Any, given_value: Any, why: str = "") -> ConfigError:
@@ -184,7 +178,7 @@ def resume_options(path: str, given: Mapping[str, Any]) -> StudyOptions:
     change and differs from the saved value is refused with a ConfigError naming the option,
     the saved value and the given one. Nothing is written.
     """
-    resume_path = path if is_uri(path) else str(Path(path).expanduser().resolve())
+    resume_path = study_path(path)
     if not is_uri(resume_path) and not (Path(resume_path) / "tuner.pkl").is_file():
         raise ConfigError(f"--resume: {path} holds no Tune study (no tuner.pkl there)")
     description = read_description(resume_path)

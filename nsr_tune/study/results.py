@@ -24,6 +24,7 @@ __all__ = [
     "RUNGS_FILE",
     "STUDY_FILE",
     "checkpoint_reader",
+    "is_uri",
     "latest_checkpoint",
     "latest_final_settings",
     "read_bytes",
@@ -31,6 +32,7 @@ __all__ = [
     "read_finals",
     "read_rungs",
     "read_study",
+    "study_dir",
     "study_path",
     "write_final",
     "write_rungs",
@@ -49,13 +51,24 @@ FINAL_DIR = "final"
 RUNGS_FILE = "moasha_rungs.jsonl"
 
 
+def is_uri(path: str) -> bool:
+    """Cloud storage (s3://, gs://, ...), as opposed to a local path or a file:// URI."""
+    scheme = urlparse(path).scheme
+    return len(scheme) > 1 and scheme != "file"  # a Windows drive letter is not a scheme
+
+
 def study_path(path: str) -> str:
     """A study's path as the study itself records it: a URI (s3://, gs://) as given, a local path
     (relative, ~, or file://) absolute. The MLflow parent run is found by this string."""
-    parsed = urlparse(path)
-    if len(parsed.scheme) > 1 and parsed.scheme != "file":  # a Windows drive letter is no scheme
+    if is_uri(path):
         return path
-    return str(Path(parsed.path if parsed.scheme == "file" else path).expanduser().resolve())
+    local = urlparse(path).path if path.startswith("file://") else path
+    return str(Path(local).expanduser().resolve())
+
+
+def study_dir(storage: str, name: str) -> str:
+    """Where Tune keeps the study `name` under `storage` (its STORAGE/NAME), as `study_path` writes it."""
+    return f"{storage.rstrip('/')}/{name}" if is_uri(storage) else str(Path(study_path(storage)) / name)
 
 
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:

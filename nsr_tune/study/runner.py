@@ -27,8 +27,14 @@ from nsr_tune.results.report import build_report
 from nsr_tune.study.callback import MlflowStudyCallback
 from nsr_tune.study.finalize import finalize_study, kept_finals
 from nsr_tune.study.moasha import Rungs
-from nsr_tune.study.options import StudyOptions, is_uri
-from nsr_tune.study.results import checkpoint_reader, read_description, read_study, write_study_file
+from nsr_tune.study.options import StudyOptions
+from nsr_tune.study.results import (
+    checkpoint_reader,
+    read_description,
+    read_study,
+    study_dir,
+    write_study_file,
+)
 from nsr_tune.study.scheduler import MOASHAScheduler, StudySearch, TimeBudget
 from nsr_tune.study.space import Space
 from nsr_tune.study.startup import (
@@ -256,9 +262,7 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     refuse_an_existing_study(options)
     started_here = init_ray(options.ray_address, local_cpus=options.local_cpus)
     storage = checked_storage(options, started_here=started_here)
-    experiment_path = options.resume or (
-        f"{storage.rstrip('/')}/{options.name}" if is_uri(storage) else str(Path(storage) / options.name)
-    )
+    experiment_path = options.resume or study_dir(storage, options.name)
     if options.resume is None:
         description = describe_study(options, space=space, report=loaded, storage=storage)
         # Beside Tune's own files: what MLflow's parent run and a resume need, so that both

@@ -117,8 +117,8 @@ class StudySearch(OptunaSearch):
         if getattr(self, "_ot_study", None) is None:
             return 0
         held = {t.number for t in self._ot_trials.values()}
-        lost = [t for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-        lost = [t for t in lost if t.number not in held]
+        running = self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        lost = [t for t in running if t.number not in held]
         for t in lost:
             self._ot_study.tell(t.number, state=TrialState.FAIL)
         return len(lost)

@@ -11,7 +11,6 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import ray
 
@@ -19,8 +18,8 @@ from nsr_tune.config import DataConfig
 from nsr_tune.data import Loaded, load_dataset, user_cache_root
 from nsr_tune.errors import ConfigError
 from nsr_tune.results.record import StudyDescription
-from nsr_tune.study.options import StudyOptions, is_uri
-from nsr_tune.study.results import read_description
+from nsr_tune.study.options import StudyOptions
+from nsr_tune.study.results import is_uri, read_description, study_dir, study_path
 from nsr_tune.study.space import Space
 
 __all__ = [
@@ -44,7 +43,7 @@ def check_storage(storage: str, *, n_nodes: int, shared: bool) -> str:
     """The storage path to hand Tune; a local path must be writable and, on several nodes, shared."""
     if is_uri(storage):
         return storage
-    path = Path(urlparse(storage).path if storage.startswith("file://") else storage).expanduser().resolve()
+    path = Path(study_path(storage))
     if n_nodes > 1 and not shared:
         raise ConfigError(
             f"--storage: {path} is a local path, but the cluster has {n_nodes} nodes: trials on other nodes "
@@ -173,7 +172,7 @@ def refuse_an_existing_study(options: StudyOptions) -> None:
     """A study of the same name is refused before Ray starts, so nothing is written."""
     if options.resume is not None or is_uri(options.storage):
         return
-    existing = Path(options.storage).expanduser().resolve() / options.name
+    existing = Path(study_dir(options.storage, options.name))
     if (existing / "tuner.pkl").exists():
         raise ConfigError(
             f"--name: a study already exists at {existing}; "
