@@ -32,7 +32,7 @@ from nsr_tune.data import DATASETS, BeatSet, RecordSet, SplitData, check_data, i
 from nsr_tune.errors import CheckpointError, ConfigError
 from nsr_tune.evaluation.batching import predict_logits, predict_samples
 from nsr_tune.evaluation.result import EvalResult
-from nsr_tune.evaluation.run import evaluate
+from nsr_tune.evaluation.run import evaluate, plan
 from nsr_tune.evaluation.scores import balanced_classes_for, mean_recall
 from nsr_tune.metrics import objective_names
 from nsr_tune.models import build_model, check_model_input, check_model_knobs, normalize_units_
@@ -319,14 +319,7 @@ def run_trial(
         parts = {}
         for name, part, ev in (("val", data.val, config.val_eval), ("test", data.test, config.test_eval)):
             if final and ev is not None:
-                # An evaluation under attack can take longer than training; say what is running.
-                log.info(
-                    "evaluating on the %s split: %s at eps %s, up to %s beats per class",
-                    name,
-                    ", ".join(ev.attacks),
-                    ", ".join(f"{e:g}" for e in ev.eps),
-                    ev.per_class_cap if ev.per_class_cap is not None else "all",
-                )
+                log.info("evaluating on the %s split: %s", name, plan(ev))
                 parts[name] = evaluate(
                     t.model,
                     part,

@@ -18,7 +18,7 @@ from nsr_tune.config import EvalConfig
 from nsr_tune.data import AAMI_CLASSES, load_kaggle_csv, load_mitbih, make_splits
 from nsr_tune.data._nstdb import load_nstdb
 from nsr_tune.errors import ConfigError
-from nsr_tune.evaluation.run import evaluate
+from nsr_tune.evaluation.run import evaluate, plan
 from nsr_tune.protocol import protocol
 from tests._helpers import kaggle_beats, linear_model, train_quick
 from tests.conftest import SHARED_DATA
@@ -269,3 +269,9 @@ def test_noise_in_microvolts_needs_amplitudes(kaggle_dir, linear):
 def test_bad_evaluation_settings_name_the_field(fields, message):
     with pytest.raises(ConfigError, match=message):
         EvalConfig(**fields)
+
+
+def test_the_logged_plan_names_the_attacks_the_eps_and_the_cap():
+    assert plan(protocol("quick", "mitbih")) == "pgd at eps 0.01, 0.05, 0.1, up to 150 beats per class"
+    strong_all = protocol("strong", "mitbih", eps=[0.03], per_class_cap=None)
+    assert plan(strong_all) == "apgd_ce, apgd_t, square, sap, transfer at eps 0.03, up to all beats per class"

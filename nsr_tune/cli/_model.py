@@ -203,7 +203,7 @@ def _note_checkpoint(args: argparse.Namespace, out: Path, result: Any) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nsr_tune.data import check_data
-    from nsr_tune.evaluation.run import evaluate
+    from nsr_tune.evaluation.run import evaluate, plan
     from nsr_tune.trial import pick_device
 
     out = check_out_file(args.out) if args.out else None
@@ -222,12 +222,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     inputs = evaluation_inputs(args, eval_cfg)
     splits = load_splits(args, data).splits
     on_interrupt(args, "an evaluation keeps no partial result: nothing was kept; run the same command again")
-    log.info(
-        "evaluating on the test split: %s at eps %s, up to %s beats per class",
-        ", ".join(eval_cfg.attacks),
-        ", ".join(f"{e:g}" for e in eval_cfg.eps),
-        eval_cfg.per_class_cap if eval_cfg.per_class_cap is not None else "all",
-    )
+    log.info("evaluating on the test split: %s", plan(eval_cfg))
     result = evaluate(
         model,
         splits.test,

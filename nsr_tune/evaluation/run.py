@@ -29,7 +29,7 @@ from nsr_tune.evaluation.result import EvalResult, Outcomes, assemble
 from nsr_tune.evaluation.scores import SingleLabel, balanced_classes_for, median_adversarial, stratified_cap
 from nsr_tune.evaluation.stress import noise_stress, white_noise_accuracy
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "plan"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,14 @@ class _Clock:
             yield
         finally:
             self.seconds[name] += time.perf_counter() - started
+
+
+def plan(config: EvalConfig) -> str:
+    """What an evaluation under `config` will run, in one line for the log: it can take longer
+    than the training before it."""
+    cap = config.per_class_cap if config.per_class_cap is not None else "all"
+    eps = ", ".join(f"{e:g}" for e in config.eps)
+    return f"{', '.join(config.attacks)} at eps {eps}, up to {cap} beats per class"
 
 
 def _check_inputs(beats: BeatSet | RecordSet, surrogate: nn.Module | None, config: EvalConfig) -> None:
