@@ -93,6 +93,8 @@ CASES = [
     ([*TRAIN, "--out", "{a_file}"], 2, "--out: {a_file} exists and is not a directory"),
     (["evaluate", "{model}", "--dataset", "cpsc2018"], 2, "--dataset: the model was trained on mitbih"),
     (["evaluate", "{model}", "--split", "records"], 2, "--split: must be one of inter, intra"),
+    (["evaluate", "{model}", "--beats", "beats.json"], 2, "--beats: beats.json must end in .npz"),
+    (["evaluate", "{model}", "--beats", "/proc/x/b.npz"], 2, "--beats: /proc/x/b.npz cannot be written"),
     (["export", "{model}", "."], 2, "OUT: . is a directory"),
     (["tune", "--space", "nope"], 2, "--space: nope: no such file, and not a shipped space"),
     (["tune", "--time-budget", "-5"], 2, "argument --time-budget: expected a duration"),

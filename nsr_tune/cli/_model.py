@@ -202,11 +202,14 @@ def _note_checkpoint(args: argparse.Namespace, out: Path, result: Any) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from nsr_tune.data import check_data
     from nsr_tune.evaluation.run import evaluate, plan
     from nsr_tune.trial import pick_device
 
     out = check_out_file(args.out) if args.out else None
+    beats_file = _check_beats_file(args.beats) if args.beats else None
     device = check_device(args.device)
     with tempfile.TemporaryDirectory() as d:
         path = model_path(args.model_file, mlflow_uri=tracking_uri(args), scratch=Path(d), flag="MODEL_FILE")
@@ -230,13 +233,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         split=data.split,
         device=pick_device(device),
         progress=progress(args),
+        keep_beats=beats_file is not None,
         **inputs,
     )
     print_result(result, title=f"test ({data.dataset}, {data.split}) of {args.model_file}")
     if out is not None:
         write_json(out, metrics_json(result))
         print(f"\nwrote {out}")
+    if beats_file is not None:
+        arrays = result.beats.to_arrays(eps=result.eps)
+        atomic_write(beats_file, lambda fh: np.savez_compressed(fh, **arrays))
+        print(f"wrote {beats_file}")
     return 0
+
+
+def _check_beats_file(path: str) -> Path:
+    """--beats: an .npz file that can be written."""
+    if not path.endswith(".npz"):
+        raise ConfigError(f"--beats: {path} must end in .npz (it is written with numpy.savez)")
+    return check_out_file(path, "--beats")
 
 
 def _load_model(path: Path, named: str, flag: str) -> Any:
@@ -343,6 +358,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_data_dir(ev)
     ev.add_argument("--split", choices=splits, help="default: the split the model was trained on")
     ev.add_argument("--out", help="write the metrics to this JSON file (default: print only)")
+    ev.add_argument(
+        "--beats",
+        metavar="FILE.npz",
+        help="also write each beat's record, class and outcome, clean and at each eps, for "
+        "intervals that resample records (default: none)",
+    )
     add_eval(ev)
     ev.set_defaults(func=_cmd_evaluate)
 

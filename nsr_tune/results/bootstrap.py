@@ -8,7 +8,7 @@ resampled here is the record. Pure numpy: per-beat outcomes in, intervals out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +38,38 @@ class BeatOutcomes:
     # F1 intervals; None where there is no single class (multi-label) or it was not kept.
     pred: np.ndarray | None = None
     robust_pred: np.ndarray | None = None
+
+    def to_arrays(self, *, eps: Sequence[float]) -> dict[str, np.ndarray]:
+        """Plain arrays for `np.savez` (`nsr-tune evaluate --beats`); `from_arrays` reads them back.
+
+        `eps` labels the rows of `survived` and `robust_pred`."""
+        out = {
+            "record": np.asarray(self.record).astype(str),
+            "y": self.y,
+            "clean_correct": self.clean_correct,
+            "survived": self.survived,
+            "eps": np.asarray(eps, dtype=float),
+            "classes": np.asarray(self.classes),
+        }
+        if self.pred is not None and self.robust_pred is not None:
+            out["pred"], out["robust_pred"] = self.pred, self.robust_pred
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> tuple[BeatOutcomes, tuple[float, ...]]:
+        """What `to_arrays` wrote (an `np.load`ed .npz, say) -> the outcomes and their eps."""
+        pred = arrays["pred"] if "pred" in arrays else None
+        robust_pred = arrays["robust_pred"] if "robust_pred" in arrays else None
+        beats = cls(
+            record=np.asarray(arrays["record"]),
+            y=np.asarray(arrays["y"]),
+            clean_correct=np.asarray(arrays["clean_correct"], dtype=bool),
+            survived=np.asarray(arrays["survived"], dtype=bool),
+            classes=tuple(str(c) for c in arrays["classes"]),
+            pred=None if pred is None else np.asarray(pred),
+            robust_pred=None if robust_pred is None else np.asarray(robust_pred),
+        )
+        return beats, tuple(float(e) for e in arrays["eps"])
 
 
 def _per_record(
