@@ -42,7 +42,7 @@ from nsr_tune.data._download import (
     resolve_data_dir,
 )
 from nsr_tune.data._kaggle import load_kaggle_csv
-from nsr_tune.data._mitbih import LoadReport, load_mitbih
+from nsr_tune.data._mitbih import LoadReport, MitbihRecord, load_mitbih, read_mitbih_record
 from nsr_tune.data._nstdb import (
     NSTDB_KINDS,
     default_nstdb_dir,
@@ -50,6 +50,7 @@ from nsr_tune.data._nstdb import (
     nstdb_if_present,
     resolve_nstdb_dir,
 )
+from nsr_tune.data._qrs import MATCH_WINDOW_S, QRS_SYMBOLS, DetectionCounts, at_record_rate, detection_counts
 from nsr_tune.data._segment import PREPROCESS_VERSION
 from nsr_tune.data._splits import DEFAULT_VAL_RECORDS, DS1, DS2, PACED, SplitData, make_splits
 from nsr_tune.data._summary import summarize
@@ -67,19 +68,24 @@ __all__ = [
     "DS2",
     "FS",
     "INPUTS",
+    "MATCH_WINDOW_S",
     "NSTDB_KINDS",
     "PACED",
     "PAPER_LEADS",
     "PREPROCESS_VERSION",
+    "QRS_SYMBOLS",
     "BeatInput",
     "BeatSet",
     "CpscReport",
     "Dataset",
+    "DetectionCounts",
     "InputShape",
     "LoadReport",
     "Loaded",
+    "MitbihRecord",
     "RecordSet",
     "SplitData",
+    "at_record_rate",
     "check_data",
     "cpsc_dir",
     "cpsc_splits",
@@ -87,6 +93,7 @@ __all__ = [
     "default_cpsc_dir",
     "default_data_dir",
     "default_nstdb_dir",
+    "detection_counts",
     "download_cpsc2018",
     "download_mitdb",
     "input_shape",
@@ -98,6 +105,7 @@ __all__ = [
     "make_splits",
     "mitdb_checksum_problems",
     "nstdb_if_present",
+    "read_mitbih_record",
     "resolve_data_dir",
     "resolve_nstdb_dir",
     "summarize",

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -22,10 +22,10 @@ from nsr_tune.data import _cache
 from nsr_tune.data._beats import FS, INPUTS, BeatSet
 from nsr_tune.data._download import resolve_data_dir
 from nsr_tune.data._records import RecordInfo, inspect_record, list_records, read_record
-from nsr_tune.data._segment import PREPROCESS_VERSION, WINDOW_S, RecordBeats, segment_beats
+from nsr_tune.data._segment import PREPROCESS_VERSION, WINDOW_S, RecordBeats, resample_to_fs, segment_beats
 from nsr_tune.errors import ConfigError, DataError
 
-__all__ = ["LoadReport", "load_mitbih"]
+__all__ = ["LoadReport", "MitbihRecord", "load_mitbih", "read_mitbih_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,26 @@ class LoadReport:
             unknown_symbols={str(k): int(v) for k, v in data["unknown_symbols"].items()},
             fingerprint=str(data["fingerprint"]),
         )
+
+
+class MitbihRecord(NamedTuple):
+    """One lead of a MIT-BIH record as the beats are cut from it, and its reference annotations.
+
+    ``signal`` (n,) is the lead in mV at FS (step 2 of _segment: resample_poly, no other filter;
+    the per-window min-max scaling of step 6 is left out); ``ann_at_fs`` (k,) the annotations'
+    positions at FS, rounded as the beats' R peaks are; ``symbols`` (k,) their WFDB codes, every
+    annotation, beat or not; ``raw_mv`` (n0,), ``ann_samples`` (k,) and ``fs`` the lead and the
+    annotations at the record's own rate (360 Hz); ``lead`` the lead's name.
+    """
+
+    number: int
+    lead: str
+    signal: np.ndarray
+    ann_at_fs: np.ndarray
+    symbols: tuple[str, ...]
+    raw_mv: np.ndarray
+    ann_samples: np.ndarray
+    fs: float
 
 
 # ----------------------------------------------------------------------------------------- API
@@ -135,6 +155,30 @@ def load_mitbih(
     seconds = time.perf_counter() - started
     logger.info("preprocessed %d beats from %d records in %.2f s", len(beats), len(chosen), seconds)
     return beats, report
+
+
+def read_mitbih_record(data_dir: str | Path, record: int, *, lead: str = "MLII") -> MitbihRecord:
+    """One record's lead as load_mitbih reads it (by name: MLII, or V5 in 102 and 104, which have
+    none), resampled to FS, with its annotations at FS and at the record's own rate. Not cached.
+    Raises DataError for anything wrong with the files, ConfigError for a bad argument."""
+    (number,) = _check_records_arg([record])
+    _check_arguments(None, lead, "kachuee", None, False)
+    root = resolve_data_dir(data_dir)
+    info = inspect_record(root, _chosen_records(root, (number,))[0], lead)
+    if info.note:
+        logger.info("%s", info.note)
+    raw = read_record(info)
+    signal, ann_at_fs = resample_to_fs(raw.signal_mv, raw.fs, raw.ann_samples)
+    return MitbihRecord(
+        number=number,
+        lead=info.lead,
+        signal=signal,
+        ann_at_fs=ann_at_fs,
+        symbols=tuple(raw.ann_symbols),
+        raw_mv=raw.signal_mv,
+        ann_samples=raw.ann_samples,
+        fs=raw.fs,
+    )
 
 
 def _preprocess(

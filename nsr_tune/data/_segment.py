@@ -53,10 +53,10 @@ with these pinned choices. Any change to them must bump PREPROCESS_VERSION so ca
    AAMI map (B r n ?) and symbols WFDB does not define are dropped too, counted in
    ``unknown_symbols`` and logged as a warning; they do not stop the load.
 
-Step 1 lives in _records, steps 2-7 here (``segment_beats``); ``load_mitbih`` in _mitbih ties them
-together. Everything per record is vectorised with numpy; the full database takes a few seconds
-uncached. Results are cached (see _cache) under a fingerprint of the source bytes, settings and
-PREPROCESS_VERSION.
+Step 1 lives in _records, steps 2-7 here (``segment_beats``; step 2 alone: ``resample_to_fs``);
+``load_mitbih`` in _mitbih ties them together. Everything per record is vectorised with numpy;
+the full database takes a few seconds uncached. Results are cached (see _cache) under a
+fingerprint of the source bytes, settings and PREPROCESS_VERSION.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ import numpy as np
 from nsr_tune.data._beats import AAMI_MAP, FS, INPUTS
 from nsr_tune.errors import DataError
 
-__all__ = ["PREPROCESS_VERSION", "WINDOW_S", "RecordBeats", "segment_beats"]
+__all__ = ["PREPROCESS_VERSION", "WINDOW_S", "RecordBeats", "resample_to_fs", "segment_beats"]
 
 #: Bump whenever the preprocessing changes in any way that alters the beats or the report.
 PREPROCESS_VERSION = "1"
@@ -161,6 +161,20 @@ def _scaled(
     return np.where(stored, (raw - lo[:, None]) / scale[:, None], 0.0).astype(np.float32), amp
 
 
+def resample_to_fs(
+    signal_mv: np.ndarray, fs: float, ann_samples: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step 2: a lead (n0,) at ``fs`` -> (n,) at FS, and annotation samples (k,) -> (k,) at FS.
+
+    No filtering besides resample_poly's own anti-aliasing filter; what every beat is cut from."""
+    from scipy.signal import resample_poly  # here, so that importing nsr_tune.data stays cheap
+
+    ratio = Fraction(FS) / Fraction(fs).limit_denominator(10_000)
+    up, down = ratio.numerator, ratio.denominator
+    at_fs = (2 * np.asarray(ann_samples) * up + down) // (2 * down)  # round(s * up / down), halves up, exact
+    return resample_poly(signal_mv, up, down), at_fs
+
+
 def segment_beats(
     signal_mv: np.ndarray,
     fs: float,
@@ -173,16 +187,11 @@ def segment_beats(
     """Steps 2-7 of the module docstring for one lead of one record (``where`` names it in errors).
 
     ``input`` names the beat representation (a key of INPUTS)."""
-    from scipy.signal import resample_poly  # here, so that importing nsr_tune.data stays cheap
-
     spec = INPUTS[input]
-    ratio = Fraction(FS) / Fraction(fs).limit_denominator(10_000)
-    up, down = ratio.numerator, ratio.denominator
-    x = resample_poly(signal_mv, up, down)
+    x, pos_all = resample_to_fs(signal_mv, fs, ann_samples)
     n = x.shape[0]
 
     symbols = list(ann_symbols)
-    pos_all = (2 * ann_samples * up + down) // (2 * down)  # round(s * up / down), halves up, exact
     cls_all = np.fromiter((AAMI_MAP.get(s, -1) for s in symbols), dtype=np.int64, count=len(symbols))
     is_beat = cls_all >= 0
     is_rr_beat = is_beat | np.fromiter(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from nsr_tune.models._registry import MODELS, ModelSpec, build_model, check_model_input, check_model_knobs
 from nsr_tune.models._resnet18 import real_mask
-from nsr_tune.models._rr import RR_FEATURES, RRFeatures
+from nsr_tune.models._rr import RR_FEATURES, RRFeatures, record_peaks
 from nsr_tune.models._weight_norm import normalize_units_
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "check_model_knobs",
     "normalize_units_",
     "real_mask",
+    "record_peaks",
 ]

@@ -14,6 +14,7 @@ needs a search (the strong protocol's gradient-free attacks).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -47,6 +48,13 @@ _TEMPLATE_BEFORE_S, _TEMPLATE_AFTER_S = 0.25, 0.45  # the stretch compared: the 
 # in a bigeminy (MIT-BIH 208: a ventricular beat 0.42 s, 5th percentile, after a fusion beat)
 # starts its QRS well before 0.4 s.
 _OWN_BEFORE_S, _OWN_AFTER_S = 0.25, 0.3
+
+
+#: `record_peaks`' window: the `lookback` input's 1438 samples at 125 Hz (10 s back, 1.5 s ahead).
+_RECORD_WINDOW_S = 11.5
+#: `record_peaks` keeps no peak within this of a window's edge, where the smoothing and the local
+#: maximum see padding; more than the refractory period plus half the smoothing.
+_RECORD_MARGIN_S = 1.0
 
 
 class RRFeatures(nn.Module):
@@ -164,6 +172,58 @@ class RRFeatures(nn.Module):
         template = torch.where(found[..., None], beats, torch.nan).nanmedian(dim=1).values  # (B, T)
         own_beat = signal.gather(1, (own[:, None] + offsets).clamp(0, n - 1))  # (B, T)
         return torch.where(found.any(dim=1, keepdim=True), own_beat - template.nan_to_num(0.0), 0.0)
+
+
+def record_peaks(
+    signal: np.ndarray | torch.Tensor,
+    *,
+    fs: int,
+    window_s: float = _RECORD_WINDOW_S,
+    margin_s: float = _RECORD_MARGIN_S,
+) -> np.ndarray:
+    """The R peaks `RRFeatures` finds in a whole lead: (n,) signal at ``fs`` -> (P,) int64 sample
+    indices, increasing.
+
+    The lead is cut into windows of ``window_s`` (the length the model sees), overlapping by
+    2 x ``margin_s``; each window keeps the peaks of its central part, from the middle of its
+    overlap with the one before to the middle of its overlap with the one after (the first from
+    the start, the last to the end), so every sample is decided by one window, at least
+    ``margin_s`` from its edges but in the record's own first and last ``margin_s``. There the
+    local-maximum decision is the signal's own (the energy of two windows differs only by its
+    scale), so a peak is neither lost nor found twice; only the threshold, relative to each
+    window's reference energy, differs. A peak's position is its
+    soft position (`RRFeatures.soft_position`), rounded. The signal is taken as the model's
+    inputs are made (nsr_tune.data: resampled, unfiltered); the energy ignores offset and scale,
+    so the per-window min-max normalisation does not matter.
+    """
+    x = torch.as_tensor(signal).detach().to(torch.float32).flatten()  # (n,), as the model's inputs
+    n, width, margin = x.shape[0], max(1, round(window_s * fs)), round(margin_s * fs)
+    if width <= 2 * margin:
+        raise ValueError(f"record_peaks: window_s {window_s} must exceed twice margin_s {margin_s}")
+    if n == 0:
+        return np.zeros(0, np.int64)
+    length = min(n, width)
+    starts = (
+        np.zeros(1, np.int64)
+        if n <= width
+        else np.append(np.arange(0, n - width, width - 2 * margin), n - width)
+    )
+    # (K + 1,): window k keeps the peaks in [bounds[k], bounds[k + 1]), the middles of its overlaps.
+    bounds = torch.from_numpy(np.concatenate(([0], (starts[1:] + starts[:-1] + length) // 2, [n])))
+    starts_t = torch.from_numpy(starts)  # (K,)
+    windows = x.unfold(0, length, 1)[starts_t].unsqueeze(1)  # (K, 1, length)
+    detector = RRFeatures(r_index=0, fs=fs)
+    with torch.no_grad():
+        e = detector.energy(windows)  # (K, length)
+        is_peak = detector.peaks(e)  # (K, length)
+        at = starts_t[:, None] + torch.arange(length)  # (K, length) record samples
+        is_peak &= (at >= bounds[:-1, None]) & (at < bounds[1:, None])  # each sample decided once
+        most = max(1, int(is_peak.sum(dim=1).max()))
+        index = torch.where(is_peak, torch.arange(length), length).sort(dim=1).values[:, :most]  # (K, M)
+        found = index < length  # (K, M); `length`: no peak
+        position = detector.soft_position(e, index.clamp_max(length - 1))  # (K, M) in window samples
+    peaks = (starts_t[:, None] + position)[found].round().long().clamp(0, n - 1)  # (P,)
+    return np.sort(peaks.numpy())
 
 
 #: Samples after the R peak in every windowed MIT-BIH input (1.5 s at 125 Hz); see data.INPUTS.
