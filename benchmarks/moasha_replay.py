@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--orders", type=int, default=500, help="random trial orders (default 500)")
     p.add_argument("--workers", type=int, default=2, help="trials at a time (default 2)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, help="also write the replay's numbers here (default: print only)")
     args = p.parse_args(argv)
     if args.orders < 1 or args.workers < 1:
         p.error("--orders and --workers must be >= 1")
@@ -205,6 +206,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if np.median(hv_r) >= 0.98 and np.median(ep_r) <= 0.5 else 'missed'}; "
         f"met in {goal.mean():.0%} of the orders"
     )
+    summary = {
+        "curves": data["study"],
+        "trials": n,
+        "max_epochs": settings.max_epochs,
+        "orders": args.orders,
+        "workers": args.workers,
+        "rungs": list(settings.epochs),
+        "reduction_factor": settings.reduction_factor,
+        "fifo": {"trial_epochs": fifo_epochs, "wall_s": fifo_wall, "hypervolume": fifo_hv},
+        "moasha": {"trial_epochs": spent, "wall_s": wall, "hypervolume": hv},
+        "other_rungs": [],
+    }
     print("\nOther rungs on the same curves and orders (median [p10-p90] of MO-ASHA / FIFO):")
     print("| grace epochs | reduction factor | rungs | trial-epochs | hypervolume | goal met in |")
     print("|---|---|---|---|---|---|")
@@ -217,6 +230,15 @@ def main(argv: list[str] | None = None) -> int:
             o_ep.append(e / fifo_epochs)
         h, ep = np.array(o_hv), np.array(o_ep)
         mark = " (this space)" if other == settings else ""
+        summary["other_rungs"].append(
+            {
+                "grace_epochs": grace,
+                "reduction_factor": factor,
+                "rungs": list(other.epochs),
+                "trial_epochs_ratio": float(np.median(ep)),
+                "hypervolume_ratio": float(np.median(h)),
+            }
+        )
         print(
             f"| {grace} | {factor}{mark} | {list(other.epochs)} | {np.median(ep):.3f} "
             f"[{np.percentile(ep, 10):.3f}-{np.percentile(ep, 90):.3f}] | {np.median(h):.3f} "
@@ -237,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             + " | ".join(f"{s:.0%}" for s in share[:-1])
             + f" | {share[-1]:.0%} |"
         )
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+        print(f"\nwrote {args.json}")
     return 0
 
 
