@@ -148,7 +148,8 @@ def _table_verdict(recipes: list[dict[str, Any]]) -> str:
         against = "on both sides of de Chazal's 0.83 across seeds"
     others = "; ".join(f"{r['recipe']}: {r['mean_se']['mean']:.3f}" for r in recipes if r is not best)
     return (
-        f"The best recipe, {best['recipe']}, reaches a mean sensitivity over N, S, V, F of {_spread(m)} "
+        f"Of the recipes run, the best, {best['recipe']}, reaches a mean sensitivity over N, S, V, F "
+        f"of {_spread(m)} "
         f"over {len(best['seeds'])} seed{'s' if len(best['seeds']) != 1 else ''}, {against}"
         + (f" (the others: {others})." if others else ".")
     )
