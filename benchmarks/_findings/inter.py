@@ -14,7 +14,7 @@ from _findings import figures
 from _findings.base import Finding
 from _findings.common import FOUR, Settings, cnn, evaluate, rr30
 from _findings.runs import Run
-from _findings.stats import Estimate, load_outcomes, seed_mean
+from _findings.stats import cell, load_outcomes, seed_mean
 
 RECIPES = ("CNN, CE", "CNN, NSR beta 0.3", "rrcnn lookback30, NSR beta 0.3")
 # The literature's usual way of quoting: sensitivity averaged over these (Q: 7 DS2 beats).
@@ -216,18 +216,14 @@ class InterStrong(Finding):
         head = "| model | seeds | clean | " + " | ".join(f"eps {e:g}" for e in eps) + " |"
         lines = [head, "|" + "---|" * (head.count("|") - 1)]
         for r in numbers["rows"]:
-            cells = " | ".join(_est(r["robust"][str(e)]) for e in eps)
-            lines.append(f"| {r['recipe']} | {r['n_seeds']} | {_est(r['clean'])} | {cells} |")
+            cells = " | ".join(cell(r["robust"][str(e)]) for e in eps)
+            lines.append(f"| {r['recipe']} | {r['n_seeds']} | {cell(r['clean'])} | {cells} |")
         lines.append(
             "\nBalanced accuracy (mean recall over N, S, V, F) on up to 50 DS2 beats per class, under the "
             "strong cascade; mean over seeds with a 95% interval from resampling DS2 records. The "
             "rrcnn rows run without the transfer attack: its source would be a CE rrcnn on the same input."
         )
         return "\n".join(lines)
-
-
-def _est(e: Mapping[str, Any]) -> str:
-    return Estimate(e["value"], e["low"], e["high"], tuple(e["seeds"])).text()
 
 
 def _strong_verdict(rows: list[dict[str, Any]], eps: list[float]) -> str:

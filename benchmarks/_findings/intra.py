@@ -10,7 +10,7 @@ from _findings import figures
 from _findings.base import Finding
 from _findings.common import PAPER_CLEAN, PAPER_EPS, PAPER_ROBUST, Settings, cnn, evaluate
 from _findings.runs import Run
-from _findings.stats import Estimate, load_outcomes, seed_mean
+from _findings.stats import cell, load_outcomes, seed_mean
 
 PROTOCOLS = ("standard", "strong")
 RECIPE = (
@@ -99,18 +99,14 @@ class IntraCurves(Finding):
         lines = [head, "|" + "---|" * (head.count("|") - 1)]
         for objective, by in numbers["curves"].items():
             for protocol, c in by.items():
-                cells = " | ".join(_cell(c["robust"][str(e)]) for e in eps)
+                cells = " | ".join(cell(c["robust"][str(e)]) for e in eps)
                 what = f"{objective.upper()} | {LABEL[protocol]} | {c['n_seeds']}"
-                lines.append(f"| {what} | {_cell(c['clean'])} | {cells} |")
+                lines.append(f"| {what} | {cell(c['clean'])} | {cells} |")
         lines.append(
             "\nEach cell: the mean over seeds of accuracy on the class-balanced evaluation beats, "
             "and its 95% interval from resampling records (the same draw of records for every seed)."
         )
         return "\n".join(lines)
-
-
-def _cell(e: Mapping[str, Any]) -> str:
-    return Estimate(e["value"], e["low"], e["high"], tuple(e["seeds"])).text()
 
 
 def _apart(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -190,8 +186,8 @@ class PaperNumber(Finding):
         for r in numbers["rows"]:
             std, strong = r["standard"], r["strong"]
             lines.append(
-                f"| {r['model']} | {std['n_seeds']} | {_cell(std['clean'])} | {_cell(std['robust'][key])} | "
-                f"{_cell(strong['robust'][key])} |"
+                f"| {r['model']} | {std['n_seeds']} | {cell(std['clean'])} | {cell(std['robust'][key])} | "
+                f"{cell(strong['robust'][key])} |"
             )
         lines.append(
             "\n'eps 1' and 'eps 0.01' are the eps inside the NSR term (`--nsr-eps`); the attack's eps is "

@@ -9,9 +9,10 @@ seed mean, with patients as the unit of sampling (beats of one patient are not i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,12 @@ class Estimate:
         return {"value": self.value, "low": self.low, "high": self.high, "seeds": list(self.seeds)}
 
     def text(self) -> str:
-        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+        return cell(self.as_dict())
+
+
+def cell(e: Mapping[str, Any]) -> str:
+    """An estimate as a table cell, from its JSON form: `0.912 [0.880, 0.941]`."""
+    return f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
 
 
 def load_outcomes(path: Path) -> tuple[BeatOutcomes, tuple[float, ...]]:
