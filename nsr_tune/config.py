@@ -106,8 +106,9 @@ class DataConfig:
     and next beats, `context`, one that reaches 4 s back, `lookback`, 10 s back, or `lookback30`,
     30 s back). CPSC2018 settings: `leads` (paper: I, II, V1-V6; all: 12), `max_len` (samples at 500 Hz),
     `sample_rate` (resample to this many Hz; None keeps 500), and the records per class held out
-    for validation and test. The data registry (`nsr_tune.data.check_data`) refuses a setting of
-    the other dataset, so a config never says more than it does, and fills in the default split.
+    for validation and test. `wfdb:DIR` datasets also take `lead`, the signal to cut beats from.
+    The data registry (`nsr_tune.data.check_data`) refuses a setting of another dataset, so a
+    config never says more than it does, and fills in the default split.
     """
 
     dataset: str = "mitbih"
@@ -127,6 +128,9 @@ class DataConfig:
     # Keep the records with several labels and train on label sets (sigmoid outputs, the `bce`
     # objective); evaluated with PGD on the BCE loss, a record broken when its set changes.
     multi_label: bool = False
+    # `wfdb:DIR` datasets: the signal to cut beats from, by name (e.g. V1). None: MLII where a
+    # record has it, else its first signal, as the built-in MIT-BIH loader does for 102 and 104.
+    lead: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("dataset", "input"):
@@ -146,6 +150,12 @@ class DataConfig:
             _check(0.0 < value < 1.0, name, f"must lie strictly between 0 and 1, got {value!r}")
         _choice(self.leads, "leads", ("paper", "all"))
         _check(isinstance(self.multi_label, bool), "multi_label", "must be true or false")
+        _check(
+            self.lead is None
+            or (isinstance(self.lead, str) and self.lead != "" and self.lead == self.lead.strip()),
+            "lead",
+            f"must be a signal name such as MLII or V1, or None (MLII, else the first), got {self.lead!r}",
+        )
         _positive_int(self.max_len, "max_len")
         _positive_int(self.sample_rate, "sample_rate", allow_none=True)
         if self.sample_rate is not None:
@@ -184,9 +194,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    """The training loss (a name of nsr_tune.objectives.OBJECTIVES) and its settings.
+    """The training loss (a name of nsr_tune.objectives.OBJECTIVES, or a plugin) and its settings.
 
-    `beta` weighs the regulariser of the WEIGHTED losses (the others ignore it).
+    `beta` weighs the regulariser of the WEIGHTED losses (the others ignore it). A plugin
+    objective takes its settings from `params` instead, into its own typed config
+    (nsr_tune.objectives.ObjectivePlugin); the built-in ones take none.
     """
 
     name: str = "ce"
@@ -197,11 +209,16 @@ class ObjectiveConfig:
     # `focal`: the factor (1 - p_y)^gamma that shrinks the loss of beats already classified well,
     # so the rare classes' hard beats weigh more (Lin et al. 2017); 0 gives plain CE.
     focal_gamma: float = 2.0
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check(
             isinstance(self.name, str) and bool(self.name), "objective", f"must be a name, got {self.name!r}"
         )
+        _check(
+            isinstance(self.params, Mapping), "objective.params", f"must be a mapping, got {self.params!r}"
+        )
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         _finite_number(self.beta, "beta", low=0.0)
         _finite_number(self.nsr_eps, "nsr_eps", low=0.0, low_open=True)
         _finite_number(self.at_eps, "at_eps", low=0.0, low_open=True)
@@ -393,6 +410,10 @@ class TrialConfig:
     # only a multi-objective scheduler reads. Empty: no rungs.
     rung_epochs: tuple[int, ...] = ()
     rung_eval: EvalConfig | None = None
+    # The plugins the trial runs (kind -> nsr_tune.plugins.Plugin.provenance(): name, package,
+    # version, source hash), filled in by nsr_tune.trial.check_trial. A config that names them
+    # refuses other code under the same names: a resumed study, a checkpoint, a Ray worker.
+    plugins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.seed, int), "seed", f"must be an integer, got {self.seed!r}")
@@ -418,6 +439,10 @@ class TrialConfig:
             "rung_eval",
             "is needed exactly when there are rung_epochs",
         )
+        _check(isinstance(self.plugins, Mapping), "plugins", f"must be a mapping, got {self.plugins!r}")
+        object.__setattr__(
+            self, "plugins", MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.plugins.items()})
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (str, numbers, lists, dicts): safe for JSON, torch weights_only files, MLflow."""
@@ -438,4 +463,5 @@ class TrialConfig:
             seed=data.get("seed", 0),
             rung_epochs=data.get("rung_epochs", ()),
             rung_eval=build(EvalConfig, data.get("rung_eval")),
+            plugins=data.get("plugins", {}),
         )

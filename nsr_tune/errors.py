@@ -5,7 +5,7 @@ Anything else that escapes is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "NsrTuneError", "SpaceError"]
+__all__ = ["CheckpointError", "ConfigError", "DataError", "NsrTuneError", "PluginError", "SpaceError"]
 
 
 class NsrTuneError(Exception):
@@ -26,3 +26,8 @@ class CheckpointError(NsrTuneError):
 
 class SpaceError(NsrTuneError):
     """A search-space file that cannot be used; the message names the file and the key."""
+
+
+class PluginError(ConfigError):
+    """A plugin (a model, objective or dataset from another package) that cannot be loaded or
+    breaks its contract; the message names the plugin and what is missing."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from nsr_tune._checks import check, choice, finite_number, positive_int
 from nsr_tune.config import EvalConfig, build, plain
-from nsr_tune.data import DATASETS
+from nsr_tune.data import dataset_spec
 
 __all__ = ["FINAL_EVAL", "PROTOCOLS", "FinalConfig", "protocol"]
 
@@ -43,11 +43,10 @@ def protocol(name: str, dataset: str = "mitbih", **overrides: Any) -> EvalConfig
     """The protocol called `name` for `dataset`, with some of its fields replaced (each checked
     as usual). Without an `eps` override it runs at the dataset's own grid."""
     choice(name, "protocol", tuple(PROTOCOLS))
-    choice(dataset, "dataset", tuple(DATASETS))
     fields = {f.name for f in dataclasses.fields(EvalConfig)}
     unknown = sorted(set(overrides) - fields)
     check(not unknown, "evaluation", f"unknown setting(s) {', '.join(unknown)}")
-    spec = DATASETS[dataset]
+    spec = dataset_spec(dataset)
     unknown_classes = [c for c in overrides.get("balanced_classes") or () if c not in spec.classes]
     check(
         not unknown_classes,

@@ -28,19 +28,20 @@ from tqdm.auto import tqdm
 from nsr_tune._checks import check
 from nsr_tune.attacks import padding_mask
 from nsr_tune.config import EvalConfig, TrialConfig
-from nsr_tune.data import DATASETS, BeatSet, RecordSet, SplitData, check_data, input_shape
-from nsr_tune.errors import CheckpointError, ConfigError
+from nsr_tune.data import BeatSet, RecordSet, SplitData, check_data, dataset_spec, input_shape
+from nsr_tune.errors import CheckpointError, ConfigError, PluginError
 from nsr_tune.evaluation.batching import predict_logits, predict_samples
 from nsr_tune.evaluation.result import EvalResult
 from nsr_tune.evaluation.run import evaluate, plan
 from nsr_tune.evaluation.scores import balanced_classes_for, mean_recall
 from nsr_tune.metrics import objective_names
-from nsr_tune.models import build_model, check_model_input, check_model_knobs, normalize_units_
-from nsr_tune.objectives import OBJECTIVES, check_objective
+from nsr_tune.models import build_model, check_model_input, check_model_knobs, model_spec, normalize_units_
+from nsr_tune.objectives import check_objective, objective_fn
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "EpochResult",
+    "check_same_plugins",
     "check_trial",
     "new_model",
     "pick_device",
@@ -72,22 +73,59 @@ def check_trial(config: TrialConfig) -> TrialConfig:
     classes the data have. Returned with the data's defaults filled in (`check_data`); raises a
     ConfigError that names the field otherwise."""
     data = check_data(config.data)
+    dataset = dataset_spec(data.dataset)
     model = config.model
     check_model_knobs(model.name, dict(model.knobs))
-    offered = DATASETS[data.dataset].models
+    spec = model_spec(model.name)
     check(
-        model.name in offered,
+        model.name in dataset.models or spec.plugin is not None,
         "model",
-        f"{model.name!r} is not offered for {data.dataset}; choose one of {', '.join(offered)}",
+        f"{model.name!r} is not offered for {data.dataset}; choose one of {', '.join(dataset.models)}",
     )
     check_model_input(model.name, model.knobs, input_shape(data).length)
-    check_objective(config.objective)
-    classes = DATASETS[data.dataset].classes
+    objective = check_objective(config.objective)
     for part in ("val_eval", "test_eval", "rung_eval"):
         ev: EvalConfig | None = getattr(config, part)
-        unknown = [c for c in (ev.balanced_classes or ()) if c not in classes] if ev is not None else []
+        unknown = (
+            [c for c in (ev.balanced_classes or ()) if c not in dataset.classes] if ev is not None else []
+        )
         check(not unknown, f"{part}.balanced_classes", f"{unknown} are not classes of {data.dataset}")
-    return config if data == config.data else dataclasses.replace(config, data=data)
+    found = {
+        kind: plugin.provenance()
+        for kind, plugin in (
+            ("dataset", dataset.plugin),
+            ("model", spec.plugin),
+            ("objective", objective.plugin if objective is not None else None),
+        )
+        if plugin is not None
+    }
+    if config.plugins:
+        check_same_plugins(config.plugins, found, since="this trial's config was made")
+    if data == config.data and found == config.plugins:
+        return config
+    return dataclasses.replace(config, data=data, plugins=found)
+
+
+def check_same_plugins(
+    saved: Mapping[str, Mapping[str, str]], found: Mapping[str, Mapping[str, str]], *, since: str
+) -> None:
+    """Refuse other plugin code than `saved` names: a study or a checkpoint is reproducible only
+    with the code it ran. PluginError names each changed plugin and both source hashes (plugins
+    from one package share its hash, so an edit anywhere in it names all of them)."""
+    changed = []
+    for key in sorted(set(saved) | set(found)):
+        then, now = saved.get(key, {}), found.get(key, {})
+        if then.get("sha256") == now.get("sha256") and then.get("name") == now.get("name"):
+            continue
+        kind, name = key.partition(":")[0], then.get("name") or now.get("name")
+        changed.append(
+            f"{kind} {name!r} ({now.get('target') or then.get('target')}) source sha256 "
+            f"{then.get('sha256', 'none')[:12]} then, {now.get('sha256', 'none')[:12]} now"
+        )
+    if changed:
+        raise PluginError(
+            f"plugin code changed since {since}: {'; '.join(changed)}; restore the code it ran, or start anew"
+        )
 
 
 def new_model(config: TrialConfig) -> nn.Module:
@@ -173,7 +211,7 @@ class _Training:
             self.model = new_model(config).to(device)
         self.optim = _make_optimizer(self.model, config)
         self.generator = torch.Generator().manual_seed(config.seed)  # epoch order and attack starts (CPU)
-        self.objective = OBJECTIVES[config.objective.name]
+        self.objective = objective_fn(config.objective.name)
         # Batches are built from the training set as they are needed (padded to their longest
         # sample), so a set of long records is never held padded in memory. torch.tensor copies:
         # arrays from Ray's object store are read-only.

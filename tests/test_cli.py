@@ -56,6 +56,7 @@ def test_train_writes_metrics_and_model(trained):
         "at_eps": 0.05,
         "at_steps": 10,
         "focal_gamma": 2.0,
+        "params": {},
     }
     state = torch.load(trained / "model.pt", weights_only=True)
     assert state["format"] == "nsr-tune/model/1"

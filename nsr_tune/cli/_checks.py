@@ -27,6 +27,7 @@ DATA_FLAGS = {
     "val_per_class": "--val-per-class",
     "test_per_class": "--test-per-class",
     "multi_label": "--multi-label",
+    "lead": "--lead",
 }
 TRAIN_FLAGS = {
     "model": "--model",

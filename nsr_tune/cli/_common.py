@@ -85,14 +85,31 @@ class EpsList(argparse.Action):
         setattr(namespace, self.dest, tuple(levels))
 
 
-def knob(text: str) -> tuple[str, int]:
+def knob(text: str) -> tuple[str, int | float | bool | str]:
+    """KEY=VALUE with the value typed as YAML would: 64 an int, 0.1 a float, true a bool, else a
+    string. The registry checks the type against the knob's own (a plugin's may be any of these)."""
     key, sep, value = text.partition("=")
-    if not sep:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as width=64, got {text!r}")
-    try:
-        return key.strip(), int(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{key}: expected an integer, got {value!r}") from e
+    value = value.strip()
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(value)
+        except ValueError:
+            continue
+    if value.lower() in ("true", "false"):
+        return key.strip(), value.lower() == "true"
+    return key.strip(), value
+
+
+def add_plugin_path(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plugin-path",
+        action="append",
+        metavar="DIR",
+        help="a directory of Python modules that plugins named package.module:attribute live in, put on "
+        "the import path here and shipped to every Ray worker; repeatable (default: none)",
+    )
 
 
 def progress(args: argparse.Namespace) -> bool:

@@ -12,6 +12,7 @@ from nsr_tune._version import __version__
 from nsr_tune.cli import _data, _model, _results, _study
 from nsr_tune.cli._common import Parser, examples
 from nsr_tune.errors import NsrTuneError
+from nsr_tune.plugins import add_plugin_path
 
 __all__ = ["build_parser", "main"]
 
@@ -49,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     try:
+        for directory in getattr(args, "plugin_path", None) or ():
+            add_plugin_path(directory)
         return int(args.func(args))
     except NsrTuneError as e:
         print(f"nsr-tune: error: {e}", file=sys.stderr)

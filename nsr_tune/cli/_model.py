@@ -26,6 +26,7 @@ from nsr_tune.cli._common import (
     add_data_dir,
     add_eval,
     add_mlflow_uri,
+    add_plugin_path,
     command_line,
     eval_config,
     evaluation_inputs,
@@ -47,9 +48,27 @@ RUN_FILES = ("checkpoint.pt", "model.pt", "metrics.json")
 
 def _objective_options(args: argparse.Namespace) -> dict[str, Any]:
     """The objective's settings given, each refused where the objective has no use for it."""
-    from nsr_tune.config import NSR_OBJECTIVES, WEIGHTED
+    from nsr_tune.config import NSR_OBJECTIVES, OBJECTIVE_NAMES, WEIGHTED
 
     name = args.objective
+    if name not in OBJECTIVE_NAMES:  # a plugin: its own settings, in its own config
+        for flag, value in (
+            ("--beta", args.beta),
+            ("--nsr-eps", args.nsr_eps),
+            ("--focal-gamma", args.focal_gamma),
+        ):
+            refuse_unless(
+                value is None,
+                flag,
+                f"applies to the built-in objectives; give {name}'s own settings "
+                "with --objective-param KEY=VALUE",
+            )
+        return {"params": dict(args.objective_param or [])}
+    refuse_unless(
+        not args.objective_param,
+        "--objective-param",
+        f"sets a plugin objective's config; the built-in {name} takes --beta, --nsr-eps or --focal-gamma",
+    )
     refuse_unless(
         args.beta is None or name in WEIGHTED,
         "--beta",
@@ -70,16 +89,17 @@ def _objective_options(args: argparse.Namespace) -> dict[str, Any]:
 def _train_config(args: argparse.Namespace) -> Any:
     """The trial the options describe, checked against the registries; a refusal names the flag."""
     from nsr_tune.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, TrialConfig
-    from nsr_tune.data import DATASETS
+    from nsr_tune.data import absolute_dataset, dataset_spec
     from nsr_tune.trial import check_trial
 
     with flags_named(DATA_FLAGS):
-        data = DataConfig(dataset=args.dataset, seed=args.seed, **_data_options(args))
+        data = DataConfig(dataset=absolute_dataset(args.dataset), seed=args.seed, **_data_options(args))
+        default_model = dataset_spec(data.dataset).models[0]
     with flags_named(TRAIN_FLAGS):
         config = TrialConfig(
             data=data,
             model=ModelConfig(
-                name=args.model or DATASETS[args.dataset].models[0],
+                name=args.model or default_model,
                 knobs=dict(args.knob or []),
                 weight_norm=args.weight_norm,
             ),
@@ -93,7 +113,7 @@ def _train_config(args: argparse.Namespace) -> Any:
                 schedule=args.schedule,
             ),
             val_eval=None,
-            test_eval=eval_config(args, args.dataset),
+            test_eval=eval_config(args, data.dataset),
             seed=args.seed,
         )
     with flags_named({**DATA_FLAGS, **TRAIN_FLAGS}):
@@ -204,7 +224,7 @@ def _note_checkpoint(args: argparse.Namespace, out: Path, result: Any) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from nsr_tune.data import check_data
+    from nsr_tune.data import absolute_dataset, check_data
     from nsr_tune.evaluation.run import evaluate, plan
     from nsr_tune.trial import pick_device
 
@@ -214,7 +234,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as d:
         path = model_path(args.model_file, mlflow_uri=tracking_uri(args), scratch=Path(d), flag="MODEL_FILE")
         config, model = _load_model(path, args.model_file, "MODEL_FILE")
-    if args.dataset and args.dataset != config.data.dataset:
+    if args.dataset and absolute_dataset(args.dataset) != config.data.dataset:
         raise ConfigError(
             f"--dataset: the model was trained on {config.data.dataset}, not {args.dataset}; "
             "it is evaluated on the dataset it was trained on"
@@ -279,6 +299,7 @@ def _data_options(args: argparse.Namespace) -> dict[str, Any]:
         "val_per_class": args.val_per_class,
         "test_per_class": args.test_per_class,
         "multi_label": args.multi_label,
+        "lead": args.lead,
     }
     return {k: v for k, v in given.items() if v is not None}
 
@@ -295,13 +316,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_dataset(p: argparse.ArgumentParser, *, default: str | None) -> None:
-    from nsr_tune.data import DATASETS
-
     p.add_argument(
         "--dataset",
-        choices=tuple(DATASETS),
+        metavar="NAME",
         default=default,
-        help="mitbih: single-lead beats; cpsc2018: 12-lead records"
+        help="mitbih: single-lead beats; cpsc2018: 12-lead records; csv:PATH: beats in a CSV file (the "
+        "Kaggle heartbeat format, or one with a label column); wfdb:DIR: any WFDB database with beat "
+        "annotations; or a plugin (an entry point of nsr_tune.datasets, or package.module:attribute)"
         + (f" (default: {default})" if default else " (default: the one the model was trained on)"),
     )
 
@@ -320,6 +341,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     _add_dataset(train, default="mitbih")
     add_data_dir(train)
+    add_plugin_path(train)
     add_model_options(train)
     add_data_options(train)
     add_optim_options(train)
@@ -356,6 +378,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_mlflow_uri(ev, "the tracking store of runs:/ models")
     _add_dataset(ev, default=None)
     add_data_dir(ev)
+    add_plugin_path(ev)
     ev.add_argument("--split", choices=splits, help="default: the split the model was trained on")
     ev.add_argument("--out", help="write the metrics to this JSON file (default: print only)")
     ev.add_argument(
@@ -375,4 +398,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("model", metavar="MODEL", help="runs:/RUN_ID (or a model file, to check and copy it)")
     ex.add_argument("out", metavar="OUT", help="the model file to write, e.g. model.pt")
     add_mlflow_uri(ex, "the tracking store")
+    add_plugin_path(ex)
     ex.set_defaults(func=_cmd_export)

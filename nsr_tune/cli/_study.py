@@ -7,7 +7,15 @@ import os
 import time
 from pathlib import Path
 
-from nsr_tune.cli._common import EpsList, add_mlflow_uri, examples, log, on_interrupt, tracking_uri
+from nsr_tune.cli._common import (
+    EpsList,
+    add_mlflow_uri,
+    add_plugin_path,
+    examples,
+    log,
+    on_interrupt,
+    tracking_uri,
+)
 from nsr_tune.errors import ConfigError
 
 # The options of `tune` as StudyOptions/resume know them (argparse dest names).
@@ -28,6 +36,7 @@ _TUNE_OPTIONS = (
     "address",
     "local_cpus",
     "time_budget",
+    "plugin_path",
 )
 
 
@@ -68,6 +77,7 @@ def _study_options(args: argparse.Namespace):
         ray_address=args.address,
         local_cpus=args.local_cpus,
         time_budget=args.time_budget,
+        plugin_paths=tuple(args.plugin_path or ()),
     )
 
 
@@ -147,7 +157,9 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
             final=final,
             tracker=tracker,
             data_dir=args.data_dir,
-            start_ray=lambda: started.append(init_ray(args.address, local_cpus=args.local_cpus)),
+            start_ray=lambda: started.append(
+                init_ray(args.address, local_cpus=args.local_cpus, plugin_paths=args.plugin_path or ())
+            ),
         )
         if tracker is not None:
             tracker.end_study()
@@ -216,7 +228,8 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="continue the study at this Tune experiment path, exactly as it was started (its saved "
         "space, data, name, samples, seed); only --address, --max-concurrent, --cpus-per-trial, "
-        "--gpus-per-trial, --mlflow-uri, --local-cpus, --shared-storage and --time-budget may be given anew "
+        "--gpus-per-trial, --mlflow-uri, --local-cpus, --shared-storage, --time-budget and --plugin-path may "
+        "be given anew "
         "(default: a new study)",
     )
     p.add_argument(
@@ -241,6 +254,7 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--local-cpus", type=int, help="CPUs for a local Ray started by this command (default: all)"
     )
+    add_plugin_path(p)
     p.add_argument(
         "--time-budget",
         type=parse_duration,
@@ -298,6 +312,7 @@ def _add_finalize(sub: argparse._SubParsersAction) -> None:
         "--bootstrap", type=int, help="resamples of test records for the intervals (default: the space's)"
     )
     fin.add_argument("--data-dir", help="the study's records (default: where it read them)")
+    add_plugin_path(fin)
     fin.add_argument(
         "--address",
         help="Ray address to join (default: $RAY_ADDRESS, else a running cluster, else a local Ray)",

@@ -14,17 +14,33 @@ def add_model_options(train: argparse.ArgumentParser) -> None:
 
     offered = "; ".join(f"{name}: {', '.join(d.models)}" for name, d in DATASETS.items())
     train.add_argument(
-        "--model", metavar="NAME", help=f"the model (default: the dataset's first). Offered: {offered}"
+        "--model",
+        metavar="NAME",
+        help=f"the model (default: the dataset's first). Offered: {offered}; or a plugin: an installed "
+        "entry point of nsr_tune.models, or package.module:attribute",
     )
     train.add_argument(
         "--knob",
         type=knob,
         action="append",
-        metavar="KEY=INT",
+        metavar="KEY=VALUE",
         help="a model knob, repeatable (default: none)",
     )
     train.add_argument("--weight-norm", action="store_true", help="the paper's per-unit weight normalisation")
-    train.add_argument("--objective", choices=OBJECTIVE_NAMES, default="ce", help="the training loss")
+    train.add_argument(
+        "--objective",
+        metavar="NAME",
+        default="ce",
+        help=f"the training loss: {', '.join(OBJECTIVE_NAMES)} (default: ce), or a plugin: an installed "
+        "entry point of nsr_tune.objectives, or package.module:attribute",
+    )
+    train.add_argument(
+        "--objective-param",
+        type=knob,
+        action="append",
+        metavar="KEY=VALUE",
+        help="a setting of a plugin objective's own config, repeatable (default: its defaults)",
+    )
     train.add_argument(
         "--beta",
         type=float,
@@ -46,11 +62,28 @@ def add_data_options(train: argparse.ArgumentParser) -> None:
     from nsr_tune.data import DATASETS, INPUTS
 
     splits = tuple(dict.fromkeys(s for d in DATASETS.values() for s in d.splits))
-    train.add_argument("--split", choices=splits, help="mitbih: inter (default) or intra; cpsc2018: records")
     train.add_argument(
-        "--val-fraction", type=float, help="mitbih intra: share of validation beats (default: 0.1)"
+        "--split",
+        choices=splits,
+        help="mitbih: inter (default) or intra; cpsc2018: records; csv:PATH: intra (default), records "
+        "with a record column; wfdb:DIR: records (default), intra, inter for MIT-BIH's records",
     )
-    train.add_argument("--test-fraction", type=float, help="mitbih intra: share of test beats (default: 0.2)")
+    train.add_argument(
+        "--val-fraction",
+        type=float,
+        help="intra: share of validation beats; records (csv:, wfdb:): share of the records left after "
+        "the test records (default: 0.1)",
+    )
+    train.add_argument(
+        "--test-fraction",
+        type=float,
+        help="intra: share of test beats; records (csv:, wfdb:): share of the records (default: 0.2)",
+    )
+    train.add_argument(
+        "--lead",
+        help="wfdb:DIR: the signal to cut beats from, e.g. V1 (default: MLII where a record has it, "
+        "else its first signal, as the MIT-BIH loader does)",
+    )
     train.add_argument(
         "--input",
         choices=tuple(INPUTS),

@@ -1,4 +1,5 @@
-"""ECG data for nsr-tune: MIT-BIH beats and CPSC2018 records, by name (`DATASETS`), with splits.
+"""ECG data for nsr-tune: MIT-BIH beats and CPSC2018 records, by name (`DATASETS`), with splits;
+and beats read from a path (`SOURCES`): `csv:PATH` (load_csv) and `wfdb:DIR` (load_wfdb).
 
 Typical use::
 
@@ -22,13 +23,14 @@ from nsr_tune.data._cpsc import (
     cpsc_splits,
 )
 from nsr_tune.data._cpsc_load import load_cpsc2018
+from nsr_tune.data._csv import CsvReport, load_csv, records_split
 from nsr_tune.data._datasets import (
     DATASETS,
-    Dataset,
-    InputShape,
-    Loaded,
+    SOURCES,
+    absolute_dataset,
     check_data,
     cpsc_dir,
+    dataset_spec,
     input_shape,
     load_dataset,
 )
@@ -52,8 +54,10 @@ from nsr_tune.data._nstdb import (
 )
 from nsr_tune.data._qrs import MATCH_WINDOW_S, QRS_SYMBOLS, DetectionCounts, at_record_rate, detection_counts
 from nsr_tune.data._segment import PREPROCESS_VERSION
+from nsr_tune.data._spec import Dataset, InputShape, Loaded
 from nsr_tune.data._splits import DEFAULT_VAL_RECORDS, DS1, DS2, PACED, SplitData, make_splits
 from nsr_tune.data._summary import summarize
+from nsr_tune.data._wfdb import load_wfdb
 
 __all__ = [
     "AAMI_CLASSES",
@@ -74,9 +78,11 @@ __all__ = [
     "PAPER_LEADS",
     "PREPROCESS_VERSION",
     "QRS_SYMBOLS",
+    "SOURCES",
     "BeatInput",
     "BeatSet",
     "CpscReport",
+    "CsvReport",
     "Dataset",
     "DetectionCounts",
     "InputShape",
@@ -85,10 +91,12 @@ __all__ = [
     "MitbihRecord",
     "RecordSet",
     "SplitData",
+    "absolute_dataset",
     "at_record_rate",
     "check_data",
     "cpsc_dir",
     "cpsc_splits",
+    "dataset_spec",
     "default_cache_dir",
     "default_cpsc_dir",
     "default_data_dir",
@@ -98,14 +106,17 @@ __all__ = [
     "download_mitdb",
     "input_shape",
     "load_cpsc2018",
+    "load_csv",
     "load_dataset",
     "load_kaggle_csv",
     "load_mitbih",
     "load_nstdb",
+    "load_wfdb",
     "make_splits",
     "mitdb_checksum_problems",
     "nstdb_if_present",
     "read_mitbih_record",
+    "records_split",
     "resolve_data_dir",
     "resolve_nstdb_dir",
     "summarize",

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,52 +26,25 @@ from nsr_tune.data._beats import AAMI_CLASSES, INPUTS
 from nsr_tune.data._cpsc import ALL_LEADS, CPSC_CLASSES, PAPER_LEADS, RecordSet, cpsc_splits
 from nsr_tune.data._cpsc import resample as _resample
 from nsr_tune.data._cpsc_load import load_cpsc2018
+from nsr_tune.data._csv import CSV_SETTINGS, csv_dataset
 from nsr_tune.data._download import default_cpsc_dir, resolve_data_dir
 from nsr_tune.data._mitbih import load_mitbih
+from nsr_tune.data._plugins import check_loaded, plugin_dataset
+from nsr_tune.data._spec import Dataset, InputShape, Loaded
 from nsr_tune.data._splits import SplitData, make_splits
+from nsr_tune.data._wfdb import WFDB_SETTINGS, wfdb_dataset
 from nsr_tune.errors import DataError
 from nsr_tune.metrics import Direction, Objective
 
-__all__ = ["DATASETS", "Dataset", "InputShape", "Loaded", "check_data", "input_shape", "load_dataset"]
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """A dataset read and split: the parts, where they came from, and a fingerprint of the data."""
-
-    splits: SplitData
-    data_dir: Path
-    fingerprint: str
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    description: str
-    classes: tuple[str, ...]
-    splits: tuple[str, ...]  # the first is the default
-    # The standard protocol's noise levels (L-inf, in units of the scaled input), and the quick
-    # protocol's (what a study scores its trials with on validation data).
-    eps: tuple[float, ...]
-    quick_eps: tuple[float, ...]
-    models: tuple[str, ...]  # the models offered for it; the first is the default
-    # What a study optimises when its space names no objectives.
-    objectives: tuple[Objective, ...]
-    # The DataConfig fields only this dataset reads: another dataset refuses them set.
-    settings: tuple[str, ...]
-    # The inputs a config of it asks for: (leads, samples per input, or None where they vary).
-    shape: Callable[[DataConfig], tuple[int, int | None]]
-    load: Callable[[DataConfig, str | Path | None, bool], Loaded]
-
-
-@dataclass(frozen=True)
-class InputShape:
-    """What a model built for a DataConfig takes and gives: (B, leads, length) -> (B, classes)."""
-
-    leads: int
-    length: int | None  # samples per input; None where inputs vary in length (CPSC2018 records)
-    classes: int
+__all__ = [
+    "DATASETS",
+    "SOURCES",
+    "absolute_dataset",
+    "check_data",
+    "dataset_spec",
+    "input_shape",
+    "load_dataset",
+]
 
 
 def _load_mitbih(config: DataConfig, data_dir: str | Path | None, progress: bool) -> Loaded:
@@ -175,23 +148,63 @@ DATASETS: dict[str, Dataset] = {
 }
 
 
+# Datasets named `SOURCE:PATH`: a function of the path gives the Dataset; SOURCE_SETTINGS
+# lists the DataConfig fields each source reads (as Dataset.settings does).
+# Both read beats like mitbih's and share its eps grids and objectives (csv: its single-beat models).
+SOURCES: dict[str, Callable[[str], Dataset]] = {
+    "csv": partial(csv_dataset, like=DATASETS["mitbih"]),
+    "wfdb": partial(wfdb_dataset, like=DATASETS["mitbih"]),
+}
+SOURCE_SETTINGS: dict[str, tuple[str, ...]] = {"csv": CSV_SETTINGS, "wfdb": WFDB_SETTINGS}
+
+
+def dataset_spec(name: str) -> Dataset:
+    """The built-in dataset `name`, one read from a path (`csv:PATH`, `wfdb:DIR`), or a plugin
+    (an entry point of `nsr_tune.datasets`, or `package.module:attribute`), its contract checked."""
+    if name in DATASETS:
+        return DATASETS[name]
+    source, sep, path = name.partition(":")
+    if sep and source in SOURCES:
+        return SOURCES[source](path)
+    return plugin_dataset(name, builtins=(*DATASETS, *(f"{s}:PATH" for s in SOURCES)))
+
+
+def absolute_dataset(name: str) -> str:
+    """`csv:PATH` and `wfdb:DIR` with the path made absolute (other names as they are): a Ray
+    trial runs in a directory of its own, where a relative path would name nothing."""
+    source, sep, path = name.partition(":")
+    if sep and source in SOURCES and path:
+        return f"{source}:{Path(path).expanduser().absolute()}"
+    return name
+
+
+def _setting_owners() -> dict[str, str]:
+    """Each dataset-specific DataConfig field, with the first dataset that reads it."""
+    owners: dict[str, str] = {}
+    for name, settings in [*((d.name, d.settings) for d in DATASETS.values()), *SOURCE_SETTINGS.items()]:
+        for setting in settings:
+            owners.setdefault(setting, name if name in DATASETS else f"{name}:")
+    return owners
+
+
 def check_data(config: DataConfig) -> DataConfig:
     """`config` held to the registry: its dataset, split and input exist, and it sets nothing
     another dataset reads. Returned with the dataset's default split filled in."""
-    choice(config.dataset, "dataset", tuple(DATASETS))
-    spec = DATASETS[config.dataset]
+    if not isinstance(config.dataset, str) or not config.dataset:
+        choice(config.dataset, "dataset", tuple(DATASETS))
+    spec = dataset_spec(config.dataset)
     if config.split is None:
         config = dataclasses.replace(config, split=spec.splits[0])
     choice(config.split, "split", spec.splits)
     if "input" in spec.settings:
         choice(config.input, "input", tuple(INPUTS))
     defaults = {f.name: f.default for f in dataclasses.fields(DataConfig)}
-    for other in DATASETS.values():
-        for name in (n for n in other.settings if n not in spec.settings):
+    for name, owner in _setting_owners().items():
+        if name not in spec.settings:
             check(
                 getattr(config, name) == defaults[name],
                 name,
-                f"is a setting of {other.name}, not of {config.dataset}",
+                f"is a setting of {owner}, not of {config.dataset}",
             )
     return config
 
@@ -199,7 +212,7 @@ def check_data(config: DataConfig) -> DataConfig:
 def input_shape(config: DataConfig) -> InputShape:
     """The inputs and outputs of a model for `config`'s data (checked by `check_data`)."""
     config = check_data(config)
-    spec = DATASETS[config.dataset]
+    spec = dataset_spec(config.dataset)
     leads, length = spec.shape(config)
     return InputShape(leads=leads, length=length, classes=len(spec.classes))
 
@@ -207,4 +220,8 @@ def input_shape(config: DataConfig) -> InputShape:
 def load_dataset(config: DataConfig, data_dir: str | Path | None, *, progress: bool = False) -> Loaded:
     """Read `config.dataset` from `data_dir` (None: its default place) and split it as `config` says."""
     config = check_data(config)
-    return DATASETS[config.dataset].load(config, data_dir, progress)
+    spec = dataset_spec(config.dataset)
+    loaded = spec.load(config, data_dir, progress)
+    if spec.plugin is not None:
+        check_loaded(config.dataset, spec, loaded)
+    return loaded

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from nsr_tune.data._beats import AAMI_CLASSES, BEAT_LEN, BeatSet
 from nsr_tune.errors import ConfigError, DataError
 
-__all__ = ["load_kaggle_csv"]
+__all__ = ["first_ragged_line", "load_kaggle_csv", "padded_lengths"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def load_kaggle_csv(path: str | Path) -> BeatSet:
             warnings.simplefilter("ignore", UserWarning)
             table = np.loadtxt(csv, delimiter=",", dtype=np.float64, ndmin=2)
     except (OSError, ValueError) as e:
-        raise DataError(f"{csv}: not a Kaggle heartbeat CSV (numbers only, no header): {e}") from e
+        raise DataError(f"{csv}: not a Kaggle heartbeat CSV (numbers only, no header): {_why(csv, e)}") from e
     if table.shape[0] == 0:
         raise DataError(f"{csv}: Kaggle heartbeat CSV has no rows")
     if table.shape[1] != BEAT_LEN + 1:
@@ -56,15 +57,42 @@ def load_kaggle_csv(path: str | Path) -> BeatSet:
             f"{csv}: row {bad_labels[0] + 1} has label {labels[bad_labels[0]]:g}; "
             f"labels must be 0..{len(AAMI_CLASSES) - 1}"
         )
-    nonzero = values != 0
-    last = BEAT_LEN - np.argmax(nonzero[:, ::-1], axis=1)  # index of the last nonzero + 1
-    length = np.where(nonzero.any(axis=1), last, 1)
+    length = padded_lengths(values)
     n = table.shape[0]
     logger.info("read %d beats from %s", n, csv)
     return BeatSet(
         x=values.astype(np.float32)[:, None, :],
         y=labels.astype(np.int64),
-        length=length.astype(np.int32),
+        length=length,
         record=np.full(n, -1, np.int32),
         amp_mv=np.full(n, np.nan, np.float32),
     )
+
+
+def padded_lengths(values: np.ndarray) -> np.ndarray:
+    """(B,) int32: the samples of each row (B, W) up to its last nonzero value; trailing zeros are
+    taken for padding, as a CSV keeps no lengths (1 for an all-zero row)."""
+    nonzero = values != 0
+    last = values.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)  # index of the last nonzero + 1
+    return np.where(nonzero.any(axis=1), last, 1).astype(np.int32)
+
+
+def first_ragged_line(lines: Iterable[str], width: int, *, first: int = 1) -> tuple[int, int] | None:
+    """The first non-blank line of `lines` (numbered from `first`) that has not `width` comma-separated
+    columns: (its number, its columns); None when all have. Counting commas is exact here, as
+    numpy's CSV reading knows no quoting either."""
+    for number, line in enumerate(lines, start=first):
+        if line.strip() and line.count(",") + 1 != width:
+            return number, line.count(",") + 1
+    return None
+
+
+def _why(csv: Path, error: Exception) -> str:
+    """What is wrong with a CSV numpy failed on: the first line of another width, else numpy's word."""
+    if isinstance(error, ValueError):
+        with csv.open(encoding="utf-8", errors="replace") as fh:
+            ragged = first_ragged_line(fh, BEAT_LEN + 1)
+        if ragged is not None:
+            line, columns = ragged
+            return f"line {line} has {columns} columns, expected {BEAT_LEN + 1} ({BEAT_LEN} samples + label)"
+    return str(error)

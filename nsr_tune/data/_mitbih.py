@@ -25,7 +25,7 @@ from nsr_tune.data._records import RecordInfo, inspect_record, list_records, rea
 from nsr_tune.data._segment import PREPROCESS_VERSION, WINDOW_S, RecordBeats, resample_to_fs, segment_beats
 from nsr_tune.errors import ConfigError, DataError
 
-__all__ = ["LoadReport", "MitbihRecord", "load_mitbih", "read_mitbih_record"]
+__all__ = ["LoadReport", "MitbihRecord", "load_mitbih", "load_records", "read_mitbih_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,6 @@ def load_mitbih(
     Raises DataError naming the file and the problem for anything wrong with the data.
     """
     wanted = _check_arguments(records, lead, input, cache_dir, progress)
-    started = time.perf_counter()
     root = resolve_data_dir(data_dir)
     chosen = _chosen_records(root, wanted)
     infos = [inspect_record(root, rec, lead) for rec in chosen]
@@ -128,6 +127,24 @@ def load_mitbih(
     }
     if input != "kachuee":  # kachuee's cache key, and so its fingerprint, predate the choice
         settings["input"] = input
+    return load_records(root, infos, settings=settings, input=input, cache_dir=cache_dir, progress=progress)
+
+
+def load_records(
+    root: Path,
+    infos: Sequence[RecordInfo],
+    *,
+    settings: Mapping[str, Any],
+    input: str,
+    cache_dir: str | Path | None,
+    progress: bool,
+    what: str = "MIT-BIH records",
+) -> tuple[BeatSet, LoadReport]:
+    """The beats of the inspected records `infos` (each beat's record id is its RecordInfo's
+    `number`), from the cache when it holds them under the fingerprint of their files and
+    `settings`, else cut (steps 2-7 of _segment) and cached: the pipeline that load_mitbih and
+    the `wfdb:` datasets share. `what` names the records on the progress bar."""
+    started = time.perf_counter()
     key = _cache.fingerprint([f for info in infos for f in info.files], settings)
     cache_root = (
         Path(os.fspath(cache_dir)).expanduser() if cache_dir is not None else _cache.default_cache_dir()
@@ -145,15 +162,15 @@ def load_mitbih(
         logger.info(
             "loaded %d beats from %d records from the cache %s in %.2f s",
             len(beats),
-            len(chosen),
+            len(infos),
             where,
             seconds,
         )
         return beats, report
-    beats, report = _preprocess(root, infos, input=input, key=key, progress=progress)
+    beats, report = _preprocess(root, infos, input=input, key=key, progress=progress, what=what)
     _cache.save(cache_root, key, {name: getattr(beats, name) for name in _cache.ARRAY_KEYS}, report.to_json())
     seconds = time.perf_counter() - started
-    logger.info("preprocessed %d beats from %d records in %.2f s", len(beats), len(chosen), seconds)
+    logger.info("preprocessed %d beats from %d records in %.2f s", len(beats), len(infos), seconds)
     return beats, report
 
 
@@ -182,11 +199,11 @@ def read_mitbih_record(data_dir: str | Path, record: int, *, lead: str = "MLII")
 
 
 def _preprocess(
-    root: Path, infos: Sequence[RecordInfo], *, input: str, key: str, progress: bool
+    root: Path, infos: Sequence[RecordInfo], *, input: str, key: str, progress: bool, what: str
 ) -> tuple[BeatSet, LoadReport]:
     """The beats of every record, and the report of what was read and left out."""
     parts: list[RecordBeats] = []
-    for info in tqdm(infos, desc="MIT-BIH records", unit="record", disable=not progress):
+    for info in tqdm(infos, desc=what, unit="record", disable=not progress):
         if info.note:
             logger.info("%s", info.note)
         parts.append(_record_beats(info, input))

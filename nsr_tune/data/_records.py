@@ -89,7 +89,7 @@ def _is_record_number(name: str) -> bool:
     return name.isascii() and name.isdigit() and str(int(name)) == name
 
 
-def inspect_record(root: Path, rec: int, lead: str) -> RecordInfo:
+def inspect_record(root: Path, rec: int | str, lead: str) -> RecordInfo:
     """Parse the header and check every file before any signal is decoded or hashed."""
     import wfdb
 

@@ -3,35 +3,32 @@ of a model's knobs and of the inputs it can take."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
-from nsr_tune.errors import ConfigError
+from nsr_tune.errors import ConfigError, PluginError
 from nsr_tune.models._cnn import PaperCNN, pooled_length
 from nsr_tune.models._mlp import PaperMLP
+from nsr_tune.models._plugins import check_plugin_output, plugin_model_spec
 from nsr_tune.models._resnet1d import ResNet1d
 from nsr_tune.models._resnet18 import ResNet18
 from nsr_tune.models._rr import MAX_BLOCKS as _RRCNN_MAX_BLOCKS
 from nsr_tune.models._rr import MIN_LOOKBACK_S, RRCNN, lookback_samples
+from nsr_tune.models._spec import ModelSpec
 from nsr_tune.models._transformer import BeatTransformer
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "check_model_input", "check_model_knobs"]
+__all__ = [
+    "MODELS",
+    "build_model",
+    "check_model_input",
+    "check_model_knobs",
+    "model_spec",
+]
 
 #: Samples per beat when no width is given: the paper's 187-sample beat.
 _DEFAULT_LEN = 187
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    constructor: Callable[..., nn.Module]
-    # knob -> (type, default, smallest allowed value)
-    knobs: Mapping[str, tuple[type, Any, Any]]
-    description: str
-    multi_lead: bool = False  # takes any number of leads (`in_leads`) and any length
-    sized: bool = False  # built for one input width (`length`): its layers' sizes depend on it
 
 
 MODELS: Mapping[str, ModelSpec] = {
@@ -89,17 +86,36 @@ MODELS: Mapping[str, ModelSpec] = {
 }
 
 
+def model_spec(name: str) -> ModelSpec:
+    """The built-in model `name`, or the plugin of that name (an entry point of `nsr_tune.models`
+    or `package.module:attribute`), its contract checked; ConfigError names what is wrong."""
+    if name in MODELS:
+        return MODELS[name]
+    return plugin_model_spec(name, builtins=tuple(MODELS))
+
+
+def _knob_ok(kind: type, value: Any, low: Any) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind) and not isinstance(value, bool)
+    return ok and (low is None or value >= low)
+
+
 def check_model_knobs(name: str, knobs: Mapping[str, Any]) -> None:
     """Raise ConfigError naming the model or knob that is wrong."""
-    if name not in MODELS:
-        raise ConfigError(f"model: unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    spec = MODELS[name].knobs
+    spec = model_spec(name).knobs
     for key, value in knobs.items():
         if key not in spec:
-            raise ConfigError(f"model.{key}: not a knob of {name!r}; its knobs are {', '.join(spec)}")
+            raise ConfigError(
+                f"model.{key}: not a knob of {name!r}; its knobs are {', '.join(spec) or 'none'}"
+            )
         kind, _, low = spec[key]
-        if not isinstance(value, kind) or isinstance(value, bool) or value < low:
-            raise ConfigError(f"model.{key}: must be a {kind.__name__} >= {low}, got {value!r}")
+        if not _knob_ok(kind, value, low):
+            floor = "" if low is None else f" >= {low}"
+            raise ConfigError(f"model.{key}: must be a {kind.__name__}{floor}, got {value!r}")
     if name == "transformer":
         d_model = knobs.get("d_model", spec["d_model"][1])
         heads = knobs.get("heads", spec["heads"][1])
@@ -153,8 +169,10 @@ def build_model(
     knobs = dict(knobs or {})
     check_model_knobs(name, knobs)
     check_model_input(name, knobs, in_len)
-    spec = MODELS[name]
+    spec = model_spec(name)
     full = {key: knobs.get(key, default) for key, (_, default, _) in spec.knobs.items()}
+    if spec.plugin is not None:
+        return _build_plugin(name, spec, full, n_classes=n_classes, in_leads=in_leads, in_len=in_len)
     if spec.multi_lead:
         full["in_leads"] = in_leads
     elif in_leads != 1:
@@ -162,3 +180,17 @@ def build_model(
     if spec.sized:
         full["length"] = in_len or _DEFAULT_LEN
     return spec.constructor(n_classes=n_classes, **full)
+
+
+def _build_plugin(
+    name: str, spec: ModelSpec, knobs: Mapping[str, Any], *, n_classes: int, in_leads: int, in_len: int | None
+) -> nn.Module:
+    try:
+        model = spec.constructor(n_classes=n_classes, in_leads=in_leads, length=in_len, **knobs)
+    except (TypeError, ValueError) as e:
+        raise PluginError(
+            f"model {name!r}: cannot be built for inputs ({in_leads}, {in_len}) and {n_classes} classes "
+            f"with knobs {dict(knobs)} ({e})"
+        ) from e
+    check_plugin_output(name, model, in_leads=in_leads, length=in_len, n_classes=n_classes)
+    return model

@@ -9,19 +9,28 @@ accuracy) and a few floats to log.
 `bce`: binary cross-entropy on label sets, for multi-label data (sigmoid outputs). `mse` and
 `mse_margin`: the paper's ablations, its loss without the NSR term (mse_margin is `nsr` at beta
 0, without computing the term); `focal`: focal cross-entropy for imbalance.
+
+Objectives from other packages (`objective_fn`): an entry point of the group
+`nsr_tune.objectives`, or `package.module:attribute`, holding the ObjectivePlugin contract
+(nsr_tune/objectives/_plugins.py), with a typed config of their own filled from
+ObjectiveConfig.params.
 """
 
 from __future__ import annotations
 
 from nsr_tune.objectives._base import ObjectiveOutput
 from nsr_tune.objectives._nsr import nsr_penalty, nsr_penalty_reference
-from nsr_tune.objectives._registry import OBJECTIVES, ObjectiveFn, check_objective
+from nsr_tune.objectives._plugins import ObjectivePlugin, PluginObjective
+from nsr_tune.objectives._registry import OBJECTIVES, ObjectiveFn, check_objective, objective_fn
 
 __all__ = [
     "OBJECTIVES",
     "ObjectiveFn",
     "ObjectiveOutput",
+    "ObjectivePlugin",
+    "PluginObjective",
     "check_objective",
     "nsr_penalty",
     "nsr_penalty_reference",
+    "objective_fn",
 ]

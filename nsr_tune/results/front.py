@@ -37,12 +37,16 @@ __all__ = [
 
 
 def run_name(trial_config: Mapping[str, Any], trial_id: str) -> str:
-    """What the trial is, at a glance: model, objective, beta (e.g. `cnn nsr β=0.3 · 3f2a_00001`)."""
+    """What the trial is, at a glance: model, objective, beta or a plugin objective's settings
+    (e.g. `cnn nsr β=0.3 · 3f2a_00001`, `lipschitz_cnn lmt c=0.005 · 3f2a_00002`)."""
     model = trial_config["model"]["name"]
     objective = trial_config["objective"]["name"]
     beta = trial_config["objective"]["beta"]
     weighted = objective in WEIGHTED
-    return f"{model} {objective}" + (f" β={beta:.3g}" if weighted else "") + f" · {trial_id}"
+    # A plugin objective's own settings (ObjectiveConfig.params), such as `lmt c=0.005`.
+    params = trial_config["objective"].get("params") or {}
+    settings = "".join(f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}" for k, v in params.items())
+    return f"{model} {objective}" + (f" β={beta:.3g}" if weighted else settings) + f" · {trial_id}"
 
 
 def trial_params(trial_config: Mapping[str, Any]) -> dict[str, Any]:

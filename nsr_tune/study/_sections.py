@@ -20,10 +20,11 @@ from nsr_tune.config import (
     ObjectiveConfig,
     OptimConfig,
 )
-from nsr_tune.data import DATASETS, check_data
+from nsr_tune.data import absolute_dataset, check_data, dataset_spec
 from nsr_tune.errors import ConfigError
 from nsr_tune.metrics import CURVE_KINDS, Objective, objective_names, objectives_eps, parse_metric
-from nsr_tune.models import MODELS, check_model_input, check_model_knobs
+from nsr_tune.models import check_model_input, check_model_knobs, model_spec
+from nsr_tune.objectives import check_objective
 from nsr_tune.protocol import FINAL_EVAL, PROTOCOLS, FinalConfig, protocol
 from nsr_tune.study._yaml import Domain, Reader, Value, check_with_config
 from nsr_tune.study.moasha import RungSettings
@@ -53,6 +54,7 @@ DATA_FIELDS = (
     "val_per_class",
     "test_per_class",
     "multi_label",
+    "lead",
 )
 EVAL_FIELDS = (
     "protocol",
@@ -85,6 +87,8 @@ FINAL_FIELDS = ("top_ranks", "bootstrap", "ci")
 
 def parse_data(r: Reader, node: Any) -> dict[str, Any]:
     data = r.mapping(node, "data", DATA_FIELDS)
+    if isinstance(data.get("dataset"), str):
+        data["dataset"] = absolute_dataset(data["dataset"])
     try:
         check_data(DataConfig(**data))
     except (ConfigError, TypeError) as e:
@@ -103,18 +107,20 @@ def parse_models(
         raise r.fail("model.families", "name at least one model family")
     models: dict[str, dict[str, Value]] = {}
     for family, knobs_node in families.items():
-        if family not in MODELS:
-            raise r.fail(f"model.families.{family}", f"unknown model; choose from {', '.join(MODELS)}")
-        offered = DATASETS[dataset].models
-        if family not in offered:
+        try:
+            spec = model_spec(family)
+        except ConfigError as e:
+            raise r.fail(f"model.families.{family}", str(e).removeprefix("model: ")) from e
+        offered = dataset_spec(dataset).models
+        if family not in offered and spec.plugin is None:
             raise r.fail(
                 f"model.families.{family}", f"not offered for {dataset}; choose from {', '.join(offered)}"
             )
-        knobs = r.mapping(knobs_node, f"model.families.{family}", tuple(MODELS[family].knobs))
+        knobs = r.mapping(knobs_node, f"model.families.{family}", tuple(spec.knobs))
         models[family] = {}
         for knob, knob_node in knobs.items():
             key = f"model.families.{family}.{knob}"
-            value = r.value(knob_node, key, kind=int)
+            value = r.value(knob_node, key, kind=spec.knobs[knob][0])
             check_with_config(
                 r,
                 key,
@@ -137,9 +143,8 @@ def parse_losses(r: Reader, node: Any) -> dict[str, dict[str, Value]]:
     out: dict[str, dict[str, Value]] = {}
     for loss, fields_node in losses.items():
         if loss not in OBJECTIVE_NAMES:
-            raise r.fail(
-                f"objective.choices.{loss}", f"unknown objective; choose from {', '.join(OBJECTIVE_NAMES)}"
-            )
+            out[loss] = _plugin_loss(r, loss, fields_node)
+            continue
         allowed = OBJECTIVE_FIELDS if loss in WEIGHTED else tuple(f for f in OBJECTIVE_FIELDS if f != "beta")
         fields = r.mapping(fields_node, f"objective.choices.{loss}", allowed)
         out[loss] = {}
@@ -148,6 +153,25 @@ def parse_losses(r: Reader, node: Any) -> dict[str, dict[str, Value]]:
             value = r.value(field_node, key, kind=int if f == "at_steps" else float)
             check_with_config(r, key, value, lambda v, n=loss, f=f: ObjectiveConfig(name=n, **{f: v}))
             out[loss][f] = value
+    return out
+
+
+def _plugin_loss(r: Reader, loss: str, node: Any) -> dict[str, Value]:
+    """A plugin objective's own settings, typed by its config's defaults and checked by it."""
+    key = f"objective.choices.{loss}"
+    try:
+        plugin = check_objective(ObjectiveConfig(name=loss))
+    except ConfigError as e:
+        raise r.fail(key, str(e).removeprefix("objective: ")) from e
+    if plugin is None:  # a programming error: OBJECTIVE_NAMES and the registry agree
+        raise RuntimeError(f"{loss} is a built-in objective")
+    fields = plugin.fields
+    out: dict[str, Value] = {}
+    for f, field_node in r.mapping(node, key, tuple(fields)).items():
+        kind = fields[f][0]
+        value = r.value(field_node, f"{key}.{f}", kind=float if kind is float else kind)
+        check_with_config(r, f"{key}.{f}", value, lambda v, f=f: plugin.config({f: v}))
+        out[f] = value
     return out
 
 
@@ -265,7 +289,7 @@ def parse_resources(r: Reader, node: Any) -> dict[str, float]:
 
 def parse_objectives(r: Reader, node: Any, search_eval: EvalConfig, dataset: str) -> tuple[Objective, ...]:
     if node is None:
-        pairs = list(DATASETS[dataset].objectives)
+        pairs = list(dataset_spec(dataset).objectives)
     else:
         if not isinstance(node, list) or not node:
             raise r.fail("search.objectives", "expected a non-empty list of {metric, mode}")

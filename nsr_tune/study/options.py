@@ -36,6 +36,7 @@ CHANGEABLE_ON_RESUME = (
     "local_cpus",
     "shared_storage",
     "time_budget",
+    "plugin_path",
 )
 
 
@@ -58,6 +59,8 @@ class StudyOptions:
     local_cpus: int | None = None  # CPUs of a local Ray started here (None: all)
     # Seconds of this run after which no new trial starts (running ones finish); None: no limit.
     time_budget: float | None = None
+    # Directories of plugin modules (--plugin-path), shipped to every Ray worker.
+    plugin_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.num_samples is not None and self.num_samples < 1:
@@ -98,10 +101,19 @@ class StudyOptions:
             ),
         }
 
-    def settings(self, *, data_dir: str, data_fingerprint: str, storage: str) -> dict[str, Any]:
-        """What a resume needs besides the space's text (saved with it as `settings`)."""
+    def settings(
+        self,
+        *,
+        data_dir: str,
+        data_fingerprint: str,
+        storage: str,
+        plugins: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """What a resume needs besides the space's text (saved with it as `settings`); `plugins`:
+        the provenance of each plugin the space names, by `kind:name`."""
         resources = self.resources()
         return {
+            "plugins": {k: dict(v) for k, v in (plugins or {}).items()},
             "space_path": self.space.path,
             "data_dir": data_dir,
             "data_fingerprint": data_fingerprint,
@@ -213,4 +225,5 @@ def resume_options(path: str, given: Mapping[str, Any]) -> StudyOptions:
         ray_address=changed.get("address"),
         local_cpus=changed.get("local_cpus"),
         time_budget=changed.get("time_budget"),
+        plugin_paths=tuple(changed.get("plugin_path") or ()),
     )

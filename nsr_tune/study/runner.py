@@ -38,6 +38,7 @@ from nsr_tune.study.results import (
 from nsr_tune.study.scheduler import MOASHAScheduler, StudySearch, TimeBudget
 from nsr_tune.study.space import Space
 from nsr_tune.study.startup import (
+    check_study_plugins,
     checked_storage,
     describe_study,
     init_ray,
@@ -256,15 +257,19 @@ def run_study(options: StudyOptions) -> StudyOutcome:
     """Run (or, with `options.resume`, continue) a study; the front is drawn when it ends."""
     started = time.perf_counter()
     space = options.seeded_space
-    # Data first: a bad data directory, or other records under a resumed study's path, fail
-    # before Ray starts or anything is written.
+    # Plugins and data first: a plugin whose code changed under a resumed study, a bad data
+    # directory, or other records under a resumed study's path, fail before Ray starts or
+    # anything is written.
+    plugins = check_study_plugins(options)
     loaded = load_study_data(options, dict(space.data))
     refuse_an_existing_study(options)
-    started_here = init_ray(options.ray_address, local_cpus=options.local_cpus)
+    started_here = init_ray(
+        options.ray_address, local_cpus=options.local_cpus, plugin_paths=options.plugin_paths
+    )
     storage = checked_storage(options, started_here=started_here)
     experiment_path = options.resume or study_dir(storage, options.name)
     if options.resume is None:
-        description = describe_study(options, space=space, report=loaded, storage=storage)
+        description = describe_study(options, space=space, report=loaded, storage=storage, plugins=plugins)
         # Beside Tune's own files: what MLflow's parent run and a resume need, so that both
         # can be rebuilt from the experiment directory alone (sync-mlflow, --resume PATH).
         write_study_file(experiment_path, description)

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from nsr_tune.config import (
+    OBJECTIVE_NAMES,
     DataConfig,
     EvalConfig,
     ModelConfig,
@@ -133,7 +134,9 @@ class Space:
             TrialConfig(
                 data=DataConfig(**self.data),
                 model=ModelConfig(name=family, knobs=knobs, weight_norm=weight_norm),
-                objective=ObjectiveConfig(name=loss, **fields),
+                objective=ObjectiveConfig(name=loss, **fields)
+                if loss in OBJECTIVE_NAMES
+                else ObjectiveConfig(name=loss, params=fields),
                 optim=OptimConfig(**optim),
                 val_eval=self.search_eval,
                 test_eval=self.test_eval,

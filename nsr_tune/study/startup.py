@@ -8,29 +8,36 @@ import logging
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import ray
 
-from nsr_tune.config import DataConfig
-from nsr_tune.data import Loaded, load_dataset, user_cache_root
+from nsr_tune.config import DataConfig, ObjectiveConfig
+from nsr_tune.data import Loaded, dataset_spec, load_dataset, user_cache_root
 from nsr_tune.errors import ConfigError
+from nsr_tune.models import model_spec
+from nsr_tune.objectives import check_objective
+from nsr_tune.plugins import plugin_modules
 from nsr_tune.results.record import StudyDescription
 from nsr_tune.study.options import StudyOptions
 from nsr_tune.study.results import is_uri, read_description, study_dir, study_path
 from nsr_tune.study.space import Space
+from nsr_tune.trial import check_same_plugins
 
 __all__ = [
     "OPTUNA_JOURNAL",
     "check_storage",
+    "check_study_plugins",
     "checked_storage",
     "describe_study",
     "init_ray",
     "load_study_data",
     "optuna_storage",
     "refuse_an_existing_study",
+    "space_plugins",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,28 +92,79 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def init_ray(ray_address: str | None, *, local_cpus: int | None = None) -> bool:
-    """Join the running cluster when there is one; start a local Ray otherwise.
+def init_ray(
+    ray_address: str | None, *, local_cpus: int | None = None, plugin_paths: Sequence[str] = ()
+) -> bool:
+    """Join the running cluster when there is one; start a local Ray otherwise. The modules in
+    `plugin_paths` (--plugin-path) reach every worker through Ray's runtime_env `py_modules`.
 
     Returns True when this process started a local Ray of its own.
     """
+    modules = [m for d in plugin_paths for m in plugin_modules(d)]
     if ray.is_initialized():
+        if modules:
+            log.warning(
+                "Ray was started in this process before the study: the --plugin-path modules %s are "
+                "not shipped to its workers (start Ray with runtime_env={'py_modules': [...]} instead)",
+                ", ".join(modules),
+            )
         return False
+    env = {"runtime_env": {"py_modules": modules}} if modules else {}
+    if modules:
+        log.info("shipping plugin modules to the Ray workers: %s", ", ".join(modules))
     address = ray_address or os.environ.get("RAY_ADDRESS")
     if address == "local":
-        ray.init(address="local", num_cpus=local_cpus, include_dashboard=False)
+        ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, **env)
         return True
     if address:
-        ray.init(address=address)
+        ray.init(address=address, **env)
         return False
     try:
-        ray.init(address="auto")
+        ray.init(address="auto", **env)
         log.info("joined the running Ray cluster")
         return False
     except ConnectionError:
         log.info("no running Ray cluster found: starting a local one")
-        ray.init(num_cpus=local_cpus, include_dashboard=False)
+        ray.init(num_cpus=local_cpus, include_dashboard=False, **env)
         return True
+
+
+def space_plugins(space: Space) -> dict[str, dict[str, str]]:
+    """The provenance of every plugin the space names, by `kind:name` (nsr_tune.plugins.Plugin)."""
+    found: dict[str, dict[str, str]] = {}
+    dataset = dataset_spec(DataConfig(**space.data).dataset)
+    if dataset.plugin is not None:
+        found[f"dataset:{dataset.name}"] = dataset.plugin.provenance()
+    for family in space.models:
+        spec = model_spec(family)
+        if spec.plugin is not None:
+            found[f"model:{family}"] = spec.plugin.provenance()
+    for loss in space.objectives_space:
+        objective = check_objective(ObjectiveConfig(name=loss))
+        if objective is not None:
+            found[f"objective:{loss}"] = objective.plugin.provenance()
+    return found
+
+
+def check_study_plugins(options: StudyOptions) -> dict[str, dict[str, str]]:
+    """The space's plugins; on resume, refused unless they are the code the study started with."""
+    found = space_plugins(options.space)
+    if options.resume is not None:
+        saved = read_description(options.resume).settings.get("plugins", {})
+        try:
+            check_same_plugins(saved, found, since=f"the study at {options.resume} started")
+        except ConfigError as e:
+            raise type(e)(f"--resume: {e}") from e
+    for key, p in found.items():
+        log.info(
+            "plugin %s: %s %s (%s), source sha256 %s",
+            key,
+            p["target"],
+            p["version"],
+            p["distribution"] or "not installed",
+            p["sha256"][:12],
+        )
+    return found
 
 
 def load_study_data(options: StudyOptions, space_data: dict[str, Any]) -> Loaded:
@@ -131,9 +189,15 @@ def describe_study(
     space: Space,
     report: Loaded,
     storage: str,
+    plugins: dict[str, dict[str, str]] | None = None,
 ) -> StudyDescription:
     """What MLflow's parent run shows, and everything a resume needs (see nsr_tune.study.options)."""
     data_dir, splits = report.data_dir, report.splits
+    plugins = plugins or {}
+    # Which code each plugin was: its package, version and source hash, in the parent run.
+    plugin_params = {
+        f"plugin.{key}.{k}": v for key, p in plugins.items() for k, v in p.items() if k != "name"
+    }
     return StudyDescription(
         name=options.name,
         experiment=space.name,
@@ -151,6 +215,7 @@ def describe_study(
             "test_beats": len(splits.test),
             "objectives": json.dumps(space.objectives),
             "data_dir": str(data_dir),
+            **plugin_params,
         },
         tags={
             "git_commit": _git_commit(),
@@ -163,7 +228,7 @@ def describe_study(
             "data_splits.json": json.dumps(splits.describe(), indent=2),
         },
         settings=options.settings(
-            data_dir=str(data_dir), data_fingerprint=report.fingerprint, storage=storage
+            data_dir=str(data_dir), data_fingerprint=report.fingerprint, storage=storage, plugins=plugins
         ),
     )
 
