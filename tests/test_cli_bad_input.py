@@ -45,6 +45,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "a_file": str(d / "a-file"),
         "down": f"http://127.0.0.1:{port}",
         "nstdb": str(Path(__file__).resolve().parents[2] / "shared" / "data" / "nstdb"),
+        "mitdb": str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"),
     }
 
 
@@ -78,6 +79,24 @@ CASES = [
     ([*TRAIN, "--out", "o", "--leads", "all"], 2, "--leads: is a setting of cpsc2018, not of mitbih"),
     ([*TRAIN, "--out", "o", "--model", "resnet18"], 2, "--model: 'resnet18' is not offered for mitbih"),
     ([*TRAIN, "--out", "o", "--eps", "0.01,abc"], 2, "argument --eps: expected noise levels"),
+    # Datasets named by a path, and plugins (more in tests/test_plugins.py).
+    (
+        [*TRAIN, "--out", "o", "--dataset", "csv:missing.csv"],
+        2,
+        "--dataset: csv:{cwd}/missing.csv: no such file",
+    ),
+    (
+        [*TRAIN, "--out", "o", "--dataset", "wfdb:{mitdb}", "--lead", "V1"],
+        2,
+        "--lead: record 100 in {mitdb} has no signal 'V1'; its signals are MLII, V5",
+    ),
+    ([*TRAIN, "--out", "o", "--lead", "V1"], 2, "--lead: is a setting of wfdb:, not of mitbih"),
+    (
+        [*TRAIN, "--out", "o", "--model", "mypkg.nets:WideCNN"],
+        2,
+        "model 'mypkg.nets:WideCNN': cannot import mypkg.nets (No module named 'mypkg')",
+    ),
+    ([*TRAIN, "--out", "o", "--plugin-path", "nowhere"], 2, "--plugin-path: nowhere is not a directory"),
     (
         [*TRAIN, "--out", "o", "--protocol", "strong", "--pgd-steps", "5"],
         2,
@@ -121,6 +140,7 @@ def test_bad_input_is_refused_in_one_line_and_writes_nothing(
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    files = {**files, "cwd": str(work)}
     argv = [a.format(**files) for a in argv]
     around = {Path(f) for key, f in files.items() if key in ("done",)}
     before = _listing(work), {p: _listing(p) for p in around}

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from nsr_tune.cli._checks import EVAL_FLAGS, flags_named, refuse_unless
+from nsr_tune.cli._checks import DATA_FLAGS, EVAL_FLAGS, flags_named, refuse_unless
 from nsr_tune.errors import ConfigError
 
 log = logging.getLogger("nsr_tune")
@@ -294,7 +294,8 @@ def load_splits(args: argparse.Namespace, data: Any) -> Any:
     """The dataset of `--data-dir`, read and split as the DataConfig `data` says (a `Loaded`)."""
     from nsr_tune.data import load_dataset
 
-    loaded = load_dataset(data, args.data_dir, progress=progress(args))
+    with flags_named(DATA_FLAGS):  # a refusal while reading (`lead: ...`) names its flag
+        loaded = load_dataset(data, args.data_dir, progress=progress(args))
     for note in loaded.notes:
         log.info("%s", note)
     return loaded
