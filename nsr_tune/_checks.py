@@ -7,7 +7,7 @@ from typing import Any
 
 from nsr_tune.errors import ConfigError
 
-__all__ = ["check", "choice", "finite_number", "positive_int", "whole_number"]
+__all__ = ["check", "choice", "finite_number", "levels", "positive_int", "sequence", "whole_number"]
 
 
 def check(ok: bool, name: str, message: str) -> None:
@@ -47,3 +47,17 @@ def finite_number(value: Any, name: str, *, low: float | None = None, low_open: 
 
 def choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
     check(value in choices, name, f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+def sequence(value: Any, name: str, what: str) -> tuple[Any, ...]:
+    """A list or tuple from YAML, JSON or Python as a tuple: the one place a sequence is typed."""
+    check(isinstance(value, (list, tuple)), name, f"must be a list of {what}")
+    return tuple(value)
+
+
+def levels(value: Any, name: str, what: str, *, positive: bool = True) -> tuple[float, ...]:
+    """Numeric levels (noise levels, microvolts, dB) as a float tuple, each checked."""
+    values = sequence(value, name, what)
+    for v in values:
+        finite_number(v, name, low=0.0 if positive else None, low_open=positive)
+    return tuple(float(v) for v in values)

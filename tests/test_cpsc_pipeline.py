@@ -26,7 +26,8 @@ from nsr_tune.models import build_model
 from nsr_tune.objectives import nsr_penalty
 from nsr_tune.protocol import protocol
 from nsr_tune.study.space import load_space, parse_space
-from nsr_tune.trial import _batches, check_trial, new_model, run_trial
+from nsr_tune.trial import check_trial, new_model, run_trial
+from nsr_tune.trial._run import _batches
 from tests.conftest import SHARED_DATA
 
 CPSC = SHARED_DATA / "cpsc2018"

@@ -216,7 +216,7 @@ def test_the_strong_protocol_flags_a_masked_gradient_and_sees_through_it(splits)
 
 
 def test_learning_rate_schedules_are_exact_functions_of_the_epoch():
-    from nsr_tune.trial import _lr_factor
+    from nsr_tune.trial._run import _lr_factor
 
     cosine = _lr_factor("cosine", 8)
     assert [cosine(e) for e in (0, 4)] == [1.0, pytest.approx(0.5)]
@@ -237,7 +237,7 @@ def test_adamax_with_a_cosine_schedule_resumes_on_the_same_curve(splits):
 
 
 def test_a_model_that_calls_every_beat_one_class_is_reported_at_chance():
-    from nsr_tune.trial import _collapse
+    from nsr_tune.trial._run import _collapse
 
     classes = ("N", "S", "V", "F")
     y = np.array([0] * 6 + [1] * 2 + [2] * 2 + [3] * 2)  # indices into AAMI_CLASSES (N, S, V, F, Q)
