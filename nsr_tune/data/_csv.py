@@ -25,7 +25,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -103,21 +103,19 @@ class CsvReport:
 
 
 def csv_dataset(path: str, *, like: Dataset) -> Dataset:
-    """The Dataset `csv:PATH`, with the eps grids, objectives and single-beat models of `like`
-    (mitbih). Only the first line is read here; load reads and checks every row."""
+    """The Dataset `csv:PATH`: `like` (mitbih: its classes, eps grids, objectives and single-beat
+    models) with its own name, splits, settings, width and loader. Only the first line is read
+    here; load reads and checks every row."""
     name = f"csv:{path}"
     csv = source_path(name, directory=False)
     layout = csv_layout(csv)
     kind = "Kaggle heartbeat CSV" if layout.kaggle else "CSV with a header"
-    return Dataset(
+    return replace(
+        like,
         name=name,
         description=f"beats in {csv} ({kind}): {layout.width} samples at 125 Hz, 5 AAMI classes",
-        classes=AAMI_CLASSES,
         splits=("intra", "records") if layout.record is not None else ("intra",),
-        eps=like.eps,
-        quick_eps=like.quick_eps,
         models=tuple(m for m in like.models if m not in _NEEDS_LOOKBACK),
-        objectives=like.objectives,
         settings=CSV_SETTINGS,
         shape=lambda config: (1, layout.width),
         load=partial(_load, csv),

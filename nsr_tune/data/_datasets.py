@@ -190,8 +190,6 @@ def _setting_owners() -> dict[str, str]:
 def check_data(config: DataConfig) -> DataConfig:
     """`config` held to the registry: its dataset, split and input exist, and it sets nothing
     another dataset reads. Returned with the dataset's default split filled in."""
-    if not isinstance(config.dataset, str) or not config.dataset:
-        choice(config.dataset, "dataset", tuple(DATASETS))
     spec = dataset_spec(config.dataset)
     if config.split is None:
         config = dataclasses.replace(config, split=spec.splits[0])

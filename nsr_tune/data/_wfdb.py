@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from nsr_tune.config import DataConfig
-from nsr_tune.data._beats import AAMI_CLASSES, FS, INPUTS, BeatSet
+from nsr_tune.data._beats import FS, INPUTS, BeatSet
 from nsr_tune.data._csv import ids_note, record_ids, source_path, split_beats, unused_data_dir
 from nsr_tune.data._mitbih import LoadReport, load_records
 from nsr_tune.data._records import RecordInfo, inspect_record
@@ -63,22 +63,18 @@ class WfdbRecords:
 
 
 def wfdb_dataset(path: str, *, like: Dataset) -> Dataset:
-    """The Dataset `wfdb:DIR`, with the eps grids, objectives, models and inputs of `like`
-    (mitbih). Only the record list is read here; load checks every record before decoding one."""
+    """The Dataset `wfdb:DIR`: `like` (mitbih: its classes, eps grids, objectives, models and
+    inputs) with its own name, splits, settings and loader. Only the record list is read here;
+    load checks every record before decoding one."""
     name = f"wfdb:{path}"
     records = list_annotated(source_path(name, directory=True))
-    return Dataset(
+    return replace(
+        like,
         name=name,
         description=f"{len(records.names)} annotated WFDB records in {records.root}: single-lead beats "
         "at 125 Hz, 5 AAMI classes",
-        classes=AAMI_CLASSES,
         splits=("records", "intra", *(("inter",) if records.mitbih else ())),
-        eps=like.eps,
-        quick_eps=like.quick_eps,
-        models=like.models,
-        objectives=like.objectives,
         settings=WFDB_SETTINGS,
-        shape=like.shape,
         load=partial(_load, records.root),
     )
 

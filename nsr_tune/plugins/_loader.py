@@ -62,13 +62,20 @@ def is_reference(name: str) -> bool:
     return bool(sep) and bool(module) and bool(attr) and all(p.isidentifier() for p in module.split("."))
 
 
+@functools.lru_cache(maxsize=16)
+def _entry_points(group: str, path: tuple[str, ...]) -> tuple[importlib.metadata.EntryPoint, ...]:
+    """The entry points of `group`, which reads every installed package's metadata: once per
+    import path (`path`, the cache key), not once per lookup."""
+    return tuple(importlib.metadata.entry_points(group=group))
+
+
 def entry_point_names(kind: str) -> tuple[str, ...]:
     """The names installed packages offer for `kind`, sorted."""
-    return tuple(sorted({ep.name for ep in importlib.metadata.entry_points(group=GROUPS[kind])}))
+    return tuple(sorted({ep.name for ep in _entry_points(GROUPS[kind], tuple(sys.path))}))
 
 
 def _entry_point(kind: str, name: str) -> str:
-    found = [ep for ep in importlib.metadata.entry_points(group=GROUPS[kind]) if ep.name == name]
+    found = [ep for ep in _entry_points(GROUPS[kind], tuple(sys.path)) if ep.name == name]
     if not found:
         return ""
     targets = sorted({ep.value for ep in found})
@@ -163,7 +170,7 @@ def plugin_modules(directory: str | Path) -> list[str]:
     root = Path(directory)
     out = []
     for p in sorted(root.iterdir()):
-        if p.name.startswith((".", "_")) and p.name != "__init__.py":
+        if p.name.startswith((".", "_")):  # hidden, private, __pycache__
             continue
         if p.is_dir() and p.name.isidentifier() and any(p.rglob("*.py")):
             out.append(str(p))

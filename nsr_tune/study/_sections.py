@@ -168,8 +168,7 @@ def _plugin_loss(r: Reader, loss: str, node: Any) -> dict[str, Value]:
     fields = plugin.fields
     out: dict[str, Value] = {}
     for f, field_node in r.mapping(node, key, tuple(fields)).items():
-        kind = fields[f][0]
-        value = r.value(field_node, f"{key}.{f}", kind=float if kind is float else kind)
+        value = r.value(field_node, f"{key}.{f}", kind=fields[f][0])
         check_with_config(r, f"{key}.{f}", value, lambda v, f=f: plugin.config({f: v}))
         out[f] = value
     return out
